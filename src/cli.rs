@@ -1,0 +1,124 @@
+//! The command line, as `design/cli.md` defines it (clap derive).
+//!
+//! Flags may be added; what is documented there must keep working.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run declarative YAML call playbooks through the FoneStorm voice API.
+#[derive(Debug, Parser)]
+#[command(name = "callbook", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log detail (`-vv` for even more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log line format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// When to colour output (`NO_COLOR` is honoured).
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, global = true)]
+    pub color: ColorWhen,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check playbooks without contacting anything.
+    Validate {
+        /// Playbook files.
+        #[arg(required = true)]
+        playbooks: Vec<PathBuf>,
+    },
+    /// Plan every call of a playbook, then place them (or only show them with --dry-run).
+    Run(RunArgs),
+    /// Print the playbook JSON Schema.
+    Schema,
+}
+
+/// Options of `callbook run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The playbook file.
+    pub playbook: PathBuf,
+    /// Plan and render everything, contact nothing, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Set a variable; VALUE is read as a YAML scalar (`93` is a number).
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// A YAML or JSON mapping of variables.
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
+    /// A JSON or YAML document exposed to templates as `input` (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Only recipients with this tag (repeatable: any of them).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only this recipient (repeatable).
+    #[arg(long = "recipient", value_name = "NAME")]
+    pub recipients: Vec<String>,
+    /// Evaluate rules and templates as if it were this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// What goes to standard output.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also write the JSON report there.
+    #[arg(long, value_name = "PATH")]
+    pub report_file: Option<PathBuf>,
+    /// Override `limits.max_calls`.
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<u64>,
+    /// Override the provider base URL.
+    #[arg(long, env = "FONESTORM_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Override `provider.concurrency`.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+    /// Override `provider.rate_limit` (requests per second).
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<f64>,
+    /// Where the journal lives.
+    #[arg(long, env = "CALLBOOK_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// The JSON report.
+    Json,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when the stream is a terminal and `NO_COLOR` is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}

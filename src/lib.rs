@@ -1,0 +1,19 @@
+//! callbook: run declarative YAML call playbooks through the FoneStorm API.
+//!
+//! Loading and checking (`playbook`, `schema`, `phone`, `render`, `ssml`,
+//! `rules` → a [`plan::Plan`]) is pure and synchronous; `report` only formats.
+//! `main.rs` parses arguments and calls [`app::main`].
+pub mod app;
+pub mod cli;
+pub mod diag;
+pub mod exit;
+pub mod phone;
+pub mod plan;
+pub mod playbook;
+pub mod render;
+pub mod report;
+pub mod rules;
+pub mod schema;
+pub mod ssml;
+pub mod suggest;
+pub mod vars;

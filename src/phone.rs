@@ -1,0 +1,201 @@
+//! Phone numbers: from any human spelling to the dial string FoneStorm wants.
+//!
+//! FoneStorm ignores punctuation, dials US numbers as `1` + 10 digits and
+//! international ones as `011` + country code + number. Numbers are checked
+//! against libphonenumber's metadata (the `phonenumber` crate), so a number
+//! that cannot exist is refused before anyone is called.
+
+use phonenumber::country::Id;
+use std::fmt;
+
+/// Why a phone number was refused. The display form is a complete message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneError {
+    /// Too few or too many digits to be a phone number at all.
+    DigitCount(String),
+    /// Letters or other characters a dial string cannot hold.
+    Characters(String),
+    /// The right shape, but no such number can exist.
+    Invalid(String),
+    /// A speed dial that is not 1 to 6 digits.
+    SpeedDial(String),
+    /// A caller ID that is not a 10-digit North American number.
+    CallerId(String),
+    /// A `defaults.country` that is not an ISO 3166 alpha-2 code.
+    Country(String),
+}
+
+impl fmt::Display for PhoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PhoneError::DigitCount(s) => {
+                write!(f, "{s:?} is not a phone number (7 to 15 digits)")
+            }
+            PhoneError::Characters(s) => write!(
+                f,
+                "{s:?} is not a phone number (only digits, spaces, `+`, `-`, `.`, `(` and `)`)"
+            ),
+            PhoneError::Invalid(s) => write!(f, "{s:?} cannot be a real phone number"),
+            PhoneError::SpeedDial(s) => write!(f, "{s:?} is not a speed dial (1 to 6 digits)"),
+            PhoneError::CallerId(s) => write!(
+                f,
+                "{s:?} is not a FoneNumber (a 10-digit North American number)"
+            ),
+            PhoneError::Country(s) => write!(f, "{s:?} is not an ISO 3166 country code"),
+        }
+    }
+}
+
+impl std::error::Error for PhoneError {}
+
+/// The country used to read numbers written without a country code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Country(Id);
+
+impl Country {
+    /// Reads an ISO 3166 alpha-2 code such as `US` or `DE`.
+    pub fn parse(code: &str) -> Result<Country, PhoneError> {
+        code.parse::<Id>()
+            .map(Country)
+            .map_err(|_| PhoneError::Country(code.to_string()))
+    }
+}
+
+impl Default for Country {
+    fn default() -> Self {
+        Country(Id::US)
+    }
+}
+
+/// Normalises `input` to a FoneStorm dial string.
+///
+/// `+1 (321) 499-1008` → `13214991008`; `+49 89 4567898` → `01149894567898`;
+/// `(321) 499-1008` with `country: US` → `13214991008`.
+pub fn dial_string(input: &str, country: Country) -> Result<String, PhoneError> {
+    check_characters(input)?;
+    let digits = input.bytes().filter(u8::is_ascii_digit).count();
+    // `011` + up to 15 digits is an E.164 number dialled internationally.
+    if !(7..=18).contains(&digits) {
+        return Err(PhoneError::DigitCount(input.to_string()));
+    }
+    let number = phonenumber::parse(Some(country.0), input)
+        .map_err(|_| PhoneError::Invalid(input.to_string()))?;
+    if !phonenumber::is_valid(&number) {
+        return Err(PhoneError::Invalid(input.to_string()));
+    }
+    let code = number.code().value();
+    let national = number.format().mode(phonenumber::Mode::E164).to_string();
+    let e164 = national.trim_start_matches('+');
+    if code == 1 {
+        Ok(e164.to_string())
+    } else {
+        Ok(format!("011{e164}"))
+    }
+}
+
+/// Checks a speed dial: 1 to 6 digits, dialled as written.
+pub fn speed_dial(input: &str) -> Result<String, PhoneError> {
+    if (1..=6).contains(&input.len()) && input.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(input.to_string())
+    } else {
+        Err(PhoneError::SpeedDial(input.to_string()))
+    }
+}
+
+/// Normalises a caller ID to the account's 10-digit FoneNumber.
+///
+/// FoneNumbers are North American numbers; a leading `1` or `+1` is dropped.
+pub fn fonenumber(input: &str) -> Result<String, PhoneError> {
+    check_characters(input)?;
+    let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+    let ten = match digits.len() {
+        10 => digits.as_str(),
+        11 if digits.starts_with('1') => &digits[1..],
+        _ => return Err(PhoneError::CallerId(input.to_string())),
+    };
+    // NANP area codes and exchanges never start with 0 or 1.
+    let b = ten.as_bytes();
+    if matches!(b[0], b'0' | b'1') || matches!(b[3], b'0' | b'1') {
+        return Err(PhoneError::CallerId(input.to_string()));
+    }
+    Ok(ten.to_string())
+}
+
+fn check_characters(input: &str) -> Result<(), PhoneError> {
+    let ok = input
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '.' | '(' | ')' | '/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(PhoneError::Characters(input.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(s: &str) -> Result<String, PhoneError> {
+        dial_string(s, Country::default())
+    }
+
+    #[test]
+    fn dial_strings() {
+        let de = Country::parse("DE").unwrap();
+        let gb = Country::parse("GB").unwrap();
+        let cases: &[(&str, Country, &str)] = &[
+            ("+1 (321) 499-1008", Country::default(), "13214991008"),
+            ("(321) 499-1008", Country::default(), "13214991008"),
+            ("321.499.1008", Country::default(), "13214991008"),
+            ("13214991008", Country::default(), "13214991008"),
+            ("+49 89 4567898", Country::default(), "01149894567898"),
+            ("011 49 89 4567898", Country::default(), "01149894567898"),
+            ("089 4567898", de, "01149894567898"),
+            ("+44 20 7946 0958", Country::default(), "011442079460958"),
+            ("020 7946 0958", gb, "011442079460958"),
+            ("+1 416 555 0123", de, "14165550123"),
+        ];
+        for (input, country, want) in cases {
+            assert_eq!(dial_string(input, *country).as_deref(), Ok(*want), "{input}");
+        }
+    }
+
+    #[test]
+    fn refused_numbers() {
+        assert_eq!(us("12345"), Err(PhoneError::DigitCount("12345".into())));
+        assert_eq!(
+            us("1234567890123456789"),
+            Err(PhoneError::DigitCount("1234567890123456789".into()))
+        );
+        assert!(matches!(us("1-800-FLOWERS"), Err(PhoneError::Characters(_))));
+        assert!(matches!(us("(021) 499-1008"), Err(PhoneError::Invalid(_))));
+        assert!(matches!(us("+999 1234 5678"), Err(PhoneError::Invalid(_))));
+    }
+
+    #[test]
+    fn speed_dials() {
+        assert_eq!(speed_dial("12").as_deref(), Ok("12"));
+        assert_eq!(speed_dial("123456").as_deref(), Ok("123456"));
+        assert!(speed_dial("1234567").is_err());
+        assert!(speed_dial("").is_err());
+        assert!(speed_dial("1a").is_err());
+    }
+
+    #[test]
+    fn caller_ids() {
+        assert_eq!(fonenumber("321-555-1111").as_deref(), Ok("3215551111"));
+        assert_eq!(fonenumber("+1 (321) 555-1111").as_deref(), Ok("3215551111"));
+        assert!(fonenumber("555-1111").is_err());
+        assert!(fonenumber("+49 89 4567898").is_err());
+        assert!(fonenumber("021-555-1111").is_err());
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(
+            PhoneError::DigitCount("12345".into()).to_string(),
+            "\"12345\" is not a phone number (7 to 15 digits)"
+        );
+    }
+}

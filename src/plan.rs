@@ -1,0 +1,338 @@
+//! Planning: every selected recipient's call, decided and rendered up front.
+//!
+//! A plan is complete before anything is called: rules are evaluated, every
+//! message rendered and checked, every destination normalised and duplicate
+//! numbers folded. A problem with any one recipient means no plan at all, so
+//! a template error for recipient 57 can never leave recipients 1–56 called.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use minijinja::context;
+use minijinja::value::Value;
+use serde_json::Map;
+
+use crate::diag::Diagnostic;
+use crate::phone;
+use crate::playbook::{Action, ConnectKind, MessageKind, Playbook, Recipient};
+use crate::render::{RecipientView, to_value};
+use crate::rules::CompiledRules;
+use crate::ssml;
+use crate::suggest;
+
+/// How many per-recipient errors are listed before the rest are only counted.
+pub const MAX_LISTED_ERRORS: usize = 20;
+
+/// FoneStorm's `service_type`: what the callee is connected to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum ServiceType {
+    /// Text or SSML spoken by text-to-speech.
+    #[serde(rename = "TTS")]
+    Tts,
+    /// A WAV file played from a URL.
+    SoundFile,
+    /// A registered device.
+    Device,
+    /// A voicemail box.
+    VoiceMail,
+    /// Another phone number.
+    Phonenumber,
+}
+
+impl ServiceType {
+    /// The name FoneStorm uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::Tts => "TTS",
+            ServiceType::SoundFile => "SoundFile",
+            ServiceType::Device => "Device",
+            ServiceType::VoiceMail => "VoiceMail",
+            ServiceType::Phonenumber => "Phonenumber",
+        }
+    }
+}
+
+/// One call exactly as it will be requested.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRequest {
+    /// Dial string or speed dial.
+    pub to: String,
+    /// What the callee hears or is connected to.
+    pub service_type: ServiceType,
+    /// The rendered message, URL or destination.
+    pub service_id: String,
+    /// The rendered dedup key, when the playbook has `dedup`.
+    pub dedup_key: Option<String>,
+}
+
+/// What happens to one recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Call them.
+    Call(CallRequest),
+    /// Do not call them, for this reason.
+    Skip(String),
+}
+
+/// One selected recipient's line of the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Index into the playbook's recipients.
+    pub recipient: usize,
+    /// The recipient's dial string.
+    pub to: String,
+    /// The name of the rule that decided, if any matched.
+    pub rule: Option<String>,
+    /// Call or skip.
+    pub decision: Decision,
+}
+
+/// Which recipients a run is about (`--tag`, `--recipient`); empty means all.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Recipients with any of these tags.
+    pub tags: Vec<String>,
+    /// Recipients with these names.
+    pub names: Vec<String>,
+}
+
+/// Everything about a run that is not in the playbook.
+#[derive(Clone, Debug)]
+pub struct RunInput {
+    /// Identifies the run in reports and logs.
+    pub run_id: String,
+    /// The run's time: rules and templates see this as `now`.
+    pub now: DateTime<Utc>,
+    /// True for `--dry-run`.
+    pub dry_run: bool,
+    /// Variables after `--vars-file` and `--var` are merged over the playbook's.
+    pub vars: Map<String, serde_json::Value>,
+    /// The `--input` document.
+    pub input: Option<serde_json::Value>,
+    /// Which recipients to plan.
+    pub selection: Selection,
+}
+
+/// The decided, rendered calls of one run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// One entry per selected recipient, in playbook order.
+    pub entries: Vec<Entry>,
+}
+
+impl Plan {
+    /// How many calls the plan holds.
+    pub fn calls(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.decision, Decision::Call(_)))
+            .count()
+    }
+}
+
+/// Plans every selected recipient of `playbook` for `run`.
+///
+/// # Errors
+/// Every problem found (up to [`MAX_LISTED_ERRORS`], then a count); nothing is planned then.
+pub fn plan(playbook: &Playbook, run: &RunInput) -> Result<Plan, Vec<Diagnostic>> {
+    let selected = select(playbook, &run.selection)?;
+    let rules = CompiledRules::new(&playbook.rules, &playbook.templates).map_err(|d| vec![d])?;
+    let base = base_context(playbook, run);
+    let mut errors = Vec::new();
+    let mut error_count = 0usize;
+    let mut entries = Vec::with_capacity(selected.len());
+    let mut called: HashMap<&str, usize> = HashMap::with_capacity(selected.len());
+    for index in selected {
+        let recipient = &playbook.recipients[index];
+        let ctx = context! { recipient => recipient_value(recipient, run.now), ..base.clone() };
+        match decide(playbook, &rules, recipient, &ctx) {
+            Ok((rule, mut decision)) => {
+                if let Decision::Call(call) = &decision {
+                    if let Some(&first) = called.get(call.to.as_str()) {
+                        let name = &playbook.recipients[first].name;
+                        decision = Decision::Skip(format!("duplicate of {name}"));
+                    } else {
+                        called.insert(recipient.target.dial(), index);
+                    }
+                }
+                entries.push(Entry {
+                    recipient: index,
+                    to: recipient.target.dial().to_string(),
+                    rule,
+                    decision,
+                });
+            }
+            Err(d) => {
+                error_count += 1;
+                if errors.len() < MAX_LISTED_ERRORS {
+                    errors.push(d);
+                }
+            }
+        }
+    }
+    if error_count > 0 {
+        if error_count > errors.len() {
+            errors.push(Diagnostic::error(
+                None,
+                format!(
+                    "{} more recipients have errors like these",
+                    error_count - errors.len()
+                ),
+            ));
+        }
+        return Err(errors);
+    }
+    Ok(Plan { entries })
+}
+
+/// Indices of the selected recipients, in playbook order.
+fn select(playbook: &Playbook, selection: &Selection) -> Result<Vec<usize>, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    for name in &selection.names {
+        if !playbook.recipients.iter().any(|r| &r.name == name) {
+            let names = playbook.recipients.iter().map(|r| r.name.as_str());
+            let hint = match suggest::closest(name, names) {
+                Some(s) => format!(", did you mean `{s}`?"),
+                None => String::new(),
+            };
+            errors.push(Diagnostic::error(
+                None,
+                format!("--recipient: no recipient is named `{name}`{hint}"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(playbook
+        .recipients
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| selection.names.is_empty() || selection.names.contains(&r.name))
+        .filter(|(_, r)| {
+            selection.tags.is_empty() || r.tags.iter().any(|t| selection.tags.contains(t))
+        })
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// The context every recipient shares: vars, `input`, `playbook`, `run`, `now`.
+fn base_context(playbook: &Playbook, run: &RunInput) -> Value {
+    let now = run.now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let fixed = context! {
+        input => run.input.as_ref().map(to_value),
+        playbook => context! { name => &playbook.name, description => &playbook.description },
+        run => context! { id => &run.run_id, started_at => &now, dry_run => run.dry_run },
+        now => &now,
+    };
+    context! { ..fixed, ..to_value(&run.vars) }
+}
+
+/// `recipient` for templates, with the local time of `now` in their zone.
+fn recipient_value(r: &Recipient, now: DateTime<Utc>) -> Value {
+    let local = now.with_timezone(&r.timezone);
+    let local_time = context! {
+        hour => local.format("%H").to_string().parse::<u32>().unwrap_or(0),
+        minute => local.format("%M").to_string().parse::<u32>().unwrap_or(0),
+        weekday => local.format("%A").to_string(),
+        date => local.format("%Y-%m-%d").to_string(),
+        time => local.format("%H:%M").to_string(),
+        iso => local.to_rfc3339_opts(SecondsFormat::Secs, false),
+    };
+    let fixed = context! {
+        name => &r.name,
+        phone => r.target.dial(),
+        tags => &r.tags,
+        vars => to_value(&r.vars),
+        timezone => r.timezone.name(),
+    };
+    Value::from_object(RecipientView { fixed, local_time })
+}
+
+/// The rule and decision for one recipient.
+fn decide(
+    playbook: &Playbook,
+    rules: &CompiledRules<'_>,
+    recipient: &Recipient,
+    ctx: &Value,
+) -> Result<(Option<String>, Decision), Diagnostic> {
+    let Some(rule) = rules.first_match(recipient, ctx)? else {
+        return Ok((None, Decision::Skip("no rule matched".to_string())));
+    };
+    let templates = &playbook.templates;
+    let name = &recipient.name;
+    let (service_type, service_id) = match &rule.action {
+        Action::Skip(reason) => return Ok((Some(rule.name.clone()), Decision::Skip(reason.clone()))),
+        Action::Play(index) => {
+            let message = &playbook.messages[*index];
+            let text = templates.render(&message.template, ctx, name)?;
+            let problem = match message.kind {
+                MessageKind::Ssml => ssml::check(&text).err().map(|m| format!("rendered SSML: {m}")),
+                MessageKind::SoundFile => crate::playbook::check_sound_file(text.trim()).err(),
+                MessageKind::Tts => text
+                    .trim()
+                    .is_empty()
+                    .then(|| "the message renders to nothing".to_string()),
+            };
+            if let Some(problem) = problem {
+                return Err(rendered_error(playbook, &message.template, name, problem));
+            }
+            let service_type = match message.kind {
+                MessageKind::Tts | MessageKind::Ssml => ServiceType::Tts,
+                MessageKind::SoundFile => ServiceType::SoundFile,
+            };
+            (service_type, text.trim().to_string())
+        }
+        Action::Connect { kind, template } => {
+            let value = templates.render(template, ctx, name)?;
+            let value = value.trim();
+            let fail = |problem: String| rendered_error(playbook, template, name, problem);
+            match kind {
+                ConnectKind::Phone => (
+                    ServiceType::Phonenumber,
+                    phone::dial_string(value, playbook.country).map_err(|e| fail(e.to_string()))?,
+                ),
+                ConnectKind::Device | ConnectKind::Voicemail if value.is_empty() => {
+                    return Err(fail("the destination renders to nothing".to_string()));
+                }
+                ConnectKind::Device => (ServiceType::Device, value.to_string()),
+                ConnectKind::Voicemail => (ServiceType::VoiceMail, value.to_string()),
+            }
+        }
+    };
+    let dedup_key = match &playbook.dedup {
+        Some(d) => Some(templates.render(&d.key_template, ctx, name)?),
+        None => None,
+    };
+    Ok((
+        Some(rule.name.clone()),
+        Decision::Call(CallRequest {
+            to: recipient.target.dial().to_string(),
+            service_type,
+            service_id,
+            dedup_key,
+        }),
+    ))
+}
+
+/// A problem with a rendered value, shown at the template it came from.
+fn rendered_error(playbook: &Playbook, template: &str, recipient: &str, problem: String) -> Diagnostic {
+    let site = playbook.templates.site(template);
+    let d = Diagnostic::error(
+        site.map(|s| s.location.clone()),
+        format!("for recipient `{recipient}`: {problem}"),
+    );
+    match site {
+        Some(s) => d.at_path(s.path.clone()),
+        None => d,
+    }
+}
+
+/// A short random suffix so runs started in the same second differ.
+pub fn new_run_id(now: DateTime<Utc>) -> String {
+    format!(
+        "{}-{:04x}",
+        now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        fastrand::u16(..)
+    )
+}

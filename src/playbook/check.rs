@@ -1,0 +1,542 @@
+//! The meaning checks: everything the JSON Schema cannot say.
+//!
+//! Message names that rules use exist, names are unique, templates and `when`
+//! expressions compile, numbers are real numbers, time zones and durations
+//! parse, and recipient files load. Every problem is collected, not only the
+//! first, each with the place it comes from.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde_json::Value;
+
+use super::raw::{RawConnect, RawEntry, RawPlaybook, RawRecipient, RawRule};
+use super::yaml::{Positions, escape_segment};
+use super::{
+    Action, ConnectKind, Dedup, Loaded, Message, MessageKind, Playbook, ProviderSettings,
+    Recipient, Rule, Target, display_path, include,
+};
+use crate::diag::{Diagnostic, Location, Sources};
+use crate::phone::{self, Country};
+use crate::render::{Site, Templates};
+use crate::schema::{self, Definition};
+use crate::suggest;
+
+/// Parses a duration such as `90s`, `30m` or `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|_| format!("{text:?} is not a duration (write it like `90s`, `30m` or `1h30m`)"))
+}
+
+/// Parses an IANA time zone name, suggesting the nearest one on a typo.
+pub fn parse_timezone(name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>().map_err(|_| {
+        let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+        match suggest::closest(name, names) {
+            Some(s) => format!("unknown time zone `{name}`, did you mean `{s}`?"),
+            None => format!("unknown time zone `{name}` (use an IANA name such as `Europe/Berlin`)"),
+        }
+    })
+}
+
+/// What a recipient falls back on when it names no time zone.
+pub(super) struct RecipientDefaults {
+    pub country: Country,
+    pub timezone: Tz,
+}
+
+/// Where each field of one recipient was written.
+pub(super) trait FieldPlaces {
+    /// Location and key path of `field` (`None`: the recipient itself).
+    fn place(&self, field: Option<&str>) -> (Location, Option<String>);
+}
+
+/// Checks one recipient and converts it; problems go to `diags`.
+pub(super) fn check_recipient(
+    raw: RawRecipient,
+    defaults: &RecipientDefaults,
+    places: &dyn FieldPlaces,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Recipient> {
+    let mut fail = |field: &str, message: String| {
+        let (loc, path) = places.place(Some(field));
+        let d = Diagnostic::error(Some(loc), message);
+        diags.push(match path {
+            Some(p) => d.at_path(p),
+            None => d,
+        });
+    };
+    let target = match (raw.phone, raw.speed_dial) {
+        (Some(p), None) => phone::dial_string(&p.into_string(), defaults.country)
+            .map(Target::Phone)
+            .map_err(|e| fail("phone", e.to_string())),
+        (None, Some(s)) => phone::speed_dial(&s.into_string())
+            .map(Target::SpeedDial)
+            .map_err(|e| fail("speed_dial", e.to_string())),
+        _ => Err(fail(
+            "phone",
+            "exactly one of `phone` or `speed_dial` is required".to_string(),
+        )),
+    };
+    let timezone = match &raw.timezone {
+        Some(tz) if !tz.is_empty() => parse_timezone(tz).map_err(|m| fail("timezone", m)),
+        _ => Ok(defaults.timezone),
+    };
+    for key in raw.vars.keys() {
+        if schema::looks_like_secret(key) {
+            fail(
+                key,
+                format!("`{key}` looks like a secret: recipient data never holds credentials"),
+            );
+            return None;
+        }
+    }
+    let (target, timezone) = (target.ok()?, timezone.ok()?);
+    Some(Recipient {
+        location: places.place(None).0,
+        name: raw.name,
+        target,
+        timezone,
+        tags: raw.tags,
+        vars: raw.vars,
+    })
+}
+
+/// The state of one playbook's meaning checks.
+pub(super) struct Checker<'a> {
+    path: &'a Path,
+    file: Arc<str>,
+    text: &'a str,
+    positions: &'a Positions,
+    sources: &'a mut Sources,
+    diags: Vec<Diagnostic>,
+}
+
+/// Field places of a recipient written in the playbook itself.
+struct PointerPlaces<'a> {
+    file: &'a Arc<str>,
+    positions: &'a Positions,
+    pointer: String,
+}
+
+impl FieldPlaces for PointerPlaces<'_> {
+    fn place(&self, field: Option<&str>) -> (Location, Option<String>) {
+        let pointer = match field {
+            Some(f) => format!("{}/{}", self.pointer, escape_segment(f)),
+            None => self.pointer.clone(),
+        };
+        let pos = self.positions.value(&pointer);
+        let loc = Location {
+            file: self.file.clone(),
+            line: pos.line,
+            col: pos.col,
+        };
+        (loc, Some(display_path(&pointer)))
+    }
+}
+
+impl<'a> Checker<'a> {
+    pub(super) fn new(
+        path: &'a Path,
+        file: Arc<str>,
+        text: &'a str,
+        positions: &'a Positions,
+        sources: &'a mut Sources,
+    ) -> Self {
+        Checker {
+            path,
+            file,
+            text,
+            positions,
+            sources,
+            diags: Vec::new(),
+        }
+    }
+
+    fn location(&self, pointer: &str, at_key: bool) -> Location {
+        let pos = if at_key {
+            self.positions.key(pointer)
+        } else {
+            self.positions.value(pointer)
+        };
+        Location {
+            file: self.file.clone(),
+            line: pos.line,
+            col: pos.col,
+        }
+    }
+
+    fn error(&mut self, pointer: &str, message: impl Into<String>) {
+        let d = Diagnostic::error(Some(self.location(pointer, false)), message);
+        self.diags.push(with_path(d, pointer));
+    }
+
+    fn warn(&mut self, pointer: &str, message: impl Into<String>) {
+        let d = Diagnostic::warning(Some(self.location(pointer, false)), message);
+        self.diags.push(with_path(d, pointer));
+    }
+
+    /// Where the template at `pointer` sits, for mapping template lines back.
+    fn site(&self, pointer: &str) -> Site {
+        let location = self.location(pointer, false);
+        let block = self
+            .text
+            .lines()
+            .nth(location.line.saturating_sub(1) as usize)
+            .and_then(|l| l.chars().nth(location.col.saturating_sub(1) as usize))
+            .is_some_and(|c| c == '|' || c == '>');
+        Site {
+            location,
+            block,
+            path: display_path(pointer),
+        }
+    }
+
+    /// Runs every check on `document`.
+    pub(super) fn run(mut self, document: Value) -> Result<Loaded, Vec<Diagnostic>> {
+        match schema::check(&document, Definition::Playbook) {
+            Ok(violations) if violations.is_empty() => {}
+            Ok(violations) => {
+                for v in violations {
+                    let d = Diagnostic::error(Some(self.location(&v.pointer, v.at_key)), v.message);
+                    self.diags.push(with_path(d, &v.pointer));
+                }
+                return Err(self.diags);
+            }
+            Err(e) => return Err(vec![Diagnostic::error(None, format!("internal schema error: {e}"))]),
+        }
+        let raw: RawPlaybook = match serde_json::from_value(document) {
+            Ok(raw) => raw,
+            Err(e) => {
+                self.error("", e.to_string());
+                return Err(self.diags);
+            }
+        };
+        let playbook = self.convert(raw);
+        match playbook {
+            Some(p) if !self.diags.iter().any(Diagnostic::is_error) => Ok(Loaded {
+                playbook: p,
+                warnings: self.diags,
+            }),
+            _ => Err(self.diags),
+        }
+    }
+
+    fn convert(&mut self, raw: RawPlaybook) -> Option<Playbook> {
+        let country = super::country_or_default(raw.defaults.country.as_deref())
+            .map_err(|e| self.error("/defaults/country", e.to_string()))
+            .ok();
+        let timezone = match raw.defaults.timezone.as_deref() {
+            Some(tz) => parse_timezone(tz)
+                .map_err(|m| self.error("/defaults/timezone", m))
+                .ok(),
+            None => Some(Tz::UTC),
+        };
+        let caller_id = phone::fonenumber(&raw.caller_id.into_string())
+            .map_err(|e| self.error("/caller_id", e.to_string()))
+            .ok();
+        let provider = self.provider(raw.provider);
+        for key in raw.vars.keys() {
+            if schema::looks_like_secret(key) {
+                self.error(&format!("/vars/{}", escape_segment(key)), "looks like a secret");
+            }
+        }
+        let defaults = RecipientDefaults {
+            country: country.unwrap_or_default(),
+            timezone: timezone.unwrap_or(Tz::UTC),
+        };
+        let recipients = self.recipients(raw.recipients, &defaults);
+        let mut templates = Templates::new();
+        let messages = self.messages(raw.messages, &mut templates);
+        let rules = self.rules(raw.rules, &messages, &recipients, &mut templates, defaults.country);
+        let dedup = raw.dedup.and_then(|d| {
+            let window = parse_duration(&d.window)
+                .map_err(|m| self.error("/dedup/window", m))
+                .ok()?;
+            let key = d.key.unwrap_or_else(|| raw.name.clone());
+            let site = self.site("/dedup/key");
+            let key_template = templates
+                .add("dedup.key", &key, site, false)
+                .map_err(|d| self.diags.push(d))
+                .ok()?;
+            Some(Dedup {
+                key_template,
+                window,
+            })
+        });
+        Some(Playbook {
+            path: self.path.to_path_buf(),
+            name: raw.name,
+            description: raw.description,
+            caller_id: caller_id?,
+            country: country?,
+            timezone: timezone?,
+            provider: provider?,
+            vars: raw.vars,
+            recipients,
+            messages,
+            rules,
+            dedup,
+            max_calls: raw.limits.max_calls,
+            templates,
+        })
+    }
+
+    fn provider(&mut self, raw: super::raw::RawProvider) -> Option<ProviderSettings> {
+        let mut p = ProviderSettings::default();
+        if let Some(url) = raw.base_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                self.error("/provider/base_url", format!("{url:?} is not an http(s) URL"));
+                return None;
+            }
+            p.base_url = url.trim_end_matches('/').to_string();
+        }
+        if let Some(t) = raw.timeout {
+            p.timeout = parse_duration(&t)
+                .map_err(|m| self.error("/provider/timeout", m))
+                .ok()?;
+        }
+        p.rate_limit = raw.rate_limit.unwrap_or(p.rate_limit);
+        p.concurrency = raw.concurrency.unwrap_or(p.concurrency);
+        p.retries = raw.retries.unwrap_or(p.retries);
+        p.retry_ambiguous = raw.retry_ambiguous.unwrap_or(p.retry_ambiguous);
+        Some(p)
+    }
+
+    fn recipients(&mut self, entries: Vec<RawEntry>, defaults: &RecipientDefaults) -> Vec<Recipient> {
+        let mut out = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.into_iter().enumerate() {
+            match entry {
+                RawEntry::Recipient(raw) => {
+                    let places = PointerPlaces {
+                        file: &self.file,
+                        positions: self.positions,
+                        pointer: format!("/recipients/{i}"),
+                    };
+                    if let Some(r) = check_recipient(raw, defaults, &places, &mut self.diags) {
+                        out.push(r);
+                    }
+                }
+                RawEntry::Include { from } => {
+                    let pointer = format!("/recipients/{i}/from");
+                    let at = self.location(&pointer, false);
+                    let base = self.path.parent().unwrap_or(Path::new(""));
+                    include::load(&base.join(&from), at, defaults, self.sources, &mut self.diags, &mut out);
+                }
+            }
+        }
+        let mut seen: HashMap<&str, &Location> = HashMap::with_capacity(out.len());
+        let mut duplicates = Vec::new();
+        for r in &out {
+            if let Some(first) = seen.insert(&r.name, &r.location) {
+                duplicates.push(Diagnostic::error(
+                    Some(r.location.clone()),
+                    format!(
+                        "recipient name `{}` is already used at {}:{}:{}",
+                        r.name, first.file, first.line, first.col
+                    ),
+                ));
+            }
+        }
+        self.diags.extend(duplicates);
+        out
+    }
+
+    fn messages(
+        &mut self,
+        raw: indexmap::IndexMap<String, super::raw::RawMessage>,
+        templates: &mut Templates,
+    ) -> Vec<Message> {
+        let mut out = Vec::with_capacity(raw.len());
+        for (name, m) in raw {
+            let (kind, key, source) = match (m.tts, m.ssml, m.sound_file) {
+                (Some(t), None, None) => (MessageKind::Tts, "tts", t),
+                (None, Some(s), None) => (MessageKind::Ssml, "ssml", s),
+                (None, None, Some(u)) => (MessageKind::SoundFile, "sound_file", u),
+                _ => continue,
+            };
+            let pointer = format!("/messages/{}/{key}", escape_segment(&name));
+            if kind == MessageKind::SoundFile
+                && !source.contains("{{")
+                && let Err(m) = check_sound_file(&source)
+            {
+                self.error(&pointer, m);
+            }
+            let site = self.site(&pointer);
+            match templates.add(&format!("messages.{name}"), &source, site, kind == MessageKind::Ssml) {
+                Ok(template) => out.push(Message { name, kind, template }),
+                Err(d) => self.diags.push(d),
+            }
+        }
+        out
+    }
+
+    fn rules(
+        &mut self,
+        raw: Vec<RawRule>,
+        messages: &[Message],
+        recipients: &[Recipient],
+        templates: &mut Templates,
+        country: Country,
+    ) -> Vec<Rule> {
+        let count = raw.len();
+        let known_tags: HashSet<&str> = recipients
+            .iter()
+            .flat_map(|r| r.tags.iter().map(String::as_str))
+            .collect();
+        let mut used = HashSet::new();
+        let mut out = Vec::with_capacity(count);
+        for (i, rule) in raw.into_iter().enumerate() {
+            let base = format!("/rules/{i}");
+            let name = rule.name.clone().unwrap_or_else(|| format!("rules[{i}]"));
+            let has_conditions = rule.when.is_some() || rule.tags.is_some();
+            if i + 1 == count && has_conditions {
+                self.warn(
+                    &base,
+                    "the last rule has conditions: recipients it does not match are not called",
+                );
+            }
+            let when = rule.when.map(|w| {
+                let site = self.site(&format!("{base}/when"));
+                if let Err(d) = templates.check_expression(&w, &site) {
+                    self.diags.push(d);
+                }
+                (w, site)
+            });
+            let tags = rule.tags.unwrap_or_default();
+            if !recipients.is_empty() {
+                for (t, tag) in tags.iter().enumerate() {
+                    if !known_tags.contains(tag.as_str()) {
+                        self.warn(
+                            &format!("{base}/tags/{t}"),
+                            format!("no recipient has the tag `{tag}`"),
+                        );
+                    }
+                }
+            }
+            let action = if let Some(play) = rule.play {
+                match messages.iter().position(|m| m.name == play) {
+                    Some(idx) => {
+                        used.insert(idx);
+                        Some(Action::Play(idx))
+                    }
+                    None => {
+                        let names = messages.iter().map(|m| m.name.as_str());
+                        let hint = match suggest::closest(&play, names) {
+                            Some(s) => format!(", did you mean `{s}`?"),
+                            None => String::new(),
+                        };
+                        self.error(&format!("{base}/play"), format!("unknown message `{play}`{hint}"));
+                        None
+                    }
+                }
+            } else if let Some(c) = rule.connect {
+                self.connect(&base, i, c, templates, country)
+            } else {
+                rule.skip.map(Action::Skip)
+            };
+            if let Some(action) = action {
+                out.push(Rule {
+                    name,
+                    when,
+                    tags,
+                    action,
+                });
+            }
+        }
+        for (i, m) in messages.iter().enumerate() {
+            if !used.contains(&i) {
+                self.warn(
+                    &format!("/messages/{}", escape_segment(&m.name)),
+                    format!("message `{}` is not used by any rule", m.name),
+                );
+            }
+        }
+        out
+    }
+
+    fn connect(
+        &mut self,
+        base: &str,
+        index: usize,
+        c: RawConnect,
+        templates: &mut Templates,
+        country: Country,
+    ) -> Option<Action> {
+        let (kind, key, value) = match (c.device, c.voicemail, c.phone) {
+            (Some(d), None, None) => (ConnectKind::Device, "device", d.into_string()),
+            (None, Some(v), None) => (ConnectKind::Voicemail, "voicemail", v.into_string()),
+            (None, None, Some(p)) => (ConnectKind::Phone, "phone", p.into_string()),
+            _ => return None,
+        };
+        let pointer = format!("{base}/connect/{key}");
+        if kind == ConnectKind::Phone
+            && !value.contains("{{")
+            && let Err(e) = phone::dial_string(&value, country)
+        {
+            self.error(&pointer, e.to_string());
+        }
+        let site = self.site(&pointer);
+        match templates.add(&format!("rules[{index}].connect"), &value, site, false) {
+            Ok(template) => Some(Action::Connect { kind, template }),
+            Err(d) => {
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+}
+
+fn with_path(d: Diagnostic, pointer: &str) -> Diagnostic {
+    if pointer.is_empty() {
+        d
+    } else {
+        d.at_path(display_path(pointer))
+    }
+}
+
+/// A `sound_file` must be an http(s) URL of a WAV file.
+pub fn check_sound_file(url: &str) -> Result<(), String> {
+    let lower = url.to_ascii_lowercase();
+    let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
+    let path = lower.split(['?', '#']).next().unwrap_or_default();
+    if scheme_ok && path.ends_with(".wav") && !url.chars().any(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(format!("{url:?} is not an http(s) URL of a `.wav` file (FoneStorm plays WAV only)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("30 minutes later").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn timezones() {
+        assert!(parse_timezone("America/Chicago").is_ok());
+        assert_eq!(
+            parse_timezone("Europe/Berln").unwrap_err(),
+            "unknown time zone `Europe/Berln`, did you mean `Europe/Berlin`?"
+        );
+    }
+
+    #[test]
+    fn sound_files() {
+        assert!(check_sound_file("https://x.example/a.wav").is_ok());
+        assert!(check_sound_file("https://x.example/a.WAV?v=1").is_ok());
+        assert!(check_sound_file("https://x.example/a.mp3").is_err());
+        assert!(check_sound_file("ftp://x.example/a.wav").is_err());
+    }
+}

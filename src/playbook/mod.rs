@@ -1,0 +1,323 @@
+//! Loading a playbook: YAML → JSON Schema → meaning checks → a checked [`Playbook`].
+//!
+//! Nothing downstream ever sees unchecked data. [`load`] reports every
+//! problem it can find in one pass (not only the first), each pointing at
+//! the file, line and column it comes from.
+
+mod check;
+mod include;
+pub mod raw;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde_json::{Map, Value};
+
+use crate::diag::{Diagnostic, Location, Sources};
+use crate::phone::Country;
+use crate::render::{Site, Templates};
+
+pub use check::{check_sound_file, parse_duration};
+
+/// Largest playbook file callbook reads; real ones are a few kilobytes.
+pub const MAX_PLAYBOOK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Largest recipient file (`from:`) callbook reads: about a million rows.
+pub const MAX_INCLUDE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A playbook that passed every static check.
+#[derive(Debug)]
+pub struct Playbook {
+    /// The path it was loaded from, as given.
+    pub path: PathBuf,
+    /// `name`: identifies the playbook in reports, logs and the journal.
+    pub name: String,
+    /// `description`.
+    pub description: String,
+    /// `caller_id` as the 10-digit FoneNumber.
+    pub caller_id: String,
+    /// `defaults.country`, for numbers written without a country code.
+    pub country: Country,
+    /// `defaults.timezone`, for recipients that name none.
+    pub timezone: Tz,
+    /// `provider:` settings, defaults filled in.
+    pub provider: ProviderSettings,
+    /// `vars:` as written.
+    pub vars: Map<String, Value>,
+    /// Every recipient, inline and included, in playbook order.
+    pub recipients: Vec<Recipient>,
+    /// Named messages.
+    pub messages: Vec<Message>,
+    /// Destination rules, in order.
+    pub rules: Vec<Rule>,
+    /// Repeat suppression for scheduled runs.
+    pub dedup: Option<Dedup>,
+    /// `limits.max_calls`.
+    pub max_calls: Option<u64>,
+    /// Every compiled template.
+    pub templates: Templates,
+}
+
+/// Connection settings for the provider; credentials are never here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderSettings {
+    /// API base URL.
+    pub base_url: String,
+    /// Requests started per second, at most.
+    pub rate_limit: f64,
+    /// Requests in flight, at most.
+    pub concurrency: u32,
+    /// How long one request may take (it lasts until the call connects).
+    pub timeout: Duration,
+    /// Retries of a call that was certainly not placed.
+    pub retries: u32,
+    /// Also retry calls whose outcome is unknown (at-least-once).
+    pub retry_ambiguous: bool,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        ProviderSettings {
+            base_url: "https://api.fonestorm.com/v2".to_string(),
+            rate_limit: 10.0,
+            concurrency: 32,
+            timeout: Duration::from_secs(120),
+            retries: 3,
+            retry_ambiguous: false,
+        }
+    }
+}
+
+/// How a recipient is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A phone number, as its FoneStorm dial string.
+    Phone(String),
+    /// A configured speed dial.
+    SpeedDial(String),
+}
+
+impl Target {
+    /// The `to` field of the call request.
+    pub fn dial(&self) -> &str {
+        match self {
+            Target::Phone(s) | Target::SpeedDial(s) => s,
+        }
+    }
+}
+
+/// One person to call.
+#[derive(Debug)]
+pub struct Recipient {
+    /// Unique within the playbook.
+    pub name: String,
+    /// Phone number or speed dial.
+    pub target: Target,
+    /// For `recipient.local_time` and quiet hours.
+    pub timezone: Tz,
+    /// For rules and `--tag`.
+    pub tags: Vec<String>,
+    /// `recipient.vars` (for includes: the extra CSV columns).
+    pub vars: Map<String, Value>,
+    /// Where the recipient is defined.
+    pub location: Location,
+}
+
+/// What a message sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Plain text, spoken.
+    Tts,
+    /// An SSML document, spoken.
+    Ssml,
+    /// A WAV file played from a URL.
+    SoundFile,
+}
+
+/// A named message with its compiled template.
+#[derive(Debug)]
+pub struct Message {
+    /// The key under `messages:`.
+    pub name: String,
+    /// Which of `tts`, `ssml`, `sound_file`.
+    pub kind: MessageKind,
+    /// The template to render it by.
+    pub template: String,
+}
+
+/// Where `connect:` sends the callee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectKind {
+    /// A registered device.
+    Device,
+    /// A voicemail box.
+    Voicemail,
+    /// Another phone number.
+    Phone,
+}
+
+/// What a rule does with the recipients it matches.
+#[derive(Debug)]
+pub enum Action {
+    /// Call and play `messages[index]`.
+    Play(usize),
+    /// Call and connect to the rendered template.
+    Connect {
+        /// Device, voicemail or phone.
+        kind: ConnectKind,
+        /// The template of the destination.
+        template: String,
+    },
+    /// Do not call, for this reason.
+    Skip(String),
+}
+
+/// One destination rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// `name`, or `rules[N]` when it has none.
+    pub name: String,
+    /// The `when` expression and where it is.
+    pub when: Option<(String, Site)>,
+    /// The recipient needs at least one of these tags.
+    pub tags: Vec<String>,
+    /// What happens on a match.
+    pub action: Action,
+}
+
+/// `dedup:`, checked.
+#[derive(Debug)]
+pub struct Dedup {
+    /// Template of the key.
+    pub key_template: String,
+    /// How long a call suppresses repeats.
+    pub window: Duration,
+}
+
+/// A playbook with the warnings found while loading it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The checked playbook.
+    pub playbook: Playbook,
+    /// Problems that do not stop anything.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Loads and checks the playbook at `path`.
+///
+/// Every file read is added to `sources`, so diagnostics can show their lines.
+///
+/// # Errors
+/// Every problem found, errors and warnings alike, when there is at least one error.
+pub fn load(path: &Path, sources: &mut Sources) -> Result<Loaded, Vec<Diagnostic>> {
+    let display: Arc<str> = path.display().to_string().into();
+    let text = read_text(path, &display, MAX_PLAYBOOK_BYTES).map_err(|d| vec![d])?;
+    sources.insert(display.clone(), text.clone());
+    let (document, positions) = yaml::parse(&text).map_err(|e| {
+        let pos = e.pos.unwrap_or_default();
+        vec![Diagnostic::error(
+            Some(Location {
+                file: display.clone(),
+                line: pos.line.max(1),
+                col: pos.col.max(1),
+            }),
+            e.message,
+        )]
+    })?;
+    let checker = check::Checker::new(path, display, &text, &positions, sources);
+    checker.run(document)
+}
+
+/// Reads a UTF-8 text file of at most `limit` bytes.
+fn read_text(path: &Path, display: &Arc<str>, limit: u64) -> Result<Arc<str>, Diagnostic> {
+    let at_file = || {
+        Some(Location {
+            file: display.clone(),
+            line: 1,
+            col: 1,
+        })
+    };
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Diagnostic::error(None, format!("cannot read `{display}`: {}", io_reason(&e))))?;
+    if meta.len() > limit {
+        return Err(Diagnostic::error(
+            at_file(),
+            format!(
+                "file is too large ({} MiB; the limit is {} MiB)",
+                meta.len() / (1024 * 1024),
+                limit / (1024 * 1024)
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| Diagnostic::error(None, format!("cannot read `{display}`: {}", io_reason(&e))))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let good = String::from_utf8_lossy(good);
+            let line = good.matches('\n').count() + 1;
+            let col = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            return Err(Diagnostic::error(
+                Some(Location {
+                    file: display.clone(),
+                    line: u32::try_from(line).unwrap_or(u32::MAX),
+                    col: u32::try_from(col).unwrap_or(u32::MAX),
+                }),
+                "file is not valid UTF-8",
+            ));
+        }
+    };
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).into())
+}
+
+/// An I/O error as a short lowercase reason.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => {
+            let s = e.to_string();
+            s.split(" (os error").next().unwrap_or(&s).to_lowercase()
+        }
+    }
+}
+
+/// `recipients[2].phone` for the JSON pointer `/recipients/2/phone`.
+pub fn display_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push('[');
+            out.push_str(&seg);
+            out.push(']');
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    out
+}
+
+/// Converts a country code once checked by the schema.
+pub(crate) fn country_or_default(code: Option<&str>) -> Result<Country, crate::phone::PhoneError> {
+    code.map_or(Ok(Country::default()), Country::parse)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_path;
+
+    #[test]
+    fn display_paths() {
+        assert_eq!(display_path("/recipients/2/phone"), "recipients[2].phone");
+        assert_eq!(display_path("/vars/a~1b"), "vars.a/b");
+        assert_eq!(display_path(""), "");
+    }
+}

@@ -1,0 +1,145 @@
+//! The playbook as written: serde structs that mirror the YAML one to one.
+//!
+//! These are only deserialized after the JSON Schema accepted the document,
+//! so their shape errors never reach a user; [`super::load`] turns them into
+//! the checked [`super::Playbook`] that the rest of callbook uses.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// A value that YAML may give as a string or as a bare number (`phone: 3214991008`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// Written as text.
+    Text(String),
+    /// Written as a bare integer.
+    Int(i64),
+}
+
+impl Scalar {
+    /// The value as text, as the user meant it.
+    pub fn into_string(self) -> String {
+        match self {
+            Scalar::Text(s) => s,
+            Scalar::Int(i) => i.to_string(),
+        }
+    }
+}
+
+/// The top level of a playbook file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlaybook {
+    pub version: u32,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub caller_id: Scalar,
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    #[serde(default)]
+    pub provider: RawProvider,
+    #[serde(default)]
+    pub vars: Map<String, Value>,
+    pub recipients: Vec<RawEntry>,
+    #[serde(default)]
+    pub messages: IndexMap<String, RawMessage>,
+    pub rules: Vec<RawRule>,
+    pub dedup: Option<RawDedup>,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// `defaults:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    pub country: Option<String>,
+    pub timezone: Option<String>,
+}
+
+/// `provider:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub base_url: Option<String>,
+    pub rate_limit: Option<f64>,
+    pub concurrency: Option<u32>,
+    pub timeout: Option<String>,
+    pub retries: Option<u32>,
+    pub retry_ambiguous: Option<bool>,
+}
+
+/// An entry of `recipients:`: a recipient, or a `from:` include.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawEntry {
+    /// `- from: oncall.csv`
+    Include {
+        /// Path relative to the playbook.
+        from: String,
+    },
+    /// `- name: …`
+    Recipient(RawRecipient),
+}
+
+/// One recipient as written in YAML or JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecipient {
+    pub name: String,
+    pub phone: Option<Scalar>,
+    pub speed_dial: Option<Scalar>,
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub vars: Map<String, Value>,
+}
+
+/// A named message: exactly one of the three kinds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMessage {
+    pub tts: Option<String>,
+    pub ssml: Option<String>,
+    pub sound_file: Option<String>,
+}
+
+/// One destination rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: Option<String>,
+    pub when: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub play: Option<String>,
+    pub connect: Option<RawConnect>,
+    pub skip: Option<String>,
+}
+
+/// `connect:` — exactly one destination.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConnect {
+    pub device: Option<Scalar>,
+    pub voicemail: Option<Scalar>,
+    pub phone: Option<Scalar>,
+}
+
+/// `dedup:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDedup {
+    pub key: Option<String>,
+    pub window: String,
+}
+
+/// `limits:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_calls: Option<u64>,
+}

@@ -1,0 +1,319 @@
+//! Templates: compiling and rendering every piece of text a call carries.
+//!
+//! Message text, `sound_file` URLs, `connect` values and the dedup key are
+//! MiniJinja templates; `when` conditions are MiniJinja expressions. The
+//! environment is strict (an undefined variable is an error, never an empty
+//! string), metered with fuel (a runaway loop stops), and XML-escapes every
+//! value inserted into SSML, so recipient data can never become markup.
+//! Recipient data is only ever passed in as values: it is never compiled.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
+
+use crate::diag::{Diagnostic, Location};
+
+/// Instructions one render may execute; real messages use a few hundred.
+const FUEL: u64 = 200_000;
+
+/// Name prefix of templates whose output is SSML and gets XML escaping.
+const SSML_PREFIX: &str = "ssml:";
+
+/// Where a template's text sits in its file, to map template lines back.
+#[derive(Clone, Debug)]
+pub struct Site {
+    /// Where the YAML scalar holding the template starts.
+    pub location: Location,
+    /// True for block scalars (`|`, `>`): the text starts on the next line.
+    pub block: bool,
+    /// The key path of the scalar, e.g. `messages.page.ssml`.
+    pub path: String,
+}
+
+impl Site {
+    /// The file location of line `template_line` (1-based) of the template.
+    fn location_of_line(&self, template_line: Option<usize>) -> Location {
+        let mut loc = self.location.clone();
+        if let Some(l) = template_line {
+            let l = u32::try_from(l).unwrap_or(u32::MAX);
+            if self.block {
+                loc.line = loc.line.saturating_add(l);
+                loc.col = loc.col.saturating_add(2);
+            } else {
+                loc.line = loc.line.saturating_add(l - 1);
+            }
+        }
+        loc
+    }
+}
+
+/// Every compiled template of a playbook, with where each came from.
+pub struct Templates {
+    env: Environment<'static>,
+    sites: HashMap<String, Site>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("templates", &self.sites.len())
+            .finish()
+    }
+}
+
+impl Templates {
+    /// An empty, strict, metered environment.
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
+        env.set_recursion_limit(64);
+        env.set_auto_escape_callback(|name| {
+            if name.starts_with(SSML_PREFIX) {
+                AutoEscape::Custom("xml".into())
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_formatter(|out, state, value| {
+            if matches!(state.auto_escape(), AutoEscape::Custom(n) if n == "xml") && !value.is_safe() {
+                let text = if value.is_none() {
+                    String::new()
+                } else {
+                    value.to_string()
+                };
+                out.write_str(&xml_escape(&text))
+                    .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
+        Templates {
+            env,
+            sites: HashMap::new(),
+        }
+    }
+
+    /// Compiles `source` under `name`; `ssml` turns on XML escaping of values.
+    ///
+    /// Returns the name to render it by.
+    pub fn add(
+        &mut self,
+        name: &str,
+        source: &str,
+        site: Site,
+        ssml: bool,
+    ) -> Result<String, Diagnostic> {
+        let name = if ssml {
+            format!("{SSML_PREFIX}{name}")
+        } else {
+            name.to_string()
+        };
+        match self.env.add_template_owned(name.clone(), source.to_string()) {
+            Ok(()) => {
+                self.sites.insert(name.clone(), site);
+                Ok(name)
+            }
+            Err(e) => Err(template_error(&site, &e, None)),
+        }
+    }
+
+    /// Checks that `source` compiles as an expression.
+    pub fn check_expression(&self, source: &str, site: &Site) -> Result<(), Diagnostic> {
+        self.env
+            .compile_expression(source)
+            .map(drop)
+            .map_err(|e| template_error(site, &e, None))
+    }
+
+    /// Compiles expressions for evaluation during one planning pass.
+    pub fn expression<'a>(
+        &'a self,
+        source: &'a str,
+        site: &Site,
+    ) -> Result<minijinja::Expression<'a, 'a>, Diagnostic> {
+        self.env
+            .compile_expression(source)
+            .map_err(|e| template_error(site, &e, None))
+    }
+
+    /// Renders template `name` for `recipient` with `ctx`.
+    pub fn render(&self, name: &str, ctx: &Value, recipient: &str) -> Result<String, Diagnostic> {
+        let site = self.sites.get(name);
+        let result = self
+            .env
+            .get_template(name)
+            .and_then(|t| t.render(ctx));
+        result.map_err(|e| match site {
+            Some(site) => template_error(site, &e, Some(recipient)),
+            None => Diagnostic::error(None, e.to_string()),
+        })
+    }
+
+    /// Where template `name` came from.
+    pub fn site(&self, name: &str) -> Option<&Site> {
+        self.sites.get(name)
+    }
+}
+
+/// A template error as a diagnostic at the template's place in the playbook.
+pub fn template_error(site: &Site, e: &Error, recipient: Option<&str>) -> Diagnostic {
+    let mut message = String::new();
+    if let Some(r) = recipient {
+        let _ = write!(message, "for recipient `{r}`: ");
+    }
+    let detail = e.detail().map(str::to_string).unwrap_or_default();
+    let kind = match e.kind() {
+        ErrorKind::UndefinedError => "undefined variable".to_string(),
+        ErrorKind::SyntaxError => "template syntax error".to_string(),
+        ErrorKind::OutOfFuel => "template ran too long (out of fuel)".to_string(),
+        other => other.to_string(),
+    };
+    if detail.is_empty() {
+        message.push_str(&kind);
+    } else {
+        let _ = write!(message, "{kind}: {detail}");
+    }
+    if e.kind() == ErrorKind::UndefinedError
+        && let Some(expr) = undefined_expression(e)
+    {
+        let _ = write!(message, " `{expr}`");
+    }
+    Diagnostic::error(Some(site.location_of_line(e.line())), message).at_path(site.path.clone())
+}
+
+/// The source text of the failing expression, when MiniJinja knows it.
+fn undefined_expression(e: &Error) -> Option<String> {
+    let source = e.template_source()?;
+    let range = e.range()?;
+    source.get(range).map(str::to_string)
+}
+
+/// Any serializable data as a template value.
+pub fn to_value<T: serde::Serialize>(data: &T) -> Value {
+    Value::from(minijinja::value::Serde(data))
+}
+
+/// Escapes text for XML element content and attribute values.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `recipient` as templates see it: fixed data plus the local time of this run.
+#[derive(Debug)]
+pub struct RecipientView {
+    /// `name`, `phone`, `tags`, `vars`, `timezone`, built once per recipient.
+    pub fixed: Value,
+    /// `local_time` for this run.
+    pub local_time: Value,
+}
+
+impl Object for RecipientView {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "local_time" => Some(self.local_time.clone()),
+            other => self.fixed.get_attr(other).ok().filter(|v| !v.is_undefined()),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["name", "phone", "tags", "vars", "timezone", "local_time"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    fn site() -> Site {
+        Site {
+            location: Location {
+                file: "p.yaml".into(),
+                line: 10,
+                col: 5,
+            },
+            block: true,
+            path: "messages.page.ssml".into(),
+        }
+    }
+
+    #[test]
+    fn ssml_values_are_escaped() {
+        let mut t = Templates::new();
+        let name = t
+            .add("m", "<speak>{{ s }}</speak>", site(), true)
+            .unwrap();
+        let out = t
+            .render(&name, &context! { s => "CPU > 90% & <b>rising</b>" }, "A")
+            .unwrap();
+        assert_eq!(out, "<speak>CPU &gt; 90% &amp; &lt;b&gt;rising&lt;/b&gt;</speak>");
+    }
+
+    #[test]
+    fn plain_text_is_not_escaped() {
+        let mut t = Templates::new();
+        let name = t.add("m", "{{ s }}", site(), false).unwrap();
+        let out = t.render(&name, &context! { s => "a & b" }, "A").unwrap();
+        assert_eq!(out, "a & b");
+    }
+
+    #[test]
+    fn undefined_variable_names_recipient_and_line() {
+        let mut t = Templates::new();
+        let name = t
+            .add("m", "<speak>\nHi {{ nope }}\n</speak>", site(), true)
+            .unwrap();
+        let d = t.render(&name, &context! {}, "Bob").unwrap_err();
+        let loc = d.location.clone().unwrap();
+        assert_eq!((loc.line, loc.col), (12, 7));
+        assert!(d.message.starts_with("for recipient `Bob`: undefined variable"), "{}", d.message);
+        assert!(d.message.contains("`nope`"), "{}", d.message);
+    }
+
+    #[test]
+    fn runaway_template_runs_out_of_fuel() {
+        let mut t = Templates::new();
+        let name = t
+            .add(
+                "m",
+                "{% for a in range(10000) %}{% for b in range(10000) %}x{% endfor %}{% endfor %}",
+                site(),
+                false,
+            )
+            .unwrap();
+        let d = t.render(&name, &context! {}, "A").unwrap_err();
+        assert!(d.message.contains("out of fuel"), "{}", d.message);
+    }
+
+    #[test]
+    fn syntax_error_is_reported_at_compile_time() {
+        let mut t = Templates::new();
+        let d = t.add("m", "Hello {{ name", site(), false).unwrap_err();
+        assert!(d.message.starts_with("template syntax error"), "{}", d.message);
+    }
+}

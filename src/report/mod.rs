@@ -1,0 +1,200 @@
+//! The run report: what was (or would be) called, and why not where not.
+//!
+//! One [`Report`] is built per run and written as JSON (`--format json`,
+//! `--report-file`, see [`json`]) or as a table for people (see [`table`]).
+//! It holds no secret: only recipients, dial strings and rendered messages.
+
+pub mod json;
+pub mod table;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Decision, Plan, RunInput};
+use crate::playbook::Playbook;
+
+/// The whole report of one run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// The callbook version that wrote it.
+    pub callbook_version: String,
+    /// Which playbook ran.
+    pub playbook: PlaybookRef,
+    /// The run's id.
+    pub run_id: String,
+    /// True when nothing was called.
+    pub dry_run: bool,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// RFC 3339, UTC.
+    pub finished_at: String,
+    /// Counts by status.
+    pub totals: Totals,
+    /// One entry per selected recipient, in playbook order.
+    pub calls: Vec<CallReport>,
+}
+
+/// The playbook a report is about.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybookRef {
+    /// `name` from the playbook.
+    pub name: String,
+    /// The path it was loaded from.
+    pub path: String,
+}
+
+/// Counts by status; in a live run `placed + failed + unknown == planned`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Totals {
+    /// Selected recipients.
+    pub recipients: usize,
+    /// Calls that would be or were attempted.
+    pub planned: usize,
+    /// Calls the provider accepted.
+    pub placed: usize,
+    /// Calls that certainly were not placed.
+    pub failed: usize,
+    /// Calls that may or may not have been placed.
+    pub unknown: usize,
+    /// Recipients not called on purpose.
+    pub skipped: usize,
+}
+
+/// What happened to one recipient.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Would be called (dry run).
+    Planned,
+    /// Called: the provider accepted the call.
+    Placed,
+    /// Not called: the request failed.
+    Failed,
+    /// The request may have reached the provider; the outcome is not known.
+    Unknown,
+    /// Not called on purpose.
+    Skipped,
+}
+
+impl Status {
+    /// The word used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Planned => "planned",
+            Status::Placed => "placed",
+            Status::Failed => "failed",
+            Status::Unknown => "unknown",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// One recipient's line of the report.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CallReport {
+    /// The recipient's name.
+    pub recipient: String,
+    /// The dial string.
+    pub to: String,
+    /// The rule that decided, if one matched.
+    pub rule: Option<String>,
+    /// FoneStorm `service_type`, for calls.
+    pub service_type: Option<String>,
+    /// FoneStorm `service_id`, for calls: the rendered message or destination.
+    pub service_id: Option<String>,
+    /// What happened.
+    pub status: Status,
+    /// The provider's call id, once placed.
+    pub call_id: Option<String>,
+    /// Requests sent for this call.
+    pub attempts: u32,
+    /// Why the recipient was skipped.
+    pub reason: Option<String>,
+    /// Why the call failed.
+    pub error: Option<String>,
+}
+
+/// RFC 3339 in UTC with seconds, as every time in a report.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl Report {
+    /// The report of a plan; calls start as `planned`.
+    pub fn from_plan(playbook: &Playbook, plan: &Plan, run: &RunInput) -> Report {
+        let calls = plan
+            .entries
+            .iter()
+            .map(|e| {
+                let recipient = playbook.recipients[e.recipient].name.clone();
+                match &e.decision {
+                    Decision::Call(c) => CallReport {
+                        recipient,
+                        to: e.to.clone(),
+                        rule: e.rule.clone(),
+                        service_type: Some(c.service_type.as_str().to_string()),
+                        service_id: Some(c.service_id.clone()),
+                        status: Status::Planned,
+                        call_id: None,
+                        attempts: 0,
+                        reason: None,
+                        error: None,
+                    },
+                    Decision::Skip(reason) => CallReport {
+                        recipient,
+                        to: e.to.clone(),
+                        rule: e.rule.clone(),
+                        service_type: None,
+                        service_id: None,
+                        status: Status::Skipped,
+                        call_id: None,
+                        attempts: 0,
+                        reason: Some(reason.clone()),
+                        error: None,
+                    },
+                }
+            })
+            .collect();
+        let started = timestamp(run.now);
+        let mut report = Report {
+            callbook_version: env!("CARGO_PKG_VERSION").to_string(),
+            playbook: PlaybookRef {
+                name: playbook.name.clone(),
+                path: playbook.path.display().to_string(),
+            },
+            run_id: run.run_id.clone(),
+            dry_run: run.dry_run,
+            started_at: started.clone(),
+            finished_at: started,
+            totals: Totals::default(),
+            calls,
+        };
+        report.recount();
+        report
+    }
+
+    /// Recomputes `totals` from `calls`.
+    pub fn recount(&mut self) {
+        let mut t = Totals {
+            recipients: self.calls.len(),
+            ..Totals::default()
+        };
+        for c in &self.calls {
+            match c.status {
+                Status::Planned => t.planned += 1,
+                Status::Placed => t.placed += 1,
+                Status::Failed => t.failed += 1,
+                Status::Unknown => t.unknown += 1,
+                Status::Skipped => t.skipped += 1,
+            }
+        }
+        if !self.dry_run {
+            t.planned += t.placed + t.failed + t.unknown;
+        }
+        self.totals = t;
+    }
+}

@@ -1,0 +1,150 @@
+//! Run-time data from the command line: `--var`, `--vars-file`, `--input`, `--now`.
+//!
+//! Precedence, lowest first: playbook `vars`, `--vars-file`, `--input`
+//! (under `input`), `--var`. Problems name the flag or the file and place.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::diag::{Diagnostic, Location, Sources};
+use crate::playbook::{MAX_INCLUDE_BYTES, io_reason, yaml};
+
+/// Reads `--var KEY=VALUE`; VALUE is read as a YAML scalar.
+pub fn parse_var(arg: &str) -> Result<(String, Value), Diagnostic> {
+    let Some((key, raw)) = arg.split_once('=') else {
+        return Err(Diagnostic::error(
+            None,
+            format!("--var {arg:?}: expected KEY=VALUE"),
+        ));
+    };
+    let key = key.trim();
+    let valid = !key.is_empty()
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !key.starts_with(|c: char| c.is_ascii_digit());
+    if !valid {
+        return Err(Diagnostic::error(
+            None,
+            format!("--var {arg:?}: `{key}` is not a variable name (letters, digits and `_`)"),
+        ));
+    }
+    let value = if raw.is_empty() {
+        Value::String(String::new())
+    } else {
+        match yaml::parse(raw) {
+            Ok((v @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_)), _)) => v,
+            _ => Value::String(raw.to_string()),
+        }
+    };
+    Ok((key.to_string(), value))
+}
+
+/// Reads `--now`.
+pub fn parse_now(arg: &str) -> Result<DateTime<Utc>, Diagnostic> {
+    DateTime::parse_from_rfc3339(arg)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            Diagnostic::error(
+                None,
+                format!("--now {arg:?} is not an RFC 3339 time like 2026-11-26T22:00:00Z ({e})"),
+            )
+        })
+}
+
+/// Reads a YAML or JSON document from `path` (`-`: standard input).
+pub fn read_document(path: &Path, flag: &str, sources: &mut Sources) -> Result<Value, Diagnostic> {
+    let display: Arc<str> = if path == Path::new("-") {
+        "<stdin>".into()
+    } else {
+        path.display().to_string().into()
+    };
+    let fail = |m: String| Diagnostic::error(None, format!("{flag}: {m}"));
+    let mut bytes = Vec::new();
+    let limit = MAX_INCLUDE_BYTES;
+    let read = if path == Path::new("-") {
+        std::io::stdin().take(limit + 1).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| fail(format!("cannot read `{display}`: {}", io_reason(&e))))?;
+    if bytes.len() as u64 > limit {
+        return Err(fail(format!(
+            "`{display}` is larger than {} MiB",
+            limit / (1024 * 1024)
+        )));
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|_| fail(format!("`{display}` is not valid UTF-8")))?;
+    sources.insert(display.clone(), text.as_str().into());
+    yaml::parse(&text).map(|(v, _)| v).map_err(|e| {
+        let pos = e.pos.unwrap_or_default();
+        Diagnostic::error(
+            Some(Location {
+                file: display.clone(),
+                line: pos.line.max(1),
+                col: pos.col.max(1),
+            }),
+            e.message,
+        )
+        .at_path(flag)
+    })
+}
+
+/// Merges the variable sources in precedence order.
+pub fn merge(
+    playbook_vars: &Map<String, Value>,
+    vars_file: Option<Value>,
+    cli_vars: Vec<(String, Value)>,
+) -> Result<Map<String, Value>, Diagnostic> {
+    let mut vars = playbook_vars.clone();
+    match vars_file {
+        None => {}
+        Some(Value::Object(map)) => vars.extend(map),
+        Some(_) => {
+            return Err(Diagnostic::error(
+                None,
+                "--vars-file: the file must hold a mapping of variables",
+            ));
+        }
+    }
+    vars.extend(cli_vars);
+    Ok(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn var_values_are_yaml_scalars() {
+        assert_eq!(parse_var("usage=93").unwrap(), ("usage".into(), Value::from(93)));
+        assert_eq!(parse_var("ok=true").unwrap().1, Value::Bool(true));
+        assert_eq!(parse_var("host=db-01").unwrap().1, Value::from("db-01"));
+        assert_eq!(parse_var("v=\"93\"").unwrap().1, Value::from("93"));
+        assert_eq!(parse_var("e=").unwrap().1, Value::from(""));
+        assert_eq!(parse_var("l=[1, 2]").unwrap().1, Value::from("[1, 2]"));
+        assert_eq!(parse_var("msg=a=b").unwrap().1, Value::from("a=b"));
+        assert!(parse_var("novalue").is_err());
+        assert!(parse_var("bad-key=1").is_err());
+    }
+
+    #[test]
+    fn later_sources_win() {
+        let mut pb = Map::new();
+        pb.insert("a".into(), Value::from(1));
+        pb.insert("b".into(), Value::from(1));
+        let file = serde_json::json!({"b": 2, "c": 2});
+        let merged = merge(&pb, Some(file), vec![("c".into(), Value::from(3))]).unwrap();
+        assert_eq!(Value::Object(merged), serde_json::json!({"a": 1, "b": 2, "c": 3}));
+    }
+
+    #[test]
+    fn now_is_rfc3339() {
+        assert!(parse_now("2026-11-26T22:00:00Z").is_ok());
+        assert!(parse_now("2026-11-26T23:00:00+01:00").is_ok());
+        assert!(parse_now("yesterday").is_err());
+    }
+}
