@@ -87,7 +87,9 @@ impl Output<'_> {
 fn print_stdout(text: &str) {
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 fn validate(paths: &[std::path::PathBuf], out: &mut Output<'_>) -> Exit {
@@ -98,11 +100,11 @@ fn validate(paths: &[std::path::PathBuf], out: &mut Output<'_>) -> Exit {
                 out.diagnostics(&loaded.warnings);
                 let p = &loaded.playbook;
                 out.note(&format!(
-                    "{}: ok ({} recipients, {} messages, {} rules)",
+                    "{}: ok ({}, {}, {})",
                     path.display(),
-                    p.recipients.len(),
-                    p.messages.len(),
-                    p.rules.len()
+                    count(p.recipients.len(), "recipient"),
+                    count(p.messages.len(), "message"),
+                    count(p.rules.len(), "rule")
                 ));
             }
             Err(diagnostics) => {
@@ -112,11 +114,24 @@ fn validate(paths: &[std::path::PathBuf], out: &mut Output<'_>) -> Exit {
         }
     }
     if failed > 0 {
-        let errors = if failed == 1 { "playbook has" } else { "playbooks have" };
+        let errors = if failed == 1 {
+            "playbook has"
+        } else {
+            "playbooks have"
+        };
         out.note(&format!("{failed} {errors} errors"));
         Exit::Invalid
     } else {
         Exit::Success
+    }
+}
+
+/// `1 rule`, `2 rules`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -193,7 +208,12 @@ fn run_input(
             chrono::Utc::now()
         }
     };
-    let vars_file = read_optional(args.vars_file.as_deref(), "--vars-file", sources, &mut errors);
+    let vars_file = read_optional(
+        args.vars_file.as_deref(),
+        "--vars-file",
+        sources,
+        &mut errors,
+    );
     let input = read_optional(args.input.as_deref(), "--input", sources, &mut errors);
     let mut cli_vars = Vec::new();
     for v in &args.vars {

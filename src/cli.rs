@@ -37,7 +37,7 @@ pub enum Command {
         playbooks: Vec<PathBuf>,
     },
     /// Plan every call of a playbook, then place them (or only show them with --dry-run).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the playbook JSON Schema.
     Schema,
 }

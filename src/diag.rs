@@ -115,7 +115,8 @@ impl Sources {
     /// The line `line` (1-based) of `file`, if known.
     fn line(&self, file: &str, line: u32) -> Option<&str> {
         let text = self.files.get(file)?;
-        text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)
+        text.lines()
+            .nth(usize::try_from(line).ok()?.checked_sub(1)?)
     }
 }
 
@@ -274,7 +275,10 @@ mod tests {
     #[test]
     fn unknown_file_gives_header_only() {
         let d = Diagnostic::error(None, "no file");
-        assert_eq!(Printer::new(&sources(), false).render(&d), "error: no file\n");
+        assert_eq!(
+            Printer::new(&sources(), false).render(&d),
+            "error: no file\n"
+        );
     }
 
     #[test]

@@ -78,8 +78,14 @@ pub fn dial_string(input: &str, country: Country) -> Result<String, PhoneError> 
     if !(7..=18).contains(&digits) {
         return Err(PhoneError::DigitCount(input.to_string()));
     }
-    let number = phonenumber::parse(Some(country.0), input)
-        .map_err(|_| PhoneError::Invalid(input.to_string()))?;
+    // Numbers written internationally are parsed without a default region:
+    // with one, the `phonenumber` crate strips that region's national prefix
+    // from the foreign number (`+33 1 42 68 53 00` would lose its `1`).
+    let parsed = match international_form(input, country) {
+        Some(plus) => phonenumber::parse(None, plus),
+        None => phonenumber::parse(Some(country.0), input),
+    };
+    let number = parsed.map_err(|_| PhoneError::Invalid(input.to_string()))?;
     if !phonenumber::is_valid(&number) {
         return Err(PhoneError::Invalid(input.to_string()));
     }
@@ -91,6 +97,19 @@ pub fn dial_string(input: &str, country: Country) -> Result<String, PhoneError> 
     } else {
         Ok(format!("011{e164}"))
     }
+}
+
+/// `+` and the digits, when `input` is written with `+` or the country's exit code (`011`).
+fn international_form(input: &str, country: Country) -> Option<String> {
+    let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+    if input.trim_start().starts_with('+') {
+        return Some(format!("+{digits}"));
+    }
+    let id: &str = country.0.as_ref();
+    let meta = phonenumber::metadata::DATABASE.by_id(id)?;
+    let exit_code = meta.international_prefix()?.find(&digits)?;
+    (exit_code.start() == 0 && exit_code.end() < digits.len())
+        .then(|| format!("+{}", &digits[exit_code.end()..]))
 }
 
 /// Checks a speed dial: 1 to 6 digits, dialled as written.
@@ -155,9 +174,18 @@ mod tests {
             ("+44 20 7946 0958", Country::default(), "011442079460958"),
             ("020 7946 0958", gb, "011442079460958"),
             ("+1 416 555 0123", de, "14165550123"),
+            ("+33 1 42 68 53 00", Country::default(), "01133142685300"),
+            ("011 33 1 42 68 53 00", Country::default(), "01133142685300"),
+            ("0033 1 42 68 53 00", de, "01133142685300"),
+            ("+55 11 98765 4321", Country::default(), "0115511987654321"),
+            ("+1 321 555 2222", Country::default(), "13215552222"),
         ];
         for (input, country, want) in cases {
-            assert_eq!(dial_string(input, *country).as_deref(), Ok(*want), "{input}");
+            assert_eq!(
+                dial_string(input, *country).as_deref(),
+                Ok(*want),
+                "{input}"
+            );
         }
     }
 
@@ -168,7 +196,10 @@ mod tests {
             us("1234567890123456789"),
             Err(PhoneError::DigitCount("1234567890123456789".into()))
         );
-        assert!(matches!(us("1-800-FLOWERS"), Err(PhoneError::Characters(_))));
+        assert!(matches!(
+            us("1-800-FLOWERS"),
+            Err(PhoneError::Characters(_))
+        ));
         assert!(matches!(us("(021) 499-1008"), Err(PhoneError::Invalid(_))));
         assert!(matches!(us("+999 1234 5678"), Err(PhoneError::Invalid(_))));
     }

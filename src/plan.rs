@@ -262,12 +262,16 @@ fn decide(
     let templates = &playbook.templates;
     let name = &recipient.name;
     let (service_type, service_id) = match &rule.action {
-        Action::Skip(reason) => return Ok((Some(rule.name.clone()), Decision::Skip(reason.clone()))),
+        Action::Skip(reason) => {
+            return Ok((Some(rule.name.clone()), Decision::Skip(reason.clone())));
+        }
         Action::Play(index) => {
             let message = &playbook.messages[*index];
             let text = templates.render(&message.template, ctx, name)?;
             let problem = match message.kind {
-                MessageKind::Ssml => ssml::check(&text).err().map(|m| format!("rendered SSML: {m}")),
+                MessageKind::Ssml => ssml::check(&text)
+                    .err()
+                    .map(|m| format!("rendered SSML: {m}")),
                 MessageKind::SoundFile => crate::playbook::check_sound_file(text.trim()).err(),
                 MessageKind::Tts => text
                     .trim()
@@ -316,7 +320,12 @@ fn decide(
 }
 
 /// A problem with a rendered value, shown at the template it came from.
-fn rendered_error(playbook: &Playbook, template: &str, recipient: &str, problem: String) -> Diagnostic {
+fn rendered_error(
+    playbook: &Playbook,
+    template: &str,
+    recipient: &str,
+    problem: String,
+) -> Diagnostic {
     let site = playbook.templates.site(template);
     let d = Diagnostic::error(
         site.map(|s| s.location.clone()),

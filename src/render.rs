@@ -85,7 +85,9 @@ impl Templates {
             }
         });
         env.set_formatter(|out, state, value| {
-            if matches!(state.auto_escape(), AutoEscape::Custom(n) if n == "xml") && !value.is_safe() {
+            if matches!(state.auto_escape(), AutoEscape::Custom(n) if n == "xml")
+                && !value.is_safe()
+            {
                 let text = if value.is_none() {
                     String::new()
                 } else {
@@ -118,7 +120,10 @@ impl Templates {
         } else {
             name.to_string()
         };
-        match self.env.add_template_owned(name.clone(), source.to_string()) {
+        match self
+            .env
+            .add_template_owned(name.clone(), source.to_string())
+        {
             Ok(()) => {
                 self.sites.insert(name.clone(), site);
                 Ok(name)
@@ -149,10 +154,7 @@ impl Templates {
     /// Renders template `name` for `recipient` with `ctx`.
     pub fn render(&self, name: &str, ctx: &Value, recipient: &str) -> Result<String, Diagnostic> {
         let site = self.sites.get(name);
-        let result = self
-            .env
-            .get_template(name)
-            .and_then(|t| t.render(ctx));
+        let result = self.env.get_template(name).and_then(|t| t.render(ctx));
         result.map_err(|e| match site {
             Some(site) => template_error(site, &e, Some(recipient)),
             None => Diagnostic::error(None, e.to_string()),
@@ -172,21 +174,26 @@ pub fn template_error(site: &Site, e: &Error, recipient: Option<&str>) -> Diagno
         let _ = write!(message, "for recipient `{r}`: ");
     }
     let detail = e.detail().map(str::to_string).unwrap_or_default();
-    let kind = match e.kind() {
-        ErrorKind::UndefinedError => "undefined variable".to_string(),
-        ErrorKind::SyntaxError => "template syntax error".to_string(),
-        ErrorKind::OutOfFuel => "template ran too long (out of fuel)".to_string(),
-        other => other.to_string(),
-    };
-    if detail.is_empty() {
-        message.push_str(&kind);
-    } else {
-        let _ = write!(message, "{kind}: {detail}");
-    }
-    if e.kind() == ErrorKind::UndefinedError
-        && let Some(expr) = undefined_expression(e)
-    {
-        let _ = write!(message, " `{expr}`");
+    match e.kind() {
+        // MiniJinja's detail already names the variable: "`x` is undefined".
+        ErrorKind::UndefinedError if !detail.is_empty() => message.push_str(&detail),
+        ErrorKind::UndefinedError => match undefined_expression(e) {
+            Some(expr) => {
+                let _ = write!(message, "undefined value in `{expr}`");
+            }
+            None => message.push_str("undefined value"),
+        },
+        kind => {
+            let label = match kind {
+                ErrorKind::SyntaxError => "template syntax error".to_string(),
+                ErrorKind::OutOfFuel => "template ran too long (out of fuel)".to_string(),
+                other => other.to_string(),
+            };
+            message.push_str(&label);
+            if !detail.is_empty() {
+                let _ = write!(message, ": {detail}");
+            }
+        }
     }
     Diagnostic::error(Some(site.location_of_line(e.line())), message).at_path(site.path.clone())
 }
@@ -236,7 +243,11 @@ impl Object for RecipientView {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
             "local_time" => Some(self.local_time.clone()),
-            other => self.fixed.get_attr(other).ok().filter(|v| !v.is_undefined()),
+            other => self
+                .fixed
+                .get_attr(other)
+                .ok()
+                .filter(|v| !v.is_undefined()),
         }
     }
 
@@ -265,13 +276,14 @@ mod tests {
     #[test]
     fn ssml_values_are_escaped() {
         let mut t = Templates::new();
-        let name = t
-            .add("m", "<speak>{{ s }}</speak>", site(), true)
-            .unwrap();
+        let name = t.add("m", "<speak>{{ s }}</speak>", site(), true).unwrap();
         let out = t
             .render(&name, &context! { s => "CPU > 90% & <b>rising</b>" }, "A")
             .unwrap();
-        assert_eq!(out, "<speak>CPU &gt; 90% &amp; &lt;b&gt;rising&lt;/b&gt;</speak>");
+        assert_eq!(
+            out,
+            "<speak>CPU &gt; 90% &amp; &lt;b&gt;rising&lt;/b&gt;</speak>"
+        );
     }
 
     #[test]
@@ -291,8 +303,7 @@ mod tests {
         let d = t.render(&name, &context! {}, "Bob").unwrap_err();
         let loc = d.location.clone().unwrap();
         assert_eq!((loc.line, loc.col), (12, 7));
-        assert!(d.message.starts_with("for recipient `Bob`: undefined variable"), "{}", d.message);
-        assert!(d.message.contains("`nope`"), "{}", d.message);
+        assert_eq!(d.message, "for recipient `Bob`: `nope` is undefined");
     }
 
     #[test]
@@ -314,6 +325,10 @@ mod tests {
     fn syntax_error_is_reported_at_compile_time() {
         let mut t = Templates::new();
         let d = t.add("m", "Hello {{ name", site(), false).unwrap_err();
-        assert!(d.message.starts_with("template syntax error"), "{}", d.message);
+        assert!(
+            d.message.starts_with("template syntax error"),
+            "{}",
+            d.message
+        );
     }
 }

@@ -33,7 +33,11 @@ impl<'a> CompiledRules<'a> {
     }
 
     /// The first rule that matches `recipient` in `ctx`, if any.
-    pub fn first_match(&self, recipient: &Recipient, ctx: &Value) -> Result<Option<&'a Rule>, Diagnostic> {
+    pub fn first_match(
+        &self,
+        recipient: &Recipient,
+        ctx: &Value,
+    ) -> Result<Option<&'a Rule>, Diagnostic> {
         for (rule, condition) in self.rules.iter().zip(&self.conditions) {
             if !rule.tags.is_empty() && !rule.tags.iter().any(|t| recipient.tags.contains(t)) {
                 continue;

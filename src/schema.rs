@@ -115,10 +115,17 @@ fn explain(error: &ValidationError<'_>, schema: &Value, out: &mut Vec<Violation>
             return;
         }
         ValidationErrorKind::Required { property } => {
-            format!("missing required key `{}`", property.as_str().unwrap_or("?"))
+            format!(
+                "missing required key `{}`",
+                property.as_str().unwrap_or("?")
+            )
         }
         ValidationErrorKind::Type { kind } => {
-            format!("expected {}, found {}", type_names(kind), describe(instance))
+            format!(
+                "expected {}, found {}",
+                type_names(kind),
+                describe(instance)
+            )
         }
         ValidationErrorKind::Constant { expected_value } => {
             format!("expected `{expected_value}`, found {}", describe(instance))
@@ -135,7 +142,8 @@ fn explain(error: &ValidationError<'_>, schema: &Value, out: &mut Vec<Violation>
                 None => format!("{} does not match `{pattern}`", describe(instance)),
             }
         }
-        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::OneOfMultipleValid { .. } => {
+        ValidationErrorKind::OneOfNotValid { .. }
+        | ValidationErrorKind::OneOfMultipleValid { .. } => {
             let keys = parent_schema
                 .and_then(|s| s.get("oneOf"))
                 .and_then(required_alternatives);
@@ -210,9 +218,17 @@ fn join_or(names: &[String]) -> String {
 /// Key names that suggest a credential was put into a playbook.
 pub fn looks_like_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "apikey", "api_key", "credential"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "credential",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 fn secret_key(key: &str) -> String {
@@ -340,14 +356,20 @@ mod tests {
         doc["rules"] = json!(5);
         assert_eq!(
             messages(&doc),
-            vec![("/rules".to_string(), "expected a list, found `5`".to_string())]
+            vec![(
+                "/rules".to_string(),
+                "expected a list, found `5`".to_string()
+            )]
         );
     }
 
     #[test]
     fn a_recipient_alone_is_checked_by_its_definition() {
-        let got = check(&json!({"name": "A", "phone": "1", "colour": "red"}), Definition::Recipient)
-            .unwrap();
+        let got = check(
+            &json!({"name": "A", "phone": "1", "colour": "red"}),
+            Definition::Recipient,
+        )
+        .unwrap();
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].pointer, "/colour");
     }

@@ -10,8 +10,8 @@ use quick_xml::events::Event;
 
 /// The elements of W3C SSML 1.1.
 const ELEMENTS: &[&str] = &[
-    "speak", "lexicon", "lookup", "meta", "metadata", "p", "s", "token", "w", "say-as",
-    "phoneme", "sub", "lang", "voice", "emphasis", "break", "prosody", "audio", "desc", "mark",
+    "speak", "lexicon", "lookup", "meta", "metadata", "p", "s", "token", "w", "say-as", "phoneme",
+    "sub", "lang", "voice", "emphasis", "break", "prosody", "audio", "desc", "mark",
 ];
 
 /// Entities XML defines without a DTD.
@@ -60,10 +60,8 @@ pub fn check(doc: &str) -> Result<(), String> {
                 }
             }
             Event::End(_) => depth = depth.saturating_sub(1),
-            Event::Text(ref t) => {
-                if depth == 0 && !t.as_ref().chars().all(char::is_whitespace) {
-                    return Err(format!("text outside `<speak>` ({})", place(doc, at)));
-                }
+            Event::Text(ref t) if depth == 0 && !t.as_ref().chars().all(char::is_whitespace) => {
+                return Err(format!("text outside `<speak>` ({})", place(doc, at)));
             }
             Event::CData(_) if depth == 0 => {
                 return Err(format!("text outside `<speak>` ({})", place(doc, at)));
@@ -130,7 +128,10 @@ mod tests {
     fn refusals() {
         let cases = [
             ("<speak>unclosed", "not closed"),
-            ("<speak><b>x</b></speak>", "`<b>` is not an SSML 1.1 element"),
+            (
+                "<speak><b>x</b></speak>",
+                "`<b>` is not an SSML 1.1 element",
+            ),
             ("<voice>x</voice>", "root element must be `<speak>`"),
             ("hello", "text outside"),
             ("<!-- c -->", "no `<speak>` root"),

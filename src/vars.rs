@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn var_values_are_yaml_scalars() {
-        assert_eq!(parse_var("usage=93").unwrap(), ("usage".into(), Value::from(93)));
+        assert_eq!(
+            parse_var("usage=93").unwrap(),
+            ("usage".into(), Value::from(93))
+        );
         assert_eq!(parse_var("ok=true").unwrap().1, Value::Bool(true));
         assert_eq!(parse_var("host=db-01").unwrap().1, Value::from("db-01"));
         assert_eq!(parse_var("v=\"93\"").unwrap().1, Value::from("93"));
@@ -138,7 +141,10 @@ mod tests {
         pb.insert("b".into(), Value::from(1));
         let file = serde_json::json!({"b": 2, "c": 2});
         let merged = merge(&pb, Some(file), vec![("c".into(), Value::from(3))]).unwrap();
-        assert_eq!(Value::Object(merged), serde_json::json!({"a": 1, "b": 2, "c": 3}));
+        assert_eq!(
+            Value::Object(merged),
+            serde_json::json!({"a": 1, "b": 2, "c": 3})
+        );
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub fn parse_timezone(name: &str) -> Result<Tz, String> {
         let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
         match suggest::closest(name, names) {
             Some(s) => format!("unknown time zone `{name}`, did you mean `{s}`?"),
-            None => format!("unknown time zone `{name}` (use an IANA name such as `Europe/Berlin`)"),
+            None => {
+                format!("unknown time zone `{name}` (use an IANA name such as `Europe/Berlin`)")
+            }
         }
     })
 }
@@ -76,10 +78,13 @@ pub(super) fn check_recipient(
         (None, Some(s)) => phone::speed_dial(&s.into_string())
             .map(Target::SpeedDial)
             .map_err(|e| fail("speed_dial", e.to_string())),
-        _ => Err(fail(
-            "phone",
-            "exactly one of `phone` or `speed_dial` is required".to_string(),
-        )),
+        _ => {
+            fail(
+                "phone",
+                "exactly one of `phone` or `speed_dial` is required".to_string(),
+            );
+            Err(())
+        }
     };
     let timezone = match &raw.timezone {
         Some(tz) if !tz.is_empty() => parse_timezone(tz).map_err(|m| fail("timezone", m)),
@@ -206,7 +211,12 @@ impl<'a> Checker<'a> {
                 }
                 return Err(self.diags);
             }
-            Err(e) => return Err(vec![Diagnostic::error(None, format!("internal schema error: {e}"))]),
+            Err(e) => {
+                return Err(vec![Diagnostic::error(
+                    None,
+                    format!("internal schema error: {e}"),
+                )]);
+            }
         }
         let raw: RawPlaybook = match serde_json::from_value(document) {
             Ok(raw) => raw,
@@ -241,7 +251,10 @@ impl<'a> Checker<'a> {
         let provider = self.provider(raw.provider);
         for key in raw.vars.keys() {
             if schema::looks_like_secret(key) {
-                self.error(&format!("/vars/{}", escape_segment(key)), "looks like a secret");
+                self.error(
+                    &format!("/vars/{}", escape_segment(key)),
+                    "looks like a secret",
+                );
             }
         }
         let defaults = RecipientDefaults {
@@ -251,7 +264,13 @@ impl<'a> Checker<'a> {
         let recipients = self.recipients(raw.recipients, &defaults);
         let mut templates = Templates::new();
         let messages = self.messages(raw.messages, &mut templates);
-        let rules = self.rules(raw.rules, &messages, &recipients, &mut templates, defaults.country);
+        let rules = self.rules(
+            raw.rules,
+            &messages,
+            &recipients,
+            &mut templates,
+            defaults.country,
+        );
         let dedup = raw.dedup.and_then(|d| {
             let window = parse_duration(&d.window)
                 .map_err(|m| self.error("/dedup/window", m))
@@ -289,7 +308,10 @@ impl<'a> Checker<'a> {
         let mut p = ProviderSettings::default();
         if let Some(url) = raw.base_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                self.error("/provider/base_url", format!("{url:?} is not an http(s) URL"));
+                self.error(
+                    "/provider/base_url",
+                    format!("{url:?} is not an http(s) URL"),
+                );
                 return None;
             }
             p.base_url = url.trim_end_matches('/').to_string();
@@ -306,7 +328,11 @@ impl<'a> Checker<'a> {
         Some(p)
     }
 
-    fn recipients(&mut self, entries: Vec<RawEntry>, defaults: &RecipientDefaults) -> Vec<Recipient> {
+    fn recipients(
+        &mut self,
+        entries: Vec<RawEntry>,
+        defaults: &RecipientDefaults,
+    ) -> Vec<Recipient> {
         let mut out = Vec::with_capacity(entries.len());
         for (i, entry) in entries.into_iter().enumerate() {
             match entry {
@@ -324,7 +350,14 @@ impl<'a> Checker<'a> {
                     let pointer = format!("/recipients/{i}/from");
                     let at = self.location(&pointer, false);
                     let base = self.path.parent().unwrap_or(Path::new(""));
-                    include::load(&base.join(&from), at, defaults, self.sources, &mut self.diags, &mut out);
+                    include::load(
+                        &base.join(&from),
+                        at,
+                        defaults,
+                        self.sources,
+                        &mut self.diags,
+                        &mut out,
+                    );
                 }
             }
         }
@@ -366,8 +399,17 @@ impl<'a> Checker<'a> {
                 self.error(&pointer, m);
             }
             let site = self.site(&pointer);
-            match templates.add(&format!("messages.{name}"), &source, site, kind == MessageKind::Ssml) {
-                Ok(template) => out.push(Message { name, kind, template }),
+            match templates.add(
+                &format!("messages.{name}"),
+                &source,
+                site,
+                kind == MessageKind::Ssml,
+            ) {
+                Ok(template) => out.push(Message {
+                    name,
+                    kind,
+                    template,
+                }),
                 Err(d) => self.diags.push(d),
             }
         }
@@ -429,7 +471,10 @@ impl<'a> Checker<'a> {
                             Some(s) => format!(", did you mean `{s}`?"),
                             None => String::new(),
                         };
-                        self.error(&format!("{base}/play"), format!("unknown message `{play}`{hint}"));
+                        self.error(
+                            &format!("{base}/play"),
+                            format!("unknown message `{play}`{hint}"),
+                        );
                         None
                     }
                 }
@@ -506,7 +551,9 @@ pub fn check_sound_file(url: &str) -> Result<(), String> {
     if scheme_ok && path.ends_with(".wav") && !url.chars().any(char::is_whitespace) {
         Ok(())
     } else {
-        Err(format!("{url:?} is not an http(s) URL of a `.wav` file (FoneStorm plays WAV only)"))
+        Err(format!(
+            "{url:?} is not an http(s) URL of a `.wav` file (FoneStorm plays WAV only)"
+        ))
     }
 }
 

@@ -124,7 +124,11 @@ fn load_csv(
         }
     }
     if !problems.is_empty() {
-        diags.extend(problems.into_iter().map(|m| Diagnostic::error(at_line(1, 1), m)));
+        diags.extend(
+            problems
+                .into_iter()
+                .map(|m| Diagnostic::error(at_line(1, 1), m)),
+        );
         return;
     }
     let column = |name: &str| headers.iter().position(|h| h == name);
@@ -149,7 +153,10 @@ fn load_csv(
             Err(e) => {
                 let line = e.position().map_or(0, csv::Position::line);
                 diags.push(Diagnostic::error(at_line(line, 1), csv_message(&e)));
-                if matches!(e.kind(), csv::ErrorKind::Io(_) | csv::ErrorKind::Utf8 { .. }) {
+                if matches!(
+                    e.kind(),
+                    csv::ErrorKind::Io(_) | csv::ErrorKind::Utf8 { .. }
+                ) {
                     return;
                 }
                 continue;
@@ -274,7 +281,10 @@ fn load_yaml(
         let violations = match schema::check(&item, Definition::Recipient) {
             Ok(v) => v,
             Err(e) => {
-                diags.push(Diagnostic::error(None, format!("internal schema error: {e}")));
+                diags.push(Diagnostic::error(
+                    None,
+                    format!("internal schema error: {e}"),
+                ));
                 return;
             }
         };

@@ -240,8 +240,9 @@ fn read_text(path: &Path, display: &Arc<str>, limit: u64) -> Result<Arc<str>, Di
             col: 1,
         })
     };
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Diagnostic::error(None, format!("cannot read `{display}`: {}", io_reason(&e))))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Diagnostic::error(None, format!("cannot read `{display}`: {}", io_reason(&e)))
+    })?;
     if meta.len() > limit {
         return Err(Diagnostic::error(
             at_file(),
@@ -252,8 +253,9 @@ fn read_text(path: &Path, display: &Arc<str>, limit: u64) -> Result<Arc<str>, Di
             ),
         ));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| Diagnostic::error(None, format!("cannot read `{display}`: {}", io_reason(&e))))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        Diagnostic::error(None, format!("cannot read `{display}`: {}", io_reason(&e)))
+    })?;
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {

@@ -34,7 +34,10 @@ pub fn to_string(report: &Report) -> String {
 
 /// Writes the report to `path` atomically: readers never see half a report.
 pub fn write_file(report: &Report, path: &Path) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(to_string(report).as_bytes())?;
     tmp.as_file().sync_all()?;

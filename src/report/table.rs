@@ -19,7 +19,14 @@ const NAME_CHARS: usize = 28;
 
 /// Renders `report` as an aligned text table followed by a totals line.
 pub fn render(report: &Report) -> String {
-    let header = ["RECIPIENT", "TO", "RULE", "TYPE", "STATUS", "MESSAGE / REASON"];
+    let header = [
+        "RECIPIENT",
+        "TO",
+        "RULE",
+        "TYPE",
+        "STATUS",
+        "MESSAGE / REASON",
+    ];
     let rows: Vec<[String; 6]> = report
         .calls
         .iter()
@@ -85,7 +92,11 @@ pub fn summary(report: &Report) -> String {
             parts.push(format!("{n} {word}"));
         }
     }
-    let noun = if t.recipients == 1 { "recipient" } else { "recipients" };
+    let noun = if t.recipients == 1 {
+        "recipient"
+    } else {
+        "recipients"
+    };
     let mut s = format!("{} {noun}: {}", t.recipients, parts.join(", "));
     if report.dry_run {
         s.push_str(" (dry run: nothing was called)");
@@ -135,7 +146,9 @@ mod tests {
     #[test]
     fn excerpts_drop_markup_and_fold_whitespace() {
         assert_eq!(
-            excerpt("<speak>\n  Hello Alice.\n  <break time=\"400ms\"/>\n  CPU &gt; 90% &amp; rising\n</speak>"),
+            excerpt(
+                "<speak>\n  Hello Alice.\n  <break time=\"400ms\"/>\n  CPU &gt; 90% &amp; rising\n</speak>"
+            ),
             "Hello Alice. CPU > 90% & rising"
         );
         let long = "word ".repeat(40);

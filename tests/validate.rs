@@ -1,0 +1,177 @@
+//! `callbook validate`: every problem of a playbook, each at its place.
+
+mod support;
+
+use support::{run, write};
+
+#[test]
+fn every_example_playbook_is_valid() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir("playbooks").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = run(&["validate", path.to_str().unwrap()]);
+            assert_eq!(out.code, 0, "{}:\n{}", path.display(), out.stderr);
+            assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3);
+}
+
+#[test]
+fn invalid_fixtures_are_reported_at_their_place() {
+    let mut files: Vec<_> = std::fs::read_dir("tests/fixtures/invalid")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for path in files {
+        let out = run(&["validate", path.to_str().unwrap()]);
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        assert_eq!(out.code, 2, "{name}");
+        insta::assert_snapshot!(format!("invalid-{name}"), out.diagnostics());
+    }
+}
+
+#[test]
+fn a_conditional_last_rule_is_a_warning() {
+    let out = run(&[
+        "validate",
+        "tests/fixtures/valid/last-rule-conditional.yaml",
+    ]);
+    assert_eq!(out.code, 0);
+    insta::assert_snapshot!(out.diagnostics());
+}
+
+#[test]
+fn malformed_yaml() {
+    let out = run(&["validate", "tests/fixtures/run/malformed.yaml"]);
+    assert_eq!(out.code, 2);
+    insta::assert_snapshot!(out.diagnostics());
+}
+
+#[test]
+fn several_files_report_all_problems() {
+    let out = run(&[
+        "validate",
+        "playbooks/disk-full.yaml",
+        "tests/fixtures/invalid/bad-phone.yaml",
+        "tests/fixtures/invalid/unknown-key.yaml",
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("playbooks/disk-full.yaml: ok"));
+    assert!(out.stderr.contains("bad-phone.yaml:"));
+    assert!(out.stderr.contains("unknown-key.yaml:"));
+    assert!(out.stderr.contains("2 playbooks have errors"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn missing_include_file() {
+    let out = run(&["validate", "tests/fixtures/run/missing-include.yaml"]);
+    assert_eq!(out.code, 2);
+    insta::assert_snapshot!(out.diagnostics());
+}
+
+#[test]
+fn csv_row_with_missing_column_and_bad_number() {
+    let out = run(&["validate", "tests/fixtures/run/short-row.yaml"]);
+    assert_eq!(out.code, 2);
+    insta::assert_snapshot!(out.diagnostics());
+}
+
+#[test]
+fn included_yaml_recipients_are_schema_checked() {
+    let out = run(&["validate", "tests/fixtures/run/bad-team.yaml"]);
+    assert_eq!(out.code, 2);
+    insta::assert_snapshot!(out.diagnostics());
+}
+
+#[test]
+fn missing_playbook_file() {
+    let out = run(&["validate", "tests/fixtures/no-such-playbook.yaml"]);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr.lines().next(),
+        Some("error: cannot read `tests/fixtures/no-such-playbook.yaml`: no such file")
+    );
+}
+
+#[test]
+fn invalid_utf8_names_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "latin1.yaml",
+        b"version: 1\nname: caf\xe9\n".as_slice(),
+    );
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .starts_with(&format!("{path}:2:10: error: file is not valid UTF-8")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn huge_file_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.yaml");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(50 * 1024 * 1024).unwrap();
+    let path = path.display().to_string();
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "{path}:1:1: error: file is too large (50 MiB; the limit is 8 MiB)"
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn alias_bomb_is_refused() {
+    let mut doc =
+        String::from("version: 1\nname: bomb\nvars:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..30 {
+        let p = i - 1;
+        doc.push_str(&format!(
+            "  a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "bomb.yaml", doc);
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.starts_with(&format!("{path}:")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("budget"), "{}", out.stderr);
+}
+
+#[test]
+fn deep_nesting_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = format!("vars: {}1{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let block: String = (0..10_000)
+        .map(|i| format!("{}a:\n", " ".repeat(i)))
+        .collect();
+    for (name, doc) in [("flow.yaml", flow), ("block.yaml", block)] {
+        let path = write(dir.path(), name, doc);
+        let out = run(&["validate", &path]);
+        assert_eq!(out.code, 2, "{name}");
+        assert!(
+            out.stderr.starts_with(&format!("{path}:")),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+}
