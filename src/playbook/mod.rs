@@ -215,8 +215,23 @@ pub struct Loaded {
 pub fn load(path: &Path, sources: &mut Sources) -> Result<Loaded, Vec<Diagnostic>> {
     let display: Arc<str> = path.display().to_string().into();
     let text = read_text(path, &display, MAX_PLAYBOOK_BYTES).map_err(|d| vec![d])?;
-    sources.insert(display.clone(), text.clone());
-    let (document, positions) = yaml::parse(&text).map_err(|e| {
+    sources.insert(display, text.clone());
+    load_text(path, &text, sources)
+}
+
+/// Checks playbook `text` as if it had been read from `path`.
+///
+/// `from:` includes are still read relative to `path`.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_text(
+    path: &Path,
+    text: &str,
+    sources: &mut Sources,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    let display: Arc<str> = path.display().to_string().into();
+    let (document, positions) = yaml::parse(text).map_err(|e| {
         let pos = e.pos.unwrap_or_default();
         vec![Diagnostic::error(
             Some(Location {
@@ -227,7 +242,7 @@ pub fn load(path: &Path, sources: &mut Sources) -> Result<Loaded, Vec<Diagnostic
             e.message,
         )]
     })?;
-    let checker = check::Checker::new(path, display, &text, &positions, sources);
+    let checker = check::Checker::new(path, display, text, &positions, sources);
     checker.run(document)
 }
 
