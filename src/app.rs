@@ -167,7 +167,7 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
         )]);
         return Exit::Refused;
     }
-    let mut report = Report::from_plan(&playbook, &plan, &input);
+    let mut report = Report::from_plan(&playbook, plan, &input);
     report.finished_at = report::timestamp(chrono::Utc::now().max(input.now));
     emit(&report, args, out)
 }
@@ -188,7 +188,8 @@ fn emit(report: &Report, args: &RunArgs, out: &Output<'_>) -> Exit {
         return Exit::Invalid;
     }
     match args.format {
-        Format::Json => print_stdout(&report::json::to_string(report)),
+        // A closed pipe (`| head`) is not an error worth reporting.
+        Format::Json => drop(report::json::write(report, std::io::stdout().lock())),
         Format::Table => print_stdout(&report::table::render(report)),
     }
     Exit::Success

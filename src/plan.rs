@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc, Weekday};
 use minijinja::context;
 use minijinja::value::Value;
 use serde_json::Map;
@@ -232,11 +232,11 @@ fn base_context(playbook: &Playbook, run: &RunInput) -> Value {
 fn recipient_value(r: &Recipient, now: DateTime<Utc>) -> Value {
     let local = now.with_timezone(&r.timezone);
     let local_time = context! {
-        hour => local.format("%H").to_string().parse::<u32>().unwrap_or(0),
-        minute => local.format("%M").to_string().parse::<u32>().unwrap_or(0),
-        weekday => local.format("%A").to_string(),
-        date => local.format("%Y-%m-%d").to_string(),
-        time => local.format("%H:%M").to_string(),
+        hour => local.hour(),
+        minute => local.minute(),
+        weekday => weekday_name(local.weekday()),
+        date => local.date_naive().to_string(),
+        time => format!("{:02}:{:02}", local.hour(), local.minute()),
         iso => local.to_rfc3339_opts(SecondsFormat::Secs, false),
     };
     let fixed = context! {
@@ -247,6 +247,19 @@ fn recipient_value(r: &Recipient, now: DateTime<Utc>) -> Value {
         timezone => r.timezone.name(),
     };
     Value::from_object(RecipientView { fixed, local_time })
+}
+
+/// The English name of a weekday, as `recipient.local_time.weekday`.
+fn weekday_name(day: Weekday) -> &'static str {
+    match day {
+        Weekday::Mon => "Monday",
+        Weekday::Tue => "Tuesday",
+        Weekday::Wed => "Wednesday",
+        Weekday::Thu => "Thursday",
+        Weekday::Fri => "Friday",
+        Weekday::Sat => "Saturday",
+        Weekday::Sun => "Sunday",
+    }
 }
 
 /// The rule and decision for one recipient.

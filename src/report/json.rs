@@ -22,14 +22,14 @@ use std::path::Path;
 
 use super::Report;
 
-/// The report as pretty-printed JSON with a final newline.
-pub fn to_string(report: &Report) -> String {
-    let mut s = serde_json::to_string_pretty(report).unwrap_or_else(|e| {
-        // Serializing plain strings and numbers cannot fail; keep the output JSON anyway.
-        format!("{{\"error\": {:?}}}", e.to_string())
-    });
-    s.push('\n');
-    s
+/// Writes the report as pretty-printed JSON with a final newline.
+///
+/// Streams into `out`, so a report of 100 000 calls is never held twice in memory.
+pub fn write(report: &Report, out: impl Write) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    serde_json::to_writer_pretty(&mut out, report)?;
+    out.write_all(b"\n")?;
+    out.flush()
 }
 
 /// Writes the report to `path` atomically: readers never see half a report.
@@ -39,7 +39,7 @@ pub fn write_file(report: &Report, path: &Path) -> std::io::Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(to_string(report).as_bytes())?;
+    write(report, &mut tmp)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -125,19 +125,19 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 
 impl Report {
     /// The report of a plan; calls start as `planned`.
-    pub fn from_plan(playbook: &Playbook, plan: &Plan, run: &RunInput) -> Report {
+    pub fn from_plan(playbook: &Playbook, plan: Plan, run: &RunInput) -> Report {
         let calls = plan
             .entries
-            .iter()
+            .into_iter()
             .map(|e| {
                 let recipient = playbook.recipients[e.recipient].name.clone();
-                match &e.decision {
+                match e.decision {
                     Decision::Call(c) => CallReport {
                         recipient,
-                        to: e.to.clone(),
-                        rule: e.rule.clone(),
+                        to: e.to,
+                        rule: e.rule,
                         service_type: Some(c.service_type.as_str().to_string()),
-                        service_id: Some(c.service_id.clone()),
+                        service_id: Some(c.service_id),
                         status: Status::Planned,
                         call_id: None,
                         attempts: 0,
@@ -146,14 +146,14 @@ impl Report {
                     },
                     Decision::Skip(reason) => CallReport {
                         recipient,
-                        to: e.to.clone(),
-                        rule: e.rule.clone(),
+                        to: e.to,
+                        rule: e.rule,
                         service_type: None,
                         service_id: None,
                         status: Status::Skipped,
                         call_id: None,
                         attempts: 0,
-                        reason: Some(reason.clone()),
+                        reason: Some(reason),
                         error: None,
                     },
                 }
