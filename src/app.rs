@@ -49,7 +49,7 @@ fn init_logging(cli: &Cli) {
     let ansi = anstream::AutoStream::choice(&std::io::stderr()) != ColorChoice::Never;
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::term::StderrAroundBar)
         .with_target(false);
     // A second initialisation (only in tests) keeps the first subscriber.
     let _ = match cli.log_format {
@@ -161,11 +161,27 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
         }
     };
     if !args.dry_run {
-        out.diagnostics(&[Diagnostic::error(
+        return match crate::live::run(&playbook, plan, &input, args, out.quiet) {
+            Ok((report, exit)) => match emit(&report, args, out) {
+                Exit::Success => exit,
+                failed => failed,
+            },
+            Err((diagnostics, exit)) => {
+                out.diagnostics(&diagnostics);
+                exit
+            }
+        };
+    }
+    if let Some(max) = args.max_calls.or(playbook.max_calls)
+        && plan.calls() as u64 > max
+    {
+        out.diagnostics(&[Diagnostic::warning(
             None,
-            "live calls are not available in this version: use --dry-run to preview the plan",
+            format!(
+                "a live run would be refused: the plan holds {} calls, more than the limit of {max}",
+                plan.calls()
+            ),
         )]);
-        return Exit::Refused;
     }
     let mut report = Report::from_plan(&playbook, plan, &input);
     report.finished_at = report::timestamp(chrono::Utc::now().max(input.now));

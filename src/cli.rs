@@ -81,10 +81,10 @@ pub struct RunArgs {
     #[arg(long, env = "FONESTORM_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
     /// Override `provider.concurrency`.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
     /// Override `provider.rate_limit` (requests per second).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = positive_number)]
     pub rate_limit: Option<f64>,
     /// Where the journal lives.
     #[arg(long, env = "CALLBOOK_STATE_DIR", value_name = "DIR")]
@@ -121,4 +121,12 @@ pub enum ColorWhen {
     Always,
     /// Never colour.
     Never,
+}
+
+/// A number greater than zero, for `--rate-limit`.
+fn positive_number(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        _ => Err(format!("`{s}` is not a number greater than 0")),
+    }
 }

@@ -1,0 +1,186 @@
+//! The HTTP side of the server: the routes, and turning a [`CallPlan`] into an
+//! answer (or into no answer at all, for the faults that hang or drop).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::to_bytes;
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::config::Fault;
+use crate::error::ApiError;
+use crate::state::{CallPlan, Shared};
+use crate::validate;
+
+/// The largest request body read; the API's bodies are a few hundred bytes.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// The body answered by [`Fault::Malformed`]: a `201` cut off mid-way.
+const MALFORMED_BODY: &str = r#"{"call": {"id": "#;
+
+/// Lets a handler drop its own connection ([`Fault::Close`]): the task serving the
+/// connection waits on it and, when notified, drops the connection unanswered.
+#[derive(Clone)]
+pub(crate) struct ConnControl(pub(crate) Arc<Notify>);
+
+/// The API's routes, at the root, plus `GET /_stats`.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/auth", post(auth).fallback(other))
+        .route("/calls", post(calls).fallback(other))
+        .route("/_stats", any(stats))
+        .fallback(other)
+        .with_state(shared)
+}
+
+/// `POST /auth`: credentials in, token out.
+async fn auth(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let ticket = match shared.admit("POST", "/auth") {
+        Ok(ticket) => ticket,
+        Err(err) => return err.into_response(),
+    };
+    let token = read_json(request)
+        .await
+        .and_then(validate::auth_request)
+        .and_then(|auth| shared.authenticate(&auth));
+    match token {
+        Ok(token) => {
+            shared.answered(ticket.index, 201, None);
+            let body = json!({"authorization": {"token": token}});
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(err) => reply(&shared, ticket.index, err),
+    }
+}
+
+/// `POST /calls`: place a call, or inject a fault.
+async fn calls(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let ticket = match shared.admit("POST", "/calls") {
+        Ok(ticket) => ticket,
+        Err(err) => return err.into_response(),
+    };
+    let control = request.extensions().get::<ConnControl>().cloned();
+    let token = request
+        .headers()
+        .get("token")
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let body = read_json(request).await;
+    let to = body
+        .as_ref()
+        .ok()
+        .and_then(|body| body.get("to"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    shared.update(ticket.index, |record| {
+        record.to = to;
+        record.token = token.clone();
+    });
+    match shared.plan_call(&ticket, token.as_deref(), body) {
+        CallPlan::Reject(err) => reply(&shared, ticket.index, err),
+        CallPlan::Place { id, latency } => {
+            tokio::time::sleep(latency).await;
+            shared.answered(ticket.index, 201, Some(id.clone()));
+            (StatusCode::CREATED, Json(json!({"call": {"id": id}}))).into_response()
+        }
+        CallPlan::Inject { fault, latency } => {
+            inject(&shared, ticket.index, fault, latency, control).await
+        }
+    }
+}
+
+/// Carries out an injected fault.
+async fn inject(
+    shared: &Shared,
+    index: usize,
+    fault: Fault,
+    latency: Duration,
+    control: Option<ConnControl>,
+) -> Response {
+    match fault {
+        Fault::Status(status) => reply(shared, index, ApiError::injected(status)),
+        Fault::StatusAfterLatency(status) => {
+            tokio::time::sleep(latency).await;
+            reply(shared, index, ApiError::injected(status))
+        }
+        Fault::ExpireToken => reply(
+            shared,
+            index,
+            ApiError::unauthorized("the token has expired"),
+        ),
+        Fault::Malformed => {
+            tokio::time::sleep(latency).await;
+            shared.answered(index, 201, None);
+            let headers = [(CONTENT_TYPE, "application/json")];
+            (StatusCode::CREATED, headers, MALFORMED_BODY).into_response()
+        }
+        Fault::Hang => {
+            shared.unanswered(index, "no answer (hang)");
+            std::future::pending().await
+        }
+        Fault::Close => {
+            shared.unanswered(index, "connection dropped");
+            // Without a control (not served by our accept loop) this degrades to a hang.
+            if let Some(ConnControl(kill)) = control {
+                kill.notify_one();
+            }
+            std::future::pending().await
+        }
+    }
+}
+
+/// `GET /_stats`: the record and its figures, for people poking at the server.
+/// Neither rate-limited nor recorded, so that looking does not change the figures.
+async fn stats(State(shared): State<Arc<Shared>>, method: Method) -> Response {
+    if method == Method::GET {
+        Json(shared.stats()).into_response()
+    } else {
+        ApiError::new(405, format!("`{method}` is not allowed on `/_stats`")).into_response()
+    }
+}
+
+/// Any other method or path: recorded and rate-limited like the API's requests.
+async fn other(State(shared): State<Arc<Shared>>, method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    let ticket = match shared.admit(method.as_str(), path) {
+        Ok(ticket) => ticket,
+        Err(err) => return err.into_response(),
+    };
+    let err = if matches!(path, "/auth" | "/calls") {
+        ApiError::new(405, format!("`{method}` is not allowed on `{path}`"))
+    } else {
+        ApiError::not_found(format!("no such path `{path}`"))
+    };
+    reply(&shared, ticket.index, err)
+}
+
+/// Records an error answer and builds it.
+fn reply(shared: &Shared, index: usize, err: ApiError) -> Response {
+    shared.answered(index, err.status.as_u16(), None);
+    err.into_response()
+}
+
+/// Reads a body that must be a JSON object sent as `application/json`.
+async fn read_json(request: Request) -> Result<Value, ApiError> {
+    let is_json = validate::is_json_content_type(
+        request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok()),
+    );
+    let body = to_bytes(request.into_body(), BODY_LIMIT)
+        .await
+        .map_err(|err| ApiError::bad_request(format!("could not read the body: {err}")))?;
+    if !is_json {
+        return Err(ApiError::bad_request(
+            "expected `Content-Type: application/json`",
+        ));
+    }
+    validate::json_object(&body)
+}

@@ -1,0 +1,190 @@
+//! What the test server does: credentials, latency, rate limit and the faults to
+//! inject. Kept in one plain struct so that a test can state its whole scenario in
+//! one expression, and so that a running server can swap any part of it.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The behaviour of a test server. Every field can be changed while the server
+/// runs, through [`Handle::update_config`](crate::Handle::update_config) and the
+/// narrower setters next to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// How long a successful `POST /calls` takes to answer. The real API answers
+    /// only once the call connects (seconds of ringing), so clients must keep many
+    /// requests in flight; a latency lets tests and benchmarks see that.
+    pub latency: Duration,
+    /// Requests accepted per sliding one-second window over all API paths, beyond
+    /// which the server answers `429` with `Retry-After: 1`. `None` means no limit,
+    /// which lets a test measure the client's own pacing with
+    /// [`Handle::max_requests_in_any_window`](crate::Handle::max_requests_in_any_window).
+    pub rate_limit: Option<u32>,
+    /// The user name `POST /auth` accepts.
+    pub username: String,
+    /// The password `POST /auth` accepts. Never logged.
+    pub password: String,
+    /// Tokens that `POST /calls` accepts without a prior `POST /auth`, and that do
+    /// not expire (unless a [`Fault::ExpireToken`] expires one).
+    pub static_tokens: Vec<String>,
+    /// When set, the lifetime of every token `POST /auth` issues, overriding the
+    /// `expires` the client asked for; lets a test expire tokens within a run.
+    pub token_ttl: Option<Duration>,
+    /// The account's FoneNumbers: a `fonenumber` outside this list gets `404`.
+    pub fonenumbers: Vec<String>,
+    /// Faults to inject into `POST /calls`, tried in order; the first rule that
+    /// matches and has fires left decides the answer.
+    pub faults: Vec<FaultRule>,
+    /// Print one line per request on stderr (path, `to`, status; never a secret).
+    /// Off by default so tests stay quiet; the binary turns it on.
+    pub log: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            latency: Duration::ZERO,
+            rate_limit: Some(10),
+            username: "callbook".to_owned(),
+            password: "s3cret-test-password".to_owned(),
+            static_tokens: vec!["test-token".to_owned()],
+            token_ttl: None,
+            fonenumbers: vec!["3214991000".to_owned()],
+            faults: Vec::new(),
+            log: false,
+        }
+    }
+}
+
+/// One fault to inject: which `POST /calls` requests it hits, how often, and what
+/// the server does instead of its normal answer.
+///
+/// The matchers are combined with "and"; a rule without any matcher hits every
+/// call request. Rules are only tried on requests that would otherwise succeed
+/// (valid token and body, after the rate limiter), so a fault never hides a
+/// client bug that the server would report anyway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FaultRule {
+    /// Hit only requests whose `to` equals this string exactly.
+    pub to: Option<String>,
+    /// Hit only the n-th `POST /calls` request (1-based), counting every call
+    /// request that got past the rate limiter, valid or not.
+    pub nth: Option<u64>,
+    /// Hit only requests that arrive once at least this many calls have been
+    /// placed (ambiguous ones included), e.g. to run the account out of funds
+    /// after N calls. Counted when a call is decided, before its latency, so that
+    /// concurrent requests cannot overshoot N.
+    pub after: Option<u64>,
+    /// How many times the rule fires; `None` means every time it matches.
+    pub times: Option<u32>,
+    /// What the server does when the rule fires.
+    pub fault: Fault,
+}
+
+impl FaultRule {
+    /// A rule that hits every call request, every time; narrow it with the
+    /// builder methods below.
+    pub fn new(fault: Fault) -> Self {
+        FaultRule {
+            to: None,
+            nth: None,
+            after: None,
+            times: None,
+            fault,
+        }
+    }
+
+    /// Hit only requests to this number.
+    pub fn to(mut self, to: impl Into<String>) -> Self {
+        self.to = Some(to.into());
+        self
+    }
+
+    /// Hit only the n-th call request (1-based).
+    pub fn nth(mut self, n: u64) -> Self {
+        self.nth = Some(n);
+        self
+    }
+
+    /// Hit only requests that arrive once `n` calls have been placed.
+    pub fn after(mut self, n: u64) -> Self {
+        self.after = Some(n);
+        self
+    }
+
+    /// Fire at most `times` times.
+    pub fn times(mut self, times: u32) -> Self {
+        self.times = Some(times);
+        self
+    }
+
+    /// Whether the matchers accept a request; `times` is checked by the caller,
+    /// which owns the fire counts.
+    pub(crate) fn matches(&self, to: &str, nth: u64, placed_so_far: u64) -> bool {
+        self.to.as_deref().is_none_or(|want| want == to)
+            && self.nth.is_none_or(|want| want == nth)
+            && self.after.is_none_or(|want| placed_so_far >= want)
+    }
+}
+
+/// What the server does instead of its normal answer to a call request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "status")]
+pub enum Fault {
+    /// Answer at once with this status and the usual error body (`429` also
+    /// carries `Retry-After: 1`). For `500`, `502` and `504` the call is recorded
+    /// as [`Placed::Ambiguous`](crate::Placed::Ambiguous): the real API may have
+    /// placed it, and a client that retries would call twice. Meant for 4xx and
+    /// 5xx; a number that is not an HTTP status is answered as `500`.
+    Status(u16),
+    /// Like [`Fault::Status`], but answered after the configured latency, as when
+    /// the call failed while ringing.
+    StatusAfterLatency(u16),
+    /// Never answer; the connection stays open until the client gives up (or the
+    /// server stops). Recorded as ambiguous: the client cannot know.
+    Hang,
+    /// Answer `201` (after the latency) with a body that is not valid JSON.
+    /// Recorded as placed.
+    Malformed,
+    /// Drop the connection without any response. Recorded as ambiguous: the
+    /// server received the whole request, so the call may have been placed.
+    Close,
+    /// Expire the presented token for good and answer `401`, as when a token
+    /// runs out in the middle of a run; the client should authenticate again once
+    /// and retry.
+    ExpireToken,
+}
+
+impl Fault {
+    /// Whether a call answered with `status` may nevertheless have been placed,
+    /// per the API's documentation.
+    pub(crate) fn is_ambiguous_status(status: u16) -> bool {
+        matches!(status, 500 | 502 | 504)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matchers_are_combined_with_and() {
+        let rule = FaultRule::new(Fault::Hang).to("13214991008").nth(2);
+        assert!(rule.matches("13214991008", 2, 0));
+        assert!(!rule.matches("13214991008", 3, 0));
+        assert!(!rule.matches("13214991009", 2, 0));
+    }
+
+    #[test]
+    fn a_rule_without_matchers_hits_everything() {
+        assert!(FaultRule::new(Fault::Close).matches("911", 77, 5));
+    }
+
+    #[test]
+    fn after_counts_placed_calls() {
+        let rule = FaultRule::new(Fault::Status(402)).after(5);
+        assert!(!rule.matches("1", 9, 4));
+        assert!(rule.matches("1", 9, 5));
+        assert!(rule.matches("1", 9, 6));
+    }
+}

@@ -1,0 +1,42 @@
+//! A FoneStorm-compatible test server for callbook's integration tests and
+//! benchmarks, and for trying callbook by hand.
+//!
+//! It serves `POST /auth` and `POST /calls` at the root as the real API does (see
+//! `shared/design/fonestorm-api.md`), checks requests more strictly than the real
+//! API is known to, enforces a sliding one-second rate limit, and injects faults:
+//! error statuses, hangs, malformed answers, dropped connections and expired
+//! tokens. It records every request so that tests can assert what the client did:
+//! which calls were placed (and whether any number was called twice), how many
+//! requests hit the rate limit, and the peak request rate.
+//!
+//! ```no_run
+//! use fonestorm_testserver::{Config, Fault, FaultRule, TestServer};
+//!
+//! let server = TestServer::start(Config {
+//!     faults: vec![FaultRule::new(Fault::Status(503)).nth(2).times(1)],
+//!     ..Config::default()
+//! })?;
+//! // ... run callbook against server.url() ...
+//! assert!(server.placed_counts().values().all(|&count| count == 1));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod api;
+mod config;
+mod error;
+mod handle;
+mod record;
+mod server;
+mod spec;
+mod state;
+mod token;
+mod validate;
+
+pub use config::{Config, Fault, FaultRule};
+pub use handle::Handle;
+pub use record::{Placed, RequestRecord, Stats};
+pub use server::{TestServer, serve};
+pub use spec::{FaultSpecError, parse_duration};

@@ -1,0 +1,196 @@
+//! `fonestorm-testserver`: the test server as a program, for trying callbook by
+//! hand against a local FoneStorm stand-in with chosen faults.
+
+#![forbid(unsafe_code)]
+
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use fonestorm_testserver::{Config, FaultRule, parse_duration, serve};
+
+/// A FoneStorm-compatible test server with fault injection (binds 127.0.0.1 only).
+///
+/// Fault specs are `MATCHERS:FAULT[xN]`: MATCHERS is `any` or a `,`-joined list of
+/// `to=NUMBER`, `nth=N` (the n-th call request) and `after=N` (once N calls were
+/// placed); FAULT is a status (400-599), `late-STATUS` (after the latency), `hang`,
+/// `malformed`, `close` or `expire-token`; `xN` fires it N times only.
+/// Examples: `to=13214991008:500`, `nth=3:503x2`, `after=5:402`, `nth=2:close`.
+#[derive(Debug, Parser)]
+#[command(version, max_term_width = 100)]
+struct Args {
+    /// Port to listen on (0 lets the OS choose).
+    #[arg(long, default_value_t = 8088)]
+    port: u16,
+    /// How long a successful call takes to answer, e.g. `1s` or `250ms`.
+    #[arg(long, value_parser = parse_duration, default_value = "0")]
+    latency: Duration,
+    /// Requests accepted per sliding one-second window.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit: u32,
+    /// Accept any number of requests per second.
+    #[arg(long, conflicts_with = "rate_limit")]
+    no_rate_limit: bool,
+    /// User name `POST /auth` accepts.
+    #[arg(long, default_value_t = Config::default().username)]
+    username: String,
+    /// Password `POST /auth` accepts.
+    #[arg(long, default_value_t = Config::default().password, hide_default_value = true)]
+    password: String,
+    /// A token accepted without `POST /auth` (repeatable; default `test-token`).
+    #[arg(long = "token", value_name = "TOKEN")]
+    tokens: Vec<String>,
+    /// Lifetime of issued tokens, overriding the client's `expires`, e.g. `60s`.
+    #[arg(long, value_parser = parse_duration)]
+    token_ttl: Option<Duration>,
+    /// A FoneNumber of the account (repeatable; default `3214991000`).
+    #[arg(long = "fonenumber", value_name = "NUMBER", value_parser = fonenumber)]
+    fonenumbers: Vec<String>,
+    /// A fault to inject into `POST /calls` (repeatable, tried in order).
+    #[arg(long = "fault", value_name = "SPEC")]
+    faults: Vec<FaultRule>,
+}
+
+impl Args {
+    fn config(self) -> Config {
+        let defaults = Config::default();
+        Config {
+            latency: self.latency,
+            rate_limit: (!self.no_rate_limit).then_some(self.rate_limit),
+            username: self.username,
+            password: self.password,
+            static_tokens: non_empty_or(self.tokens, defaults.static_tokens),
+            token_ttl: self.token_ttl,
+            fonenumbers: non_empty_or(self.fonenumbers, defaults.fonenumbers),
+            faults: self.faults,
+            log: true,
+        }
+    }
+}
+
+fn non_empty_or(given: Vec<String>, default: Vec<String>) -> Vec<String> {
+    if given.is_empty() { default } else { given }
+}
+
+fn fonenumber(text: &str) -> Result<String, String> {
+    if text.len() == 10 && text.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("a FoneNumber is exactly 10 digits, got `{text}`"))
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let port = args.port;
+    let config = args.config();
+    let listener = match tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("error: cannot listen on 127.0.0.1:{port}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for rule in &config.faults {
+        eprintln!("fault: {rule}");
+    }
+    let (handle, serving) = match serve(listener, config) {
+        Ok(served) => served,
+        Err(err) => {
+            eprintln!("error: cannot serve on 127.0.0.1:{port}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", handle.url());
+    tokio::select! {
+        () = serving => {}
+        () = stop_signal() => eprintln!("stopping"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    // If the handler cannot be installed, run until killed.
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_build_the_config() {
+        let args = Args::try_parse_from([
+            "fonestorm-testserver",
+            "--latency",
+            "1s",
+            "--no-rate-limit",
+            "--token",
+            "a",
+            "--token",
+            "b",
+            "--fault",
+            "nth=3:503x2",
+            "--token-ttl",
+            "60s",
+        ])
+        .unwrap();
+        let config = args.config();
+        assert_eq!(config.latency, Duration::from_secs(1));
+        assert_eq!(config.rate_limit, None);
+        assert_eq!(config.static_tokens, ["a", "b"]);
+        assert_eq!(config.fonenumbers, Config::default().fonenumbers);
+        assert_eq!(config.token_ttl, Some(Duration::from_secs(60)));
+        assert_eq!(config.faults.len(), 1);
+    }
+
+    #[test]
+    fn defaults_match_the_library() {
+        let config = Args::try_parse_from(["fonestorm-testserver"])
+            .unwrap()
+            .config();
+        assert_eq!(
+            config,
+            Config {
+                log: true,
+                ..Config::default()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        for args in [
+            &["--rate-limit", "5", "--no-rate-limit"][..],
+            &["--fault", "nth=0:503"],
+            &["--fonenumber", "12345"],
+            &["--latency", "5"],
+            &["--rate-limit", "0"],
+        ] {
+            let argv = std::iter::once("fonestorm-testserver").chain(args.iter().copied());
+            assert!(Args::try_parse_from(argv).is_err(), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The state shared by the request handlers and the test that owns the server:
+//! configuration, rate-limit window, issued tokens and the record. One mutex
+//! guards all of it, so that the rate limiter, the fault counters and the record
+//! agree on the order of requests. It is never held across an `.await`.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::config::{Config, Fault, FaultRule};
+use crate::error::ApiError;
+use crate::record::{self, Placed, RequestRecord, Stats};
+use crate::token;
+use crate::validate::{self, AuthRequest, DEFAULT_EXPIRES};
+
+/// The length of the rate limiter's sliding window.
+pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Everything the server and its handle share.
+pub(crate) struct Shared {
+    started: Instant,
+    addr: SocketAddr,
+    inner: Mutex<Inner>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// The mutable part of the shared state.
+struct Inner {
+    config: Config,
+    /// How many times each of `config.faults` fired.
+    fault_fires: Vec<u32>,
+    /// Arrivals of the requests the rate limiter let through within the last window.
+    window: VecDeque<Instant>,
+    records: Vec<RequestRecord>,
+    /// Issued tokens and when they expire.
+    issued: HashMap<String, Instant>,
+    /// Tokens expired by [`Fault::ExpireToken`].
+    revoked: HashSet<String>,
+    tokens_seen: BTreeSet<String>,
+    /// `POST /calls` requests let through by the rate limiter, for `nth`.
+    calls_seen: u64,
+    /// Calls counted as placed, for `after`.
+    calls_placed: u64,
+}
+
+/// An admitted request: where its record is, and its number among call requests.
+pub(crate) struct Ticket {
+    pub(crate) index: usize,
+    pub(crate) nth_call: u64,
+}
+
+/// How the server answers a call request, decided in one step under the lock.
+pub(crate) enum CallPlan {
+    /// Answer this error at once; the call is not placed.
+    Reject(ApiError),
+    /// Answer `201` with this id after the latency; the call is placed.
+    Place { id: String, latency: Duration },
+    /// Inject this fault; the placement is already recorded.
+    Inject { fault: Fault, latency: Duration },
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config, addr: SocketAddr) -> Self {
+        let fault_fires = vec![0; config.faults.len()];
+        Shared {
+            started: Instant::now(),
+            addr,
+            inner: Mutex::new(Inner {
+                config,
+                fault_fires,
+                window: VecDeque::new(),
+                records: Vec::new(),
+                issued: HashMap::new(),
+                revoked: HashSet::new(),
+                tokens_seen: BTreeSet::new(),
+                calls_seen: 0,
+                calls_placed: 0,
+            }),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
+    /// The state; a handler that panicked cannot leave it half-updated in a way
+    /// that matters to a test server, so a poisoned lock is used as it is.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Resolves once [`Shared::shutdown`] was called.
+    pub(crate) async fn stopped(&self) {
+        let mut stop = self.shutdown.subscribe();
+        // The sender lives in `self`, so waiting cannot fail before it is dropped.
+        let _ = stop.wait_for(|stop| *stop).await;
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Records a request and runs it past the rate limiter: `Err` is the `429`
+    /// answer, already recorded.
+    pub(crate) fn admit(&self, method: &str, path: &str) -> Result<Ticket, ApiError> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        while inner
+            .window
+            .front()
+            .is_some_and(|&first| now.saturating_duration_since(first) >= RATE_WINDOW)
+        {
+            inner.window.pop_front();
+        }
+        let mut record = RequestRecord::new(now, self.started, method, path);
+        let limit = inner.config.rate_limit;
+        if limit.is_some_and(|limit| inner.window.len() >= limit as usize) {
+            record.rate_limited = true;
+            record.status = Some(429);
+            if inner.config.log {
+                eprintln!("{}", record.log_line("429 (rate limited)"));
+            }
+            inner.records.push(record);
+            return Err(ApiError::rate_limited());
+        }
+        inner.window.push_back(now);
+        let nth_call = if path == "/calls" {
+            inner.calls_seen += 1;
+            inner.calls_seen
+        } else {
+            0
+        };
+        inner.records.push(record);
+        Ok(Ticket {
+            index: inner.records.len() - 1,
+            nth_call,
+        })
+    }
+
+    /// Changes an admitted request's record.
+    pub(crate) fn update(&self, index: usize, change: impl FnOnce(&mut RequestRecord)) {
+        if let Some(record) = self.lock().records.get_mut(index) {
+            change(record);
+        }
+    }
+
+    /// Records the status a request was answered with, and logs it.
+    pub(crate) fn answered(&self, index: usize, status: u16, call_id: Option<String>) {
+        let mut inner = self.lock();
+        let log = inner.config.log;
+        if let Some(record) = inner.records.get_mut(index) {
+            record.status = Some(status);
+            let outcome = match &call_id {
+                Some(id) => format!("{status} (call {id})"),
+                None => status.to_string(),
+            };
+            record.call_id = call_id;
+            if log {
+                eprintln!("{}", record.log_line(&outcome));
+            }
+        }
+    }
+
+    /// Logs a request that gets no answer (hang, dropped connection).
+    pub(crate) fn unanswered(&self, index: usize, outcome: &str) {
+        let inner = self.lock();
+        if let Some(record) = inner.records.get(index).filter(|_| inner.config.log) {
+            eprintln!("{}", record.log_line(outcome));
+        }
+    }
+
+    /// Checks credentials and issues a token.
+    pub(crate) fn authenticate(&self, auth: &AuthRequest) -> Result<String, ApiError> {
+        let mut inner = self.lock();
+        if auth.username != inner.config.username || auth.password != inner.config.password {
+            return Err(ApiError::unauthorized("wrong user name or password"));
+        }
+        let lifetime = inner
+            .config
+            .token_ttl
+            .unwrap_or(Duration::from_secs(auth.expires.unwrap_or(DEFAULT_EXPIRES)));
+        let now = SystemTime::now();
+        let unix = |time: SystemTime| {
+            time.duration_since(UNIX_EPOCH)
+                .map(|since| since.as_secs())
+                .unwrap_or(0)
+        };
+        // `exp` is rounded down, so a client that trusts it renews in time.
+        let token = token::jwt(&auth.username, unix(now), unix(now + lifetime));
+        inner
+            .issued
+            .insert(token.clone(), Instant::now() + lifetime);
+        Ok(token)
+    }
+
+    /// Decides the answer to a call request: token, body, faults, placement.
+    pub(crate) fn plan_call(
+        &self,
+        ticket: &Ticket,
+        token: Option<&str>,
+        body: Result<Value, ApiError>,
+    ) -> CallPlan {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        if let Err(err) = inner.check_token(token) {
+            return CallPlan::Reject(err);
+        }
+        let call =
+            match body.and_then(|body| validate::call_request(body, &inner.config.fonenumbers)) {
+                Ok(call) => call,
+                Err(err) => return CallPlan::Reject(err),
+            };
+        let latency = inner.config.latency;
+        let rule = inner
+            .config
+            .faults
+            .iter()
+            .zip(&inner.fault_fires)
+            .position(|(rule, &fired)| {
+                rule.times.is_none_or(|times| fired < times)
+                    && rule.matches(&call.to, ticket.nth_call, inner.calls_placed)
+            });
+        let Some(rule) = rule else {
+            inner.place(ticket.index, Placed::Yes, None);
+            return CallPlan::Place {
+                id: token::call_id(),
+                latency,
+            };
+        };
+        inner.fault_fires[rule] += 1;
+        let fault = inner.config.faults[rule].fault;
+        let placed = match fault {
+            Fault::Status(status) | Fault::StatusAfterLatency(status)
+                if Fault::is_ambiguous_status(status) =>
+            {
+                Placed::Ambiguous
+            }
+            Fault::Status(_) | Fault::StatusAfterLatency(_) | Fault::ExpireToken => Placed::No,
+            Fault::Malformed => Placed::Yes,
+            Fault::Hang | Fault::Close => Placed::Ambiguous,
+        };
+        if fault == Fault::ExpireToken
+            && let Some(token) = token
+        {
+            inner.revoked.insert(token.to_owned());
+        }
+        inner.place(ticket.index, placed, Some(fault));
+        CallPlan::Inject { fault, latency }
+    }
+
+    pub(crate) fn config(&self) -> Config {
+        self.lock().config.clone()
+    }
+
+    pub(crate) fn update_config(&self, change: impl FnOnce(&mut Config)) {
+        let mut inner = self.lock();
+        let before = inner.config.faults.clone();
+        change(&mut inner.config);
+        if inner.config.faults != before {
+            inner.fault_fires = vec![0; inner.config.faults.len()];
+        }
+    }
+
+    pub(crate) fn set_faults(&self, faults: Vec<FaultRule>) {
+        let mut inner = self.lock();
+        inner.fault_fires = vec![0; faults.len()];
+        inner.config.faults = faults;
+    }
+
+    pub(crate) fn with_records<T>(&self, read: impl FnOnce(&[RequestRecord]) -> T) -> T {
+        read(&self.lock().records)
+    }
+
+    pub(crate) fn tokens_seen(&self) -> BTreeSet<String> {
+        self.lock().tokens_seen.clone()
+    }
+
+    pub(crate) fn fault_fires(&self) -> Vec<u32> {
+        self.lock().fault_fires.clone()
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let inner = self.lock();
+        let records = &inner.records;
+        Stats {
+            requests: records.clone(),
+            placed_calls: record::placed_calls(records),
+            placed_counts: record::placed_counts(records).into_iter().collect(),
+            count_429: record::count_status(records, 429),
+            auth_count: record::auth_count(records),
+            tokens_seen: inner.tokens_seen.clone(),
+            max_requests_in_one_second: record::max_in_any_window(records, RATE_WINDOW),
+            fault_fires: inner.fault_fires.clone(),
+        }
+    }
+}
+
+impl Inner {
+    /// Records the presented token and checks it.
+    fn check_token(&mut self, token: Option<&str>) -> Result<(), ApiError> {
+        let Some(token) = token else {
+            return Err(ApiError::unauthorized("missing `token` header"));
+        };
+        self.tokens_seen.insert(token.to_owned());
+        if self.revoked.contains(token) {
+            return Err(ApiError::unauthorized("the token has expired"));
+        }
+        match self.issued.get(token) {
+            Some(&expires) if Instant::now() >= expires => {
+                Err(ApiError::unauthorized("the token has expired"))
+            }
+            Some(_) => Ok(()),
+            None if self.config.static_tokens.iter().any(|known| known == token) => Ok(()),
+            None => Err(ApiError::unauthorized("invalid token")),
+        }
+    }
+
+    /// Records whether a call counts as placed, and which fault decided it.
+    fn place(&mut self, index: usize, placed: Placed, fault: Option<Fault>) {
+        if placed.counts() {
+            self.calls_placed += 1;
+        }
+        if let Some(record) = self.records.get_mut(index) {
+            record.placed = placed;
+            record.fault = fault;
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The checks on request bodies. The test server is stricter than the real API is
+//! known to be (no unknown fields, digits only), so that a client bug shows up as a
+//! `400` in a test instead of as a surprise in production.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// The service types the API knows.
+pub(crate) const SERVICE_TYPES: [&str; 5] =
+    ["TTS", "SoundFile", "Device", "VoiceMail", "Phonenumber"];
+
+/// The longest token lifetime `POST /auth` grants, in seconds.
+pub(crate) const MAX_EXPIRES: u64 = 86_400;
+
+/// The token lifetime when `POST /auth` names none, in seconds.
+pub(crate) const DEFAULT_EXPIRES: u64 = 3_600;
+
+/// A checked `POST /calls` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CallRequest {
+    pub(crate) fonenumber: String,
+    pub(crate) to: String,
+    pub(crate) service_type: String,
+    pub(crate) service_id: String,
+}
+
+/// A checked `POST /auth` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthRequest {
+    pub(crate) username: String,
+    pub(crate) password: String,
+    pub(crate) expires: Option<u64>,
+}
+
+/// Whether a `Content-Type` header value names JSON.
+pub(crate) fn is_json_content_type(value: Option<&str>) -> bool {
+    value
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Parses a body that must be one JSON object.
+pub(crate) fn json_object(body: &[u8]) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|err| ApiError::bad_request(format!("the body is not valid JSON: {err}")))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(ApiError::bad_request("the body must be a JSON object"))
+    }
+}
+
+/// Checks a call request's fields; `fonenumbers` are the account's FoneNumbers.
+pub(crate) fn call_request(body: Value, fonenumbers: &[String]) -> Result<CallRequest, ApiError> {
+    let call: CallRequest = serde_json::from_value(body)
+        .map_err(|err| ApiError::bad_request(format!("invalid call request: {err}")))?;
+    if !is_fonenumber(&call.fonenumber) {
+        return Err(ApiError::bad_request(format!(
+            "`fonenumber` must be exactly 10 digits, got `{}`",
+            call.fonenumber
+        )));
+    }
+    if !is_dialable(&call.to) {
+        return Err(ApiError::bad_request(format!(
+            "`to` must be 7 to 15 digits, `011` and up to 15 digits, or a speed dial of 1 to 6 digits, got `{}`",
+            call.to
+        )));
+    }
+    if !SERVICE_TYPES.contains(&call.service_type.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "`service_type` must be one of {}, got `{}`",
+            SERVICE_TYPES.join(", "),
+            call.service_type
+        )));
+    }
+    if call.service_id.trim().is_empty() {
+        return Err(ApiError::bad_request("`service_id` must not be empty"));
+    }
+    if !fonenumbers.contains(&call.fonenumber) {
+        return Err(ApiError::not_found(format!(
+            "`{}` is not a FoneNumber of this account",
+            call.fonenumber
+        )));
+    }
+    Ok(call)
+}
+
+/// Checks an auth request's fields (not the credentials).
+pub(crate) fn auth_request(body: Value) -> Result<AuthRequest, ApiError> {
+    let auth: AuthRequest = serde_json::from_value(body)
+        .map_err(|err| ApiError::bad_request(format!("invalid auth request: {err}")))?;
+    if let Some(expires) = auth.expires
+        && !(1..=MAX_EXPIRES).contains(&expires)
+    {
+        return Err(ApiError::bad_request(format!(
+            "`expires` must be between 1 and {MAX_EXPIRES} seconds, got {expires}"
+        )));
+    }
+    Ok(auth)
+}
+
+/// A FoneNumber: exactly ten digits.
+pub(crate) fn is_fonenumber(number: &str) -> bool {
+    number.len() == 10 && all_digits(number)
+}
+
+/// A number the API dials: 1–6 digits (speed dial), 7–15 digits, or `011` followed
+/// by up to 15 digits (the E.164 limit applied without the international prefix).
+pub(crate) fn is_dialable(to: &str) -> bool {
+    all_digits(to) && (matches!(to.len(), 1..=15) || (to.starts_with("011") && to.len() <= 18))
+}
+
+fn all_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dialable_numbers() {
+        for to in [
+            "1",
+            "123456",
+            "3214991",
+            "13214991008",
+            "123456789012345",
+            "011123456789012345",
+        ] {
+            assert!(is_dialable(to), "{to}");
+        }
+        for to in [
+            "",
+            "1234567890123456",
+            "0111234567890123456",
+            "(321) 499-1008",
+            "+13214991008",
+            "1321499100a",
+        ] {
+            assert!(!is_dialable(to), "{to}");
+        }
+    }
+
+    #[test]
+    fn fonenumbers_are_ten_digits() {
+        assert!(is_fonenumber("3214991000"));
+        assert!(!is_fonenumber("321499100"));
+        assert!(!is_fonenumber("13214991000"));
+        assert!(!is_fonenumber("321499100x"));
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json_content_type(Some("application/json")));
+        assert!(is_json_content_type(Some(
+            "Application/JSON; charset=utf-8"
+        )));
+        assert!(!is_json_content_type(Some("text/plain")));
+        assert!(!is_json_content_type(None));
+    }
+
+    fn call(body: Value) -> Result<CallRequest, u16> {
+        call_request(body, &["3214991000".to_owned()]).map_err(|err| err.status.as_u16())
+    }
+
+    #[test]
+    fn call_checks() {
+        let good = json!({"fonenumber": "3214991000", "to": "13214991008", "service_type": "TTS", "service_id": "hi"});
+        assert!(call(good.clone()).is_ok());
+        let with = |key: &str, value: Value| {
+            let mut body = good.clone();
+            body[key] = value;
+            call(body)
+        };
+        assert_eq!(with("extra", json!("x")), Err(400));
+        assert_eq!(with("to", json!(13214991008u64)), Err(400));
+        assert_eq!(with("to", json!("+13214991008")), Err(400));
+        assert_eq!(with("service_type", json!("tts")), Err(400));
+        assert_eq!(with("service_id", json!(" ")), Err(400));
+        assert_eq!(with("fonenumber", json!("321499100")), Err(400));
+        assert_eq!(with("fonenumber", json!("3214991001")), Err(404));
+        let mut missing = good.clone();
+        missing.as_object_mut().unwrap().remove("service_id");
+        assert_eq!(call(missing), Err(400));
+    }
+
+    #[test]
+    fn auth_checks() {
+        assert!(auth_request(json!({"username": "u", "password": "p"})).is_ok());
+        assert!(auth_request(json!({"username": "u", "password": "p", "expires": 86400})).is_ok());
+        assert!(auth_request(json!({"username": "u", "password": "p", "expires": 86401})).is_err());
+        assert!(auth_request(json!({"username": "u", "password": "p", "expires": 0})).is_err());
+        assert!(auth_request(json!({"username": "u", "password": "p", "extra": 1})).is_err());
+        assert!(auth_request(json!({"username": "u"})).is_err());
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
+        assert!(json_object(b"[1]").is_err());
+        assert!(json_object(b"{").is_err());
+        assert!(json_object(b"{}").is_ok());
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: a real server on loopback, driven over HTTP as callbook
+//! drives the real API, plus the binary run as a person runs it.
+
+mod auth;
+mod binary;
+mod calls;
+mod common;
+mod faults;
+mod rate_limit;

@@ -1,0 +1,303 @@
+//! Placing the planned calls: many in flight, within the rate limit, each at most once.
+//!
+//! A FoneStorm request lasts until the callee picks up, so throughput comes
+//! from many requests in flight (`concurrency`), paced by the [`RateLimiter`].
+//! The retry rules are here:
+//!
+//! - certainly not placed (429, 503, no connection): retried with exponential
+//!   backoff and jitter, or after `Retry-After`, up to `retries` times;
+//! - refused (400, 403, 404): that call fails, the run goes on;
+//! - 401: the token is renewed once and the call retried; a second 401 stops the run;
+//! - 402 (out of funds): the run stops; calls not yet attempted fail;
+//! - maybe placed (timeout after sending, 500/502/504, unreadable 2xx): the
+//!   call is `unknown` and is **not** retried unless `retry_ambiguous` is set.
+//!
+//! Stopping (interrupt, fatal error) starts no new request; requests in
+//! flight are finished and recorded.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::limiter::RateLimiter;
+use crate::plan::CallRequest;
+use crate::provider::{CallError, Client};
+use crate::report::Status;
+
+/// Longest pause between two attempts of one call.
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+/// Pause before the first retry (doubled for each further one).
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// How the provider is used during one run.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The FoneNumber calls come from.
+    pub fonenumber: String,
+    /// Requests in flight, at most.
+    pub concurrency: usize,
+    /// Retries of a call that certainly was not placed.
+    pub retries: u32,
+    /// Also retry calls that may have been placed (at-least-once).
+    pub retry_ambiguous: bool,
+}
+
+/// What became of one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// `placed`, `failed` or `unknown`.
+    pub status: Status,
+    /// The provider's id, when placed.
+    pub call_id: Option<String>,
+    /// Requests sent for this call.
+    pub attempts: u32,
+    /// Why it failed or is unknown.
+    pub error: Option<String>,
+}
+
+/// Why a run stopped placing calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// Authentication failed for good.
+    AuthFailed(String),
+    /// Nothing more can succeed (out of funds).
+    Fatal(String),
+}
+
+impl StopReason {
+    fn not_attempted(&self) -> String {
+        match self {
+            StopReason::Interrupted => "not attempted: the run was interrupted".to_string(),
+            StopReason::AuthFailed(m) | StopReason::Fatal(m) => format!("not attempted: {m}"),
+        }
+    }
+}
+
+/// The run's stop switch, shared by every task and the signal handler.
+#[derive(Debug, Default)]
+pub struct Control {
+    stopped: AtomicBool,
+    reason: Mutex<Option<StopReason>>,
+}
+
+impl Control {
+    /// Stops starting new requests; the first reason given is kept.
+    pub fn stop(&self, reason: StopReason) {
+        let mut slot = self
+            .reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(reason);
+        }
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Why the run stopped, if it did.
+    pub fn reason(&self) -> Option<StopReason> {
+        if !self.stopped.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Hears about each call as it goes; the journal and the progress bar are observers.
+pub trait Observer: Send + Sync {
+    /// Called just before a request for call `index` is sent. An error
+    /// prevents the request: the call fails with it and the run stops.
+    fn sending(&self, _index: usize, _attempt: u32) -> Result<(), String> {
+        Ok(())
+    }
+    /// Called once per call with its final outcome.
+    fn finished(&self, index: usize, outcome: &Outcome);
+}
+
+/// Places `calls` (plan index, request) and returns their outcomes in the same order.
+///
+/// `limiter` is shared with any request made before (the first login).
+pub async fn dispatch(
+    client: Arc<Client>,
+    calls: Vec<(usize, CallRequest)>,
+    settings: Settings,
+    limiter: Arc<RateLimiter>,
+    control: Arc<Control>,
+    observer: Arc<dyn Observer>,
+) -> Vec<Outcome> {
+    let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let settings = Arc::new(settings);
+    let mut tasks = Vec::with_capacity(calls.len());
+    for (index, call) in calls {
+        let job = Job {
+            client: client.clone(),
+            limiter: limiter.clone(),
+            settings: settings.clone(),
+            control: control.clone(),
+            observer: observer.clone(),
+            index,
+        };
+        let semaphore = semaphore.clone();
+        tasks.push(tokio::spawn(async move {
+            let outcome = match semaphore.acquire_owned().await {
+                Ok(_permit) => job.run(&call).await,
+                Err(_) => failed(0, "not attempted: the run was shut down".to_string()),
+            };
+            job.observer.finished(job.index, &outcome);
+            outcome
+        }));
+    }
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(
+            task.await.unwrap_or_else(|e| {
+                failed(0, format!("internal error while placing the call: {e}"))
+            }),
+        );
+    }
+    outcomes
+}
+
+fn failed(attempts: u32, error: String) -> Outcome {
+    Outcome {
+        status: Status::Failed,
+        call_id: None,
+        attempts,
+        error: Some(error),
+    }
+}
+
+/// One call's worth of shared state.
+struct Job {
+    client: Arc<Client>,
+    limiter: Arc<RateLimiter>,
+    settings: Arc<Settings>,
+    control: Arc<Control>,
+    observer: Arc<dyn Observer>,
+    index: usize,
+}
+
+impl Job {
+    async fn run(&self, call: &CallRequest) -> Outcome {
+        let mut attempts = 0u32;
+        let mut renewed = false;
+        loop {
+            if let Some(reason) = self.control.reason() {
+                return failed(attempts, reason.not_attempted());
+            }
+            if self.client.needs_login() {
+                let generation = self.client.token_generation();
+                if let Err(e) = self.client.login(generation, &self.limiter).await {
+                    let m = e.to_string();
+                    self.control.stop(StopReason::AuthFailed(m.clone()));
+                    return failed(attempts, m);
+                }
+            }
+            self.limiter.acquire().await;
+            if let Some(reason) = self.control.reason() {
+                return failed(attempts, reason.not_attempted());
+            }
+            if let Err(e) = self.observer.sending(self.index, attempts + 1) {
+                self.control.stop(StopReason::Fatal(e.clone()));
+                return failed(attempts, e);
+            }
+            attempts += 1;
+            let generation = self.client.token_generation();
+            let error = match self
+                .client
+                .place_call(&self.settings.fonenumber, call)
+                .await
+            {
+                Ok(id) => {
+                    return Outcome {
+                        status: Status::Placed,
+                        call_id: Some(id),
+                        attempts,
+                        error: None,
+                    };
+                }
+                Err(e) => e,
+            };
+            let retries_left = attempts <= self.settings.retries;
+            match error {
+                CallError::Retryable {
+                    reason,
+                    retry_after,
+                } => {
+                    if !retries_left {
+                        return failed(
+                            attempts,
+                            format!("{reason} (gave up after {attempts} attempts)"),
+                        );
+                    }
+                    tokio::time::sleep(retry_after.unwrap_or_else(|| backoff(attempts))).await;
+                }
+                CallError::Unauthorized(m) => {
+                    if renewed {
+                        let m = format!("authentication failed after renewing the token: {m}");
+                        self.control.stop(StopReason::AuthFailed(m.clone()));
+                        return failed(attempts, m);
+                    }
+                    renewed = true;
+                    if let Err(e) = self.client.login(generation, &self.limiter).await {
+                        let m = e.to_string();
+                        self.control.stop(StopReason::AuthFailed(m.clone()));
+                        return failed(attempts, m);
+                    }
+                }
+                CallError::Rejected(m) => return failed(attempts, m),
+                CallError::Fatal(m) => {
+                    self.control.stop(StopReason::Fatal(m.clone()));
+                    return failed(attempts, m);
+                }
+                CallError::Ambiguous(m) => {
+                    if !(self.settings.retry_ambiguous && retries_left) {
+                        return Outcome {
+                            status: Status::Unknown,
+                            call_id: None,
+                            attempts,
+                            error: Some(m),
+                        };
+                    }
+                    tokio::time::sleep(backoff(attempts)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s, … (capped), times 0.5–1.
+fn backoff(attempt: u32) -> Duration {
+    let exp = FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(10));
+    exp.min(MAX_BACKOFF).mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let b = backoff(attempt);
+            assert!(b <= MAX_BACKOFF, "{b:?}");
+            assert!(b >= FIRST_BACKOFF / 2, "{b:?}");
+        }
+        assert!(backoff(1) <= FIRST_BACKOFF);
+    }
+
+    #[test]
+    fn first_stop_reason_wins() {
+        let c = Control::default();
+        assert_eq!(c.reason(), None);
+        c.stop(StopReason::Fatal("402".into()));
+        c.stop(StopReason::Interrupted);
+        assert_eq!(c.reason(), Some(StopReason::Fatal("402".into())));
+    }
+}

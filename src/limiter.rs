@@ -1,0 +1,119 @@
+//! The request rate limit: never more than N requests started in any window.
+//!
+//! FoneStorm rejects requests over the account's limit (10 per second on
+//! standard accounts). A token bucket would allow a burst of N and then N
+//! more within the same second; this limiter keeps the start times of the
+//! last N requests instead, so no window of one second — including the first
+//! — ever holds more than N starts. Logins and retries take a slot too.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// Added to every window so clock skew between us and the server cannot
+/// make two starts a hair under a second apart.
+const MARGIN: Duration = Duration::from_millis(10);
+
+/// A sliding-window rate limiter shared by every task of a run.
+#[derive(Debug)]
+pub struct RateLimiter {
+    permits: usize,
+    window: Duration,
+    starts: Mutex<VecDeque<Instant>>,
+}
+
+impl RateLimiter {
+    /// At most `per_second` starts in any second; below 1, one start every `1 / per_second` s.
+    pub fn new(per_second: f64) -> RateLimiter {
+        let per_second = if per_second.is_finite() && per_second > 0.0 {
+            per_second
+        } else {
+            1.0
+        };
+        let (permits, window) = if per_second >= 1.0 {
+            // Whole requests only: 2.5/s allows 2 in any second.
+            (per_second.floor() as usize, Duration::from_secs(1))
+        } else {
+            (1, Duration::from_secs_f64(1.0 / per_second))
+        };
+        RateLimiter {
+            permits,
+            window: window + MARGIN,
+            starts: Mutex::new(VecDeque::with_capacity(permits)),
+        }
+    }
+
+    /// Waits until a request may start, and records that it starts now.
+    pub async fn acquire(&self) {
+        loop {
+            let next = {
+                let mut starts = self.starts.lock().await;
+                let now = Instant::now();
+                while starts
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                {
+                    starts.pop_front();
+                }
+                if starts.len() < self.permits {
+                    starts.push_back(now);
+                    return;
+                }
+                match starts.front() {
+                    Some(oldest) => *oldest + self.window,
+                    None => now,
+                }
+            };
+            tokio::time::sleep_until(next).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With the clock paused, starts land exactly where the limiter puts them.
+    #[tokio::test(start_paused = true)]
+    async fn no_window_holds_more_than_the_limit() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(10.0));
+        let begin = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..35 {
+            let l = limiter.clone();
+            tasks.push(tokio::spawn(async move {
+                l.acquire().await;
+                Instant::now()
+            }));
+        }
+        let mut starts = Vec::new();
+        for t in tasks {
+            starts.push(t.await.unwrap());
+        }
+        starts.sort();
+        for (i, s) in starts.iter().enumerate() {
+            let in_window = starts[i..]
+                .iter()
+                .take_while(|t| t.duration_since(*s) < Duration::from_secs(1))
+                .count();
+            assert!(
+                in_window <= 10,
+                "{in_window} starts within a second of start {i}"
+            );
+        }
+        // The first ten go at once; the limit is saturated, not undershot.
+        assert_eq!(starts[9].duration_since(begin), Duration::ZERO);
+        let last = starts[34].duration_since(begin);
+        assert!(last < Duration::from_millis(3100), "{last:?}");
+    }
+
+    #[test]
+    fn fractional_rates() {
+        let l = RateLimiter::new(0.5);
+        assert_eq!((l.permits, l.window), (1, Duration::from_secs(2) + MARGIN));
+        let l = RateLimiter::new(2.5);
+        assert_eq!(l.permits, 2);
+    }
+}

@@ -1,0 +1,462 @@
+//! Live runs against the local FoneStorm test server: every fault, every
+//! recipient accounted for, nobody called twice, no secret in any output.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use fonestorm_testserver::{Config, Fault, FaultRule, TestServer};
+use serde_json::Value;
+use support::{Outcome, callbook, finish};
+
+const TEAM: &str = "tests/fixtures/live/team.yaml";
+const AT_LEAST_ONCE: &str = "tests/fixtures/live/at-least-once.yaml";
+const TOKEN: &str = "test-token";
+const PASSWORD: &str = "s3cret-test-password";
+
+fn numbers() -> Vec<String> {
+    (1..=6).map(|i| format!("1321499100{i}")).collect()
+}
+
+enum Creds {
+    Token,
+    Login(&'static str),
+    None,
+}
+
+struct Live {
+    out: Outcome,
+    report: Value,
+}
+
+fn live(server_url: &str, playbook: &str, creds: Creds, extra: &[&str]) -> Live {
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let mut cmd = callbook();
+    cmd.args(["run", playbook, "--base-url", server_url, "--yes", "-vv"])
+        .args(["--report-file", report_path.to_str().unwrap()])
+        .args(extra);
+    match creds {
+        Creds::Token => {
+            cmd.env("FONESTORM_TOKEN", TOKEN);
+        }
+        Creds::Login(password) => {
+            cmd.env("FONESTORM_USERNAME", "callbook")
+                .env("FONESTORM_PASSWORD", password);
+        }
+        Creds::None => {}
+    }
+    let out = finish(&mut cmd);
+    let report = std::fs::read_to_string(&report_path)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(Value::Null);
+    for secret in [TOKEN, PASSWORD, "wrong-password"] {
+        assert!(
+            !out.stdout.contains(secret),
+            "secret on stdout:\n{}",
+            out.stdout
+        );
+        assert!(
+            !out.stderr.contains(secret),
+            "secret on stderr:\n{}",
+            out.stderr
+        );
+        assert!(!report.to_string().contains(secret), "secret in report");
+    }
+    Live { out, report }
+}
+
+/// Every selected recipient is in the report and the totals add up.
+fn assert_accounted(report: &Value) {
+    let t = &report["totals"];
+    let n = |k: &str| t[k].as_u64().unwrap();
+    assert_eq!(
+        n("placed") + n("failed") + n("unknown"),
+        n("planned"),
+        "{t}"
+    );
+    assert_eq!(n("planned") + n("skipped"), n("recipients"), "{t}");
+    assert_eq!(
+        report["calls"].as_array().unwrap().len() as u64,
+        n("recipients")
+    );
+}
+
+fn statuses(report: &Value) -> HashMap<String, String> {
+    report["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["to"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn call<'a>(report: &'a Value, to: &str) -> &'a Value {
+    report["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["to"] == to)
+        .unwrap()
+}
+
+fn assert_nobody_twice(server: &TestServer) {
+    for (to, count) in server.placed_counts() {
+        assert_eq!(count, 1, "{to} was called {count} times");
+    }
+}
+
+#[test]
+fn every_call_is_placed_once() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let run = live(&server.url(), TEAM, Creds::Token, &[]);
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_accounted(&run.report);
+    assert_eq!(run.report["totals"]["placed"], 6);
+    assert_eq!(run.report["dry_run"], false);
+    let mut placed = server.placed_calls();
+    placed.sort();
+    assert_eq!(placed, numbers());
+    for c in run.report["calls"].as_array().unwrap() {
+        assert_eq!(c["attempts"], 1);
+        assert!(c["call_id"].as_str().is_some_and(|id| !id.is_empty()));
+    }
+    assert_eq!(
+        run.out.stderr.matches(" placed ").count(),
+        6,
+        "{}",
+        run.out.stderr
+    );
+    assert!(
+        run.out.stdout.contains("6 recipients: 6 placed"),
+        "{}",
+        run.out.stdout
+    );
+}
+
+#[test]
+fn login_is_used_and_wrong_password_calls_nobody() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let ok = live(&server.url(), TEAM, Creds::Login(PASSWORD), &[]);
+    assert_eq!(ok.out.code, 0, "{}", ok.out.stderr);
+    assert_eq!(server.auth_count(), 1);
+
+    let server = TestServer::start(Config::default()).unwrap();
+    let bad = live(&server.url(), TEAM, Creds::Login("wrong-password"), &[]);
+    assert_eq!(bad.out.code, 3);
+    assert!(server.placed_calls().is_empty());
+    assert!(bad.out.stdout.is_empty());
+    assert!(
+        bad.out
+            .stderr
+            .contains("FoneStorm refused the login (HTTP 401)"),
+        "{}",
+        bad.out.stderr
+    );
+}
+
+#[test]
+fn missing_credentials_refuse_the_run() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let run = live(&server.url(), TEAM, Creds::None, &[]);
+    assert_eq!(run.out.code, 3);
+    assert!(
+        run.out.stderr.contains("no FoneStorm credentials"),
+        "{}",
+        run.out.stderr
+    );
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn a_rejected_static_token_stops_the_run() {
+    let server = TestServer::start(Config {
+        static_tokens: vec![],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Token, &["--concurrency", "1"]);
+    assert_eq!(run.out.code, 3, "{}", run.out.stderr);
+    assert_accounted(&run.report);
+    assert_eq!(run.report["totals"]["failed"], 6);
+    assert_eq!(server.requests().len(), 1, "stops after the first 401");
+}
+
+#[test]
+fn token_expiring_mid_run_is_renewed_once() {
+    let server = TestServer::start(Config {
+        faults: vec![FaultRule::new(Fault::ExpireToken).nth(3).times(1)],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Login(PASSWORD), &[]);
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_accounted(&run.report);
+    assert_eq!(run.report["totals"]["placed"], 6);
+    assert_eq!(server.auth_count(), 2);
+    assert_nobody_twice(&server);
+    assert_eq!(server.tokens_seen().len(), 2);
+}
+
+#[test]
+fn storms_of_429_are_waited_out() {
+    let server = TestServer::start(Config {
+        faults: vec![FaultRule::new(Fault::Status(429)).times(5)],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Token, &[]);
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(server.count_429(), 5);
+    assert_eq!(run.report["totals"]["placed"], 6);
+    assert_nobody_twice(&server);
+}
+
+#[test]
+fn rate_limit_is_never_exceeded() {
+    let server = TestServer::start(Config {
+        rate_limit: Some(5),
+        latency: Duration::from_millis(50),
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(
+        &server.url(),
+        TEAM,
+        Creds::Token,
+        &["--rate-limit", "5", "--concurrency", "32"],
+    );
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(server.count_429(), 0);
+    assert!(server.max_requests_in_any_window(Duration::from_secs(1)) <= 5);
+}
+
+#[test]
+fn service_unavailable_then_success() {
+    let server = TestServer::start(Config {
+        faults: vec![
+            FaultRule::new(Fault::Status(503))
+                .to("13214991002")
+                .times(1),
+        ],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Token, &[]);
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(call(&run.report, "13214991002")["attempts"], 2);
+    assert_eq!(call(&run.report, "13214991002")["status"], "placed");
+    assert_nobody_twice(&server);
+}
+
+#[test]
+fn server_error_is_unknown_and_not_retried() {
+    let server = TestServer::start(Config {
+        faults: vec![
+            FaultRule::new(Fault::Status(500))
+                .to("13214991003")
+                .times(1),
+        ],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Token, &[]);
+    assert_eq!(run.out.code, 1);
+    assert_accounted(&run.report);
+    let c = call(&run.report, "13214991003");
+    assert_eq!(c["status"], "unknown");
+    assert_eq!(c["attempts"], 1);
+    assert!(c["error"].as_str().unwrap().contains("HTTP 500"), "{c}");
+    assert_nobody_twice(&server);
+}
+
+#[test]
+fn server_error_is_retried_when_at_least_once_is_chosen() {
+    let server = TestServer::start(Config {
+        faults: vec![
+            FaultRule::new(Fault::Status(500))
+                .to("13214991003")
+                .times(1),
+        ],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), AT_LEAST_ONCE, Creds::Token, &[]);
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    let c = call(&run.report, "13214991003");
+    assert_eq!(
+        (c["status"].as_str(), c["attempts"].as_u64()),
+        (Some("placed"), Some(2))
+    );
+    assert_eq!(
+        server.placed_counts()["13214991003"],
+        2,
+        "at-least-once may call twice"
+    );
+}
+
+#[test]
+fn a_request_that_never_answers_times_out_as_unknown() {
+    let server = TestServer::start(Config {
+        faults: vec![FaultRule::new(Fault::Hang).to("13214991004")],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Token, &[]);
+    assert_eq!(run.out.code, 1);
+    assert_accounted(&run.report);
+    let c = call(&run.report, "13214991004");
+    assert_eq!(c["status"], "unknown");
+    assert!(c["error"].as_str().unwrap().contains("timed out"), "{c}");
+    assert_eq!(run.report["totals"]["placed"], 5);
+}
+
+#[test]
+fn connection_refused_fails_every_call_after_retries() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let run = live(&url, TEAM, Creds::Token, &[]);
+    assert_eq!(run.out.code, 1);
+    assert_accounted(&run.report);
+    for c in run.report["calls"].as_array().unwrap() {
+        assert_eq!(c["status"], "failed");
+        assert_eq!(c["attempts"], 4);
+        assert!(
+            c["error"].as_str().unwrap().contains("could not connect"),
+            "{c}"
+        );
+    }
+}
+
+#[test]
+fn out_of_funds_stops_the_run() {
+    let server = TestServer::start(Config {
+        faults: vec![FaultRule::new(Fault::Status(402)).after(2)],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Token, &["--concurrency", "1"]);
+    assert_eq!(run.out.code, 1);
+    assert_accounted(&run.report);
+    let s = statuses(&run.report);
+    assert_eq!(s.values().filter(|v| *v == "placed").count(), 2);
+    assert_eq!(s.values().filter(|v| *v == "failed").count(), 4);
+    assert_eq!(server.requests().len(), 3, "nothing is sent after the 402");
+    let last = call(&run.report, "13214991006");
+    assert_eq!(last["attempts"], 0);
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not attempted: HTTP 402"),
+        "{last}"
+    );
+}
+
+#[test]
+fn malformed_answer_is_unknown() {
+    let server = TestServer::start(Config {
+        faults: vec![FaultRule::new(Fault::Malformed).to("13214991005")],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Token, &[]);
+    assert_eq!(run.out.code, 1);
+    assert_eq!(call(&run.report, "13214991005")["status"], "unknown");
+    assert_eq!(call(&run.report, "13214991005")["attempts"], 1);
+    assert_nobody_twice(&server);
+}
+
+#[test]
+fn refused_calls_fail_and_the_run_goes_on() {
+    let server = TestServer::start(Config {
+        faults: vec![FaultRule::new(Fault::Status(400)).to("13214991001")],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Token, &[]);
+    assert_eq!(run.out.code, 1);
+    assert_eq!(call(&run.report, "13214991001")["status"], "failed");
+    assert_eq!(run.report["totals"]["placed"], 5);
+}
+
+#[test]
+fn plain_http_to_another_host_is_refused() {
+    let run = live("http://fonestorm.example.com", TEAM, Creds::Token, &[]);
+    assert_eq!(run.out.code, 2);
+    assert!(run.out.stderr.contains("plain http"), "{}", run.out.stderr);
+}
+
+#[test]
+fn max_calls_refuses_before_anything() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let run = live(&server.url(), TEAM, Creds::Token, &["--max-calls", "5"]);
+    assert_eq!(run.out.code, 3);
+    assert!(server.requests().is_empty());
+    assert!(
+        run.out.stderr.contains("more than the limit of 5"),
+        "{}",
+        run.out.stderr
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupt_finishes_calls_in_flight_and_reports_all() {
+    let server = TestServer::start(Config {
+        latency: Duration::from_millis(1500),
+        ..Config::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callbook"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            TEAM,
+            "--yes",
+            "--concurrency",
+            "2",
+            "--base-url",
+            &server.url(),
+        ])
+        .args(["--report-file", report_path.to_str().unwrap()])
+        .env("FONESTORM_TOKEN", TOKEN)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first two calls are in flight (bounded: about 10 s at most).
+    for _ in 0..200 {
+        if server.requests().len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_accounted(&report);
+    let s = statuses(&report);
+    assert_eq!(s.values().filter(|v| *v == "placed").count(), 2, "{s:?}");
+    assert_eq!(s.values().filter(|v| *v == "failed").count(), 4, "{s:?}");
+    assert_eq!(server.placed_calls().len(), 2);
+}
