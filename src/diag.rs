@@ -217,7 +217,11 @@ fn token_len(rest: &str) -> usize {
                     break;
                 }
             }
-            rest[..end].trim_end().len().max(1)
+            match rest[..end].trim_end() {
+                // Nothing visible (say, a lone U+2028): mark the first character.
+                "" => rest.chars().next().map_or(0, char::len_utf8),
+                token => token.len(),
+            }
         }
     }
 }
@@ -273,6 +277,25 @@ mod tests {
     }
 
     #[test]
+    fn carets_never_split_a_character() {
+        let mut s = Sources::default();
+        s.insert("u.yaml".into(), "\u{2028}\n".into());
+        let d = Diagnostic::error(
+            Some(Location {
+                file: "u.yaml".into(),
+                line: 1,
+                col: 1,
+            }),
+            "odd",
+        );
+        assert!(
+            Printer::new(&s, false)
+                .render(&d)
+                .starts_with("u.yaml:1:1: error: odd")
+        );
+    }
+
+    #[test]
     fn unknown_file_gives_header_only() {
         let d = Diagnostic::error(None, "no file");
         assert_eq!(
@@ -290,5 +313,7 @@ mod tests {
         assert_eq!(token_len("http://x:80/a, b"), 13);
         assert_eq!(token_len("[1, 2]"), 1);
         assert_eq!(token_len(""), 0);
+        assert_eq!(token_len("\u{2028}"), 3);
+        assert_eq!(token_len("\u{a0}x"), 3);
     }
 }

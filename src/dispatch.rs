@@ -208,6 +208,7 @@ impl Job {
                 return failed(attempts, e);
             }
             attempts += 1;
+            tracing::debug!(call = self.index, to = %call.to, attempt = attempts, "sending");
             let generation = self.client.token_generation();
             let error = match self
                 .client
@@ -236,7 +237,9 @@ impl Job {
                             format!("{reason} (gave up after {attempts} attempts)"),
                         );
                     }
-                    tokio::time::sleep(retry_after.unwrap_or_else(|| backoff(attempts))).await;
+                    let pause = retry_after.unwrap_or_else(|| backoff(attempts));
+                    tracing::debug!(to = %call.to, attempt = attempts, ?pause, "retrying: {reason}");
+                    tokio::time::sleep(pause).await;
                 }
                 CallError::Unauthorized(m) => {
                     if renewed {
@@ -245,6 +248,7 @@ impl Job {
                         return failed(attempts, m);
                     }
                     renewed = true;
+                    tracing::debug!(to = %call.to, "token refused, renewing it: {m}");
                     if let Err(e) = self.client.login(generation, &self.limiter).await {
                         let m = e.to_string();
                         self.control.stop(StopReason::AuthFailed(m.clone()));
@@ -265,6 +269,7 @@ impl Job {
                             error: Some(m),
                         };
                     }
+                    tracing::debug!(to = %call.to, attempt = attempts, "retrying (at-least-once): {m}");
                     tokio::time::sleep(backoff(attempts)).await;
                 }
             }

@@ -175,3 +175,22 @@ fn deep_nesting_is_refused() {
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     }
 }
+
+/// Inputs the fuzzer found; each once crashed the diagnostic renderer.
+#[test]
+fn fuzzer_findings_are_plain_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, doc) in ["\u{2028}", "name: \u{2028}\n", "\u{2028}: 1\n"]
+        .iter()
+        .enumerate()
+    {
+        let path = write(dir.path(), &format!("f{i}.yaml"), doc);
+        let out = run(&["validate", &path]);
+        assert_eq!(out.code, 2, "{doc:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with(&format!("{path}:1:")),
+            "{}",
+            out.stderr
+        );
+    }
+}
