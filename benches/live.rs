@@ -1,7 +1,7 @@
 //! Live-run throughput: 200 calls against the local test server, which
 //! answers each after 1 s and allows 10 requests per second.
 //!
-//! Run with `cargo bench --bench live`. The limit is saturated when the run
+//! Run with `cargo bench --bench live`. The journal is on, as in every live run. The limit is saturated when the run
 //! takes about (200 − 1) / 10 + 1 = 20.9 s; a one-at-a-time loop would take
 //! 200 s. After the timing, the bench prints how many requests the server
 //! rejected with 429 (must be 0) and the most it saw in any one second.
@@ -50,6 +50,8 @@ fn two_hundred_calls_at_10_per_second(bencher: divan::Bencher) {
             .args(["run", "--yes", "-q", "--base-url", &server.url()])
             .arg(&path)
             .env("FONESTORM_TOKEN", "test-token")
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
             .stdout(std::process::Stdio::null())
             .status()
             .expect("callbook runs");

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use callbook::diag::Sources;
+use callbook::journal::{self, CallRecord, Journal, RunRecord};
 use callbook::plan::{self, RunInput, Selection};
+use callbook::plan::{CallRequest, ServiceType};
 use callbook::playbook::{self, Loaded};
 use callbook::report::{self, Report};
 
@@ -107,6 +109,52 @@ fn plan_100k(bencher: divan::Bencher) {
     let mut input = run_input();
     input.vars = loaded.playbook.vars.clone();
     bencher.bench_local(|| plan::plan(&loaded.playbook, &input).expect("plans"));
+}
+
+/// Recording the plan of a 100 000-call run in the journal: one durable transaction.
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn journal_plan_100k(bencher: divan::Bencher) {
+    let calls: Vec<CallRecord> = (0..RECIPIENTS)
+        .map(|i| {
+            let request = CallRequest {
+                to: format!("1212734{:04}", i % 10_000),
+                service_type: ServiceType::Tts,
+                service_id: format!("<speak>Hello Person {i}.</speak>"),
+                dedup_key: Some("db-01:/var".to_string()),
+            };
+            CallRecord {
+                idx: i,
+                recipient: format!("Person {i}"),
+                to: request.to.clone(),
+                rule: Some("everyone else".to_string()),
+                service_type: Some("TTS".to_string()),
+                service_id: None,
+                fingerprint: Some(journal::fingerprint(&request)),
+                dedup_key: request.dedup_key.clone(),
+                state: "pending".to_string(),
+                reason: None,
+                call_id: None,
+                attempts: 0,
+                error: None,
+            }
+        })
+        .collect();
+    let mut n = 0;
+    bencher.bench_local(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut journal = Journal::open(dir.path()).expect("journal opens");
+        n += 1;
+        let run = RunRecord {
+            id: format!("bench-{n}"),
+            playbook: "bench".to_string(),
+            path: "bench.yaml".to_string(),
+            now: "2026-11-26T15:00:00Z".to_string(),
+            started_at: "2026-11-26T15:00:00Z".to_string(),
+            finished_at: None,
+            state: "running".to_string(),
+        };
+        journal.begin_run(&run, &calls).expect("plan recorded");
+    });
 }
 
 /// Everything `callbook run --dry-run --format json` does: load, plan, JSON report.

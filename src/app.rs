@@ -8,13 +8,15 @@ use std::path::Path;
 
 use anstream::ColorChoice;
 
-use crate::cli::{Cli, ColorWhen, Command, Format, LogFormat, RunArgs};
+use crate::cli::{Cli, ColorWhen, Command, Format, LogFormat, RunArgs, RunsAction, RunsArgs};
 use crate::diag::{Diagnostic, Printer, Sources};
 use crate::exit::Exit;
+use crate::journal::{self, Journal};
 use crate::plan::{self, RunInput, Selection};
 use crate::playbook;
 use crate::report::{self, Report};
 use crate::vars;
+use crate::{live, lock};
 
 /// Runs one command line to completion and returns the exit code.
 pub fn main(cli: Cli) -> Exit {
@@ -32,6 +34,7 @@ pub fn main(cli: Cli) -> Exit {
     match cli.command {
         Command::Validate { playbooks } => validate(&playbooks, &mut out),
         Command::Run(args) => run(&args, &mut out),
+        Command::Runs(args) => runs(&args, &out),
         Command::Schema => {
             print_stdout(crate::schema::SCHEMA);
             Exit::Success
@@ -145,32 +148,176 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
     };
     out.diagnostics(&loaded.warnings);
     let playbook = loaded.playbook;
-    let input = match run_input(args, &playbook, out.sources) {
+    let mut input = match run_input(args, &playbook, out.sources) {
         Ok(i) => i,
         Err(diagnostics) => {
             out.diagnostics(&diagnostics);
             return Exit::Invalid;
         }
     };
-    let plan = match plan::plan(&playbook, &input) {
-        Ok(p) => p,
+    let state_dir = journal::state_dir(args.state_dir.as_deref());
+    if args.dry_run {
+        return dry_run(args, out, &playbook, &input, state_dir.ok());
+    }
+    let refused = |out: &Output<'_>, message: String| {
+        out.diagnostics(&[Diagnostic::error(None, message)]);
+        Exit::Refused
+    };
+    let state_dir = match state_dir {
+        Ok(d) => d,
+        Err(m) => return refused(out, m),
+    };
+    let _lock = match lock::acquire(
+        &state_dir,
+        &playbook.name,
+        &report::timestamp(chrono::Utc::now()),
+    ) {
+        Ok(l) => l,
+        Err(m) => return refused(out, m),
+    };
+    let journal = match Journal::open(&state_dir) {
+        Ok(j) => j,
+        Err(m) => return refused(out, format!("{m}: nothing was called")),
+    };
+    let result = match args.resume.as_deref() {
+        Some(id) => {
+            let id = (!id.is_empty()).then_some(id);
+            let (run, recorded) = match resumable(&journal, &playbook.name, id) {
+                Ok(found) => found,
+                Err((message, exit)) => {
+                    out.diagnostics(&[Diagnostic::error(None, message)]);
+                    return exit;
+                }
+            };
+            input.run_id.clone_from(&run.id);
+            if let Ok(now) = chrono::DateTime::parse_from_rfc3339(&run.now) {
+                input.now = now.with_timezone(&chrono::Utc);
+            }
+            let Some(plan) = plan_or_report(&playbook, &input, out) else {
+                return Exit::Invalid;
+            };
+            let ctx = live_context(&playbook, &input, args, out, journal);
+            live::resume(ctx, plan, &run, &recorded)
+        }
+        None => {
+            let Some(mut plan) = plan_or_report(&playbook, &input, out) else {
+                return Exit::Invalid;
+            };
+            if let Err(m) = journal::apply_dedup(&mut plan, &playbook, &journal, input.now) {
+                return refused(out, format!("{m}: nothing was called"));
+            }
+            let ctx = live_context(&playbook, &input, args, out, journal);
+            live::run(ctx, plan)
+        }
+    };
+    match result {
+        Ok((report, exit)) => match emit(&report, args, out) {
+            Exit::Success => exit,
+            failed => failed,
+        },
+        Err((diagnostics, exit)) => {
+            out.diagnostics(&diagnostics);
+            exit
+        }
+    }
+}
+
+fn live_context<'a>(
+    playbook: &'a playbook::Playbook,
+    input: &'a RunInput,
+    args: &'a RunArgs,
+    out: &Output<'_>,
+    journal: Journal,
+) -> live::Context<'a> {
+    live::Context {
+        playbook,
+        input,
+        args,
+        quiet: out.quiet,
+        journal,
+    }
+}
+
+/// The run to resume and its recorded plan, or why there is none.
+fn resumable(
+    journal: &Journal,
+    playbook: &str,
+    id: Option<&str>,
+) -> Result<(journal::RunRecord, Vec<journal::CallRecord>), (String, Exit)> {
+    let run = journal
+        .find_run(playbook, id)
+        .map_err(|m| (m, Exit::Refused))?;
+    let run = match (run, id) {
+        (Some(run), _) if run.playbook != playbook => {
+            return Err((
+                format!(
+                    "run {} belongs to playbook `{}`, not `{playbook}`",
+                    run.id, run.playbook
+                ),
+                Exit::Invalid,
+            ));
+        }
+        (Some(run), _) if run.state == "finished" => {
+            return Err((
+                format!(
+                    "run {} of `{playbook}` finished at {}: nothing to resume",
+                    run.id,
+                    run.finished_at.as_deref().unwrap_or("?")
+                ),
+                Exit::Invalid,
+            ));
+        }
+        (Some(run), _) => run,
+        (None, Some(id)) => return Err((format!("no run `{id}` in the journal"), Exit::Invalid)),
+        (None, None) => {
+            return Err((
+                format!("no run of `{playbook}` in the journal to resume"),
+                Exit::Invalid,
+            ));
+        }
+    };
+    let recorded = journal.calls(&run.id).map_err(|m| (m, Exit::Refused))?;
+    Ok((run, recorded))
+}
+
+/// Plans the run, or prints why it cannot be planned.
+fn plan_or_report(
+    playbook: &playbook::Playbook,
+    input: &RunInput,
+    out: &Output<'_>,
+) -> Option<plan::Plan> {
+    match plan::plan(playbook, input) {
+        Ok(p) => Some(p),
         Err(diagnostics) => {
             out.diagnostics(&diagnostics);
             out.note("nothing was called");
-            return Exit::Invalid;
+            None
         }
+    }
+}
+
+/// `run --dry-run`: the plan as it would be sent, dedup read from the journal.
+fn dry_run(
+    args: &RunArgs,
+    out: &Output<'_>,
+    playbook: &playbook::Playbook,
+    input: &RunInput,
+    state_dir: Option<std::path::PathBuf>,
+) -> Exit {
+    let Some(mut plan) = plan_or_report(playbook, input, out) else {
+        return Exit::Invalid;
     };
-    if !args.dry_run {
-        return match crate::live::run(&playbook, plan, &input, args, out.quiet) {
-            Ok((report, exit)) => match emit(&report, args, out) {
-                Exit::Success => exit,
-                failed => failed,
-            },
-            Err((diagnostics, exit)) => {
-                out.diagnostics(&diagnostics);
-                exit
-            }
-        };
+    if playbook.dedup.is_some()
+        && let Some(dir) = state_dir
+    {
+        let deduped = Journal::open_read_only(&dir).and_then(|journal| match journal {
+            Some(j) => journal::apply_dedup(&mut plan, playbook, &j, input.now),
+            None => Ok(()),
+        });
+        if let Err(m) = deduped {
+            out.diagnostics(&[Diagnostic::error(None, m)]);
+            return Exit::Refused;
+        }
     }
     if let Some(max) = args.max_calls.or(playbook.max_calls)
         && plan.calls() as u64 > max
@@ -183,9 +330,75 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
             ),
         )]);
     }
-    let mut report = Report::from_plan(&playbook, plan, &input);
+    let mut report = Report::from_plan(playbook, plan, input);
     report.finished_at = report::timestamp(chrono::Utc::now().max(input.now));
     emit(&report, args, out)
+}
+
+/// `callbook runs [PLAYBOOK]` and `callbook runs show RUN_ID`.
+fn runs(args: &RunsArgs, out: &Output<'_>) -> Exit {
+    let journal =
+        journal::state_dir(args.state_dir.as_deref()).and_then(|dir| Journal::open_read_only(&dir));
+    let journal = match journal {
+        Ok(j) => j,
+        Err(m) => {
+            out.diagnostics(&[Diagnostic::error(None, m)]);
+            return Exit::Refused;
+        }
+    };
+    match &args.action {
+        None => {
+            let list = match journal.map(|j| j.runs(args.playbook.as_deref(), args.limit)) {
+                None => Ok(Vec::new()),
+                Some(result) => result,
+            };
+            match list {
+                Ok(list) => {
+                    match args.format {
+                        Format::Json => print_stdout(&format!(
+                            "{}\n",
+                            serde_json::to_string_pretty(&list).unwrap_or_default()
+                        )),
+                        Format::Table => print_stdout(&report::table::runs(&list)),
+                    }
+                    Exit::Success
+                }
+                Err(m) => {
+                    out.diagnostics(&[Diagnostic::error(None, m)]);
+                    Exit::Refused
+                }
+            }
+        }
+        Some(RunsAction::Show { run_id }) => {
+            let found = journal.map(|j| {
+                j.find_run("", Some(run_id))
+                    .and_then(|run| run.map(|r| j.calls(&r.id).map(|c| (r, c))).transpose())
+            });
+            match found {
+                Some(Ok(Some((run, calls)))) => {
+                    let report = Report::from_journal(&run, &calls);
+                    match args.format {
+                        Format::Json => {
+                            drop(report::json::write(&report, std::io::stdout().lock()))
+                        }
+                        Format::Table => print_stdout(&report::table::render(&report)),
+                    }
+                    Exit::Success
+                }
+                Some(Err(m)) => {
+                    out.diagnostics(&[Diagnostic::error(None, m)]);
+                    Exit::Refused
+                }
+                _ => {
+                    out.diagnostics(&[Diagnostic::error(
+                        None,
+                        format!("no run `{run_id}` in the journal"),
+                    )]);
+                    Exit::Invalid
+                }
+            }
+        }
+    }
 }
 
 /// Writes the report where it was asked for; a report that cannot be written is an error.

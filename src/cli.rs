@@ -40,6 +40,38 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Print the playbook JSON Schema.
     Schema,
+    /// List recent runs from the journal, or show one run's report.
+    #[command(args_conflicts_with_subcommands = true)]
+    Runs(RunsArgs),
+}
+
+/// Options of `callbook runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// `show RUN_ID`.
+    #[command(subcommand)]
+    pub action: Option<RunsAction>,
+    /// Only runs of the playbook with this `name`.
+    pub playbook: Option<String>,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// What goes to standard output.
+    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
+    pub format: Format,
+    /// Where the journal lives.
+    #[arg(long, env = "CALLBOOK_STATE_DIR", value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Subcommands of `callbook runs`.
+#[derive(Debug, Subcommand)]
+pub enum RunsAction {
+    /// Print the report of one run.
+    Show {
+        /// The run's id, as `callbook runs` lists it.
+        run_id: String,
+    },
 }
 
 /// Options of `callbook run`.
@@ -92,6 +124,12 @@ pub struct RunArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
+    /// Continue the newest unfinished run of this playbook, or run RUN_ID.
+    #[arg(long, value_name = "RUN_ID", num_args = 0..=1, default_missing_value = "", conflicts_with = "dry_run")]
+    pub resume: Option<String>,
+    /// Also keep the rendered messages in the journal (they may hold sensitive data).
+    #[arg(long)]
+    pub journal_messages: bool,
 }
 
 /// `--format`.

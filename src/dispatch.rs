@@ -116,8 +116,9 @@ pub trait Observer: Send + Sync {
     fn sending(&self, _index: usize, _attempt: u32) -> Result<(), String> {
         Ok(())
     }
-    /// Called once per call with its final outcome.
-    fn finished(&self, index: usize, outcome: &Outcome);
+    /// Called once per call with its final outcome. An error (the outcome
+    /// could not be recorded) stops the run.
+    fn finished(&self, index: usize, outcome: &Outcome) -> Result<(), String>;
 }
 
 /// Places `calls` (plan index, request) and returns their outcomes in the same order.
@@ -149,7 +150,10 @@ pub async fn dispatch(
                 Ok(_permit) => job.run(&call).await,
                 Err(_) => failed(0, "not attempted: the run was shut down".to_string()),
             };
-            job.observer.finished(job.index, &outcome);
+            if let Err(e) = job.observer.finished(job.index, &outcome) {
+                tracing::error!("{e}");
+                job.control.stop(StopReason::Fatal(e));
+            }
             outcome
         }));
     }

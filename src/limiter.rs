@@ -12,9 +12,10 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-/// Added to every window so clock skew between us and the server cannot
-/// make two starts a hair under a second apart.
-const MARGIN: Duration = Duration::from_millis(10);
+/// Added to every window: requests leave a busy machine and cross the network
+/// with some jitter, and the provider counts arrivals, not our start times.
+/// 50 ms costs under 5 % of throughput and absorbs that jitter.
+const MARGIN: Duration = Duration::from_millis(50);
 
 /// A sliding-window rate limiter shared by every task of a run.
 #[derive(Debug)]
@@ -106,7 +107,7 @@ mod tests {
         // The first ten go at once; the limit is saturated, not undershot.
         assert_eq!(starts[9].duration_since(begin), Duration::ZERO);
         let last = starts[34].duration_since(begin);
-        assert!(last < Duration::from_millis(3100), "{last:?}");
+        assert_eq!(last, 3 * (Duration::from_secs(1) + MARGIN));
     }
 
     #[test]

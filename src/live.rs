@@ -6,15 +6,16 @@
 //! `placed`, `failed` or `unknown`, whatever happens.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::cli::RunArgs;
 use crate::diag::Diagnostic;
 use crate::dispatch::{self, Control, Observer, Outcome, Settings, StopReason};
 use crate::exit::Exit;
+use crate::journal::{self, CallRecord, Journal, RunRecord, fingerprint};
 use crate::limiter::RateLimiter;
-use crate::plan::{Decision, Plan, RunInput};
+use crate::plan::{CallRequest, Decision, Plan, RunInput};
 use crate::playbook::Playbook;
 use crate::provider::{self, Client, Credentials};
 use crate::report::{Report, Status, timestamp};
@@ -23,28 +24,31 @@ use crate::term;
 /// Why a live run did not start: the diagnostics to show and the exit code.
 pub type Refusal = (Vec<Diagnostic>, Exit);
 
-/// Places the calls of `plan` and returns the report and the exit code.
+fn refuse(message: String, exit: Exit) -> Refusal {
+    (vec![Diagnostic::error(None, message)], exit)
+}
+
+/// What a live run works with besides its plan.
+pub struct Context<'a> {
+    /// The checked playbook.
+    pub playbook: &'a Playbook,
+    /// Variables, input, clock and run id.
+    pub input: &'a RunInput,
+    /// The command line.
+    pub args: &'a RunArgs,
+    /// `-q`: no progress bar.
+    pub quiet: bool,
+    /// Where the plan and every outcome are recorded.
+    pub journal: Journal,
+}
+
+/// Places the calls of a new run and returns the report and the exit code.
 ///
 /// # Errors
 /// When the run is refused before any call.
-pub fn run(
-    playbook: &Playbook,
-    plan: Plan,
-    input: &RunInput,
-    args: &RunArgs,
-    quiet: bool,
-) -> Result<(Report, Exit), Refusal> {
-    let refuse = |message: String, exit: Exit| (vec![Diagnostic::error(None, message)], exit);
-    let calls: Vec<(usize, crate::plan::CallRequest)> = plan
-        .entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| match &e.decision {
-            Decision::Call(c) => Some((i, c.clone())),
-            Decision::Skip(_) => None,
-        })
-        .collect();
-    if let Some(max) = args.max_calls.or(playbook.max_calls)
+pub fn run(ctx: Context<'_>, plan: Plan) -> Result<(Report, Exit), Refusal> {
+    let calls = calls_of(&plan);
+    if let Some(max) = ctx.args.max_calls.or(ctx.playbook.max_calls)
         && calls.len() as u64 > max
     {
         return Err(refuse(
@@ -55,11 +59,186 @@ pub fn run(
             Exit::Refused,
         ));
     }
-    let provider_settings = &playbook.provider;
-    let base = args
+    let client = client(&ctx)?;
+    let records = records(ctx.playbook, &plan, ctx.args.journal_messages);
+    let report = Report::from_plan(ctx.playbook, plan, ctx.input);
+    if !calls.is_empty() && !ctx.args.yes && !confirm(ctx.playbook, calls.len()) {
+        return Err(refuse(
+            "not confirmed: nothing was called".to_string(),
+            Exit::Refused,
+        ));
+    }
+    let mut ctx = ctx;
+    let run = RunRecord {
+        id: ctx.input.run_id.clone(),
+        playbook: ctx.playbook.name.clone(),
+        path: ctx.playbook.path.display().to_string(),
+        now: timestamp(ctx.input.now),
+        started_at: timestamp(chrono::Utc::now()),
+        finished_at: None,
+        state: "running".to_string(),
+    };
+    ctx.journal
+        .begin_run(&run, &records)
+        .map_err(|m| refuse(format!("{m}: nothing was called"), Exit::Refused))?;
+    execute(ctx, client, report, calls)
+}
+
+/// Continues recorded run `run`: nobody already placed is called again.
+///
+/// `plan` is the playbook planned again with the run's clock; it must match
+/// what was recorded, call for call.
+///
+/// # Errors
+/// When the plan no longer matches or the run is refused.
+pub fn resume(
+    ctx: Context<'_>,
+    plan: Plan,
+    run: &RunRecord,
+    recorded: &[CallRecord],
+) -> Result<(Report, Exit), Refusal> {
+    let changed = |what: String| {
+        refuse(
+            format!(
+                "cannot resume run {}: {what}; resume with the playbook, variables and input it started with (nothing was called)",
+                run.id
+            ),
+            Exit::Invalid,
+        )
+    };
+    if plan.entries.len() != recorded.len() {
+        return Err(changed(format!(
+            "it planned {} recipients, this plan has {}",
+            recorded.len(),
+            plan.entries.len()
+        )));
+    }
+    let retry_unknown = ctx.playbook.provider.retry_ambiguous;
+    let mut calls = Vec::new();
+    let mut settled = Vec::new();
+    for (i, (entry, rec)) in plan.entries.iter().zip(recorded).enumerate() {
+        let name = &ctx.playbook.recipients[entry.recipient].name;
+        if *name != rec.recipient || entry.to != rec.to {
+            return Err(changed(format!(
+                "entry {i} was `{}`, now `{name}`",
+                rec.recipient
+            )));
+        }
+        if rec.state == "skipped" {
+            settled.push((i, Status::Skipped, rec));
+            continue;
+        }
+        let Decision::Call(call) = &entry.decision else {
+            return Err(changed(format!(
+                "`{name}` was to be called, now is skipped"
+            )));
+        };
+        if rec.fingerprint.as_deref() != Some(fingerprint(call).as_str()) {
+            return Err(changed(format!(
+                "the call to `{name}` would now send something else"
+            )));
+        }
+        let status = journal::status_of(&rec.state);
+        let again = match status {
+            Status::Placed | Status::Skipped => false,
+            Status::Unknown => retry_unknown,
+            Status::Failed | Status::Planned => true,
+        };
+        if again {
+            calls.push((i, call.clone()));
+        } else {
+            settled.push((i, status, rec));
+        }
+    }
+    let client = client(&ctx)?;
+    let mut report = Report::from_plan(ctx.playbook, plan, ctx.input);
+    report.run_id = run.id.clone();
+    report.started_at = run.started_at.clone();
+    for (i, status, rec) in settled {
+        if let Some(c) = report.calls.get_mut(i) {
+            c.status = status;
+            c.call_id = rec.call_id.clone();
+            c.attempts = rec.attempts;
+            c.reason = rec.reason.clone().or(c.reason.take());
+            c.error = match (&rec.error, rec.state.as_str()) {
+                (_, "sending") => Some(
+                    "the request was sent but its outcome was never recorded: the call may have been placed"
+                        .to_string(),
+                ),
+                (e, _) => e.clone(),
+            };
+            if status == Status::Skipped {
+                c.service_type = None;
+                c.service_id = None;
+            }
+        }
+    }
+    if !calls.is_empty() && !ctx.args.yes && !confirm(ctx.playbook, calls.len()) {
+        return Err(refuse(
+            "not confirmed: nothing was called".to_string(),
+            Exit::Refused,
+        ));
+    }
+    ctx.journal
+        .reopen_run(&run.id)
+        .map_err(|m| refuse(format!("{m}: nothing was called"), Exit::Refused))?;
+    tracing::info!(
+        run = %run.id,
+        remaining = calls.len(),
+        "resuming: calls already placed or possibly placed are not repeated"
+    );
+    execute(ctx, client, report, calls)
+}
+
+/// The calls of a plan with their plan indices.
+fn calls_of(plan: &Plan) -> Vec<(usize, CallRequest)> {
+    plan.entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match &e.decision {
+            Decision::Call(c) => Some((i, c.clone())),
+            Decision::Skip(_) => None,
+        })
+        .collect()
+}
+
+/// The plan as the journal records it.
+fn records(playbook: &Playbook, plan: &Plan, with_messages: bool) -> Vec<CallRecord> {
+    plan.entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let (call, reason) = match &e.decision {
+                Decision::Call(c) => (Some(c), None),
+                Decision::Skip(r) => (None, Some(r.clone())),
+            };
+            CallRecord {
+                idx: i,
+                recipient: playbook.recipients[e.recipient].name.clone(),
+                to: e.to.clone(),
+                rule: e.rule.clone(),
+                service_type: call.map(|c| c.service_type.as_str().to_string()),
+                service_id: call.filter(|_| with_messages).map(|c| c.service_id.clone()),
+                fingerprint: call.map(fingerprint),
+                dedup_key: call.and_then(|c| c.dedup_key.clone()),
+                state: if call.is_some() { "pending" } else { "skipped" }.to_string(),
+                reason,
+                call_id: None,
+                attempts: 0,
+                error: None,
+            }
+        })
+        .collect()
+}
+
+/// Checks the base URL and credentials and builds the client.
+fn client(ctx: &Context<'_>) -> Result<Client, Refusal> {
+    let settings = &ctx.playbook.provider;
+    let base = ctx
+        .args
         .base_url
         .clone()
-        .unwrap_or_else(|| provider_settings.base_url.clone());
+        .unwrap_or_else(|| settings.base_url.clone());
     let base = provider::check_base_url(&base)
         .map_err(|m| refuse(format!("base URL: {m}"), Exit::Invalid))?;
     let Some(credentials) = Credentials::from_env() else {
@@ -68,22 +247,31 @@ pub fn run(
             Exit::Refused,
         ));
     };
-    let mut report = Report::from_plan(playbook, plan, input);
+    Client::new(base, credentials, settings.timeout).map_err(|m| refuse(m, Exit::Refused))
+}
+
+/// Dispatches `calls`, records everything, and completes the report.
+fn execute(
+    ctx: Context<'_>,
+    client: Client,
+    mut report: Report,
+    calls: Vec<(usize, CallRequest)>,
+) -> Result<(Report, Exit), Refusal> {
+    let provider_settings = &ctx.playbook.provider;
+    let run_id = report.run_id.clone();
+    let journal = Arc::new(Mutex::new(ctx.journal));
     if calls.is_empty() {
+        end_run(&journal, &run_id, "finished");
+        report.recount();
         report.finished_at = timestamp(chrono::Utc::now());
         return Ok((report, Exit::Success));
     }
-    if !args.yes && !confirm(playbook, calls.len()) {
-        return Err(refuse(
-            "not confirmed: nothing was called".to_string(),
-            Exit::Refused,
-        ));
-    }
-    let client = Client::new(base, credentials, provider_settings.timeout)
-        .map_err(|m| refuse(m, Exit::Refused))?;
     let settings = Settings {
-        fonenumber: playbook.caller_id.clone(),
-        concurrency: args.concurrency.unwrap_or(provider_settings.concurrency) as usize,
+        fonenumber: ctx.playbook.caller_id.clone(),
+        concurrency: ctx
+            .args
+            .concurrency
+            .unwrap_or(provider_settings.concurrency) as usize,
         retries: provider_settings.retries,
         retry_ambiguous: provider_settings.retry_ambiguous,
     };
@@ -98,8 +286,11 @@ pub fn run(
         .collect();
     let total = calls.len();
     let limiter = Arc::new(RateLimiter::new(
-        args.rate_limit.unwrap_or(provider_settings.rate_limit),
+        ctx.args.rate_limit.unwrap_or(provider_settings.rate_limit),
     ));
+    let quiet = ctx.quiet;
+    let observer_journal = journal.clone();
+    let observer_run = run_id.clone();
     let (outcomes, stop) = runtime.block_on(async move {
         let client = Arc::new(client);
         if client.needs_login() {
@@ -111,9 +302,11 @@ pub fn run(
         let control = Arc::new(Control::default());
         listen_for_signals(control.clone(), total);
         let bar = term::start_progress(total as u64, !quiet);
-        let observer = Arc::new(LogObserver {
+        let observer = Arc::new(RunObserver {
             names,
             bar: bar.clone(),
+            journal: observer_journal,
+            run_id: observer_run,
         });
         let indices: Vec<usize> = calls.iter().map(|(i, _)| *i).collect();
         let outcomes =
@@ -135,16 +328,28 @@ pub fn run(
     report.recount();
     report.finished_at = timestamp(chrono::Utc::now());
     let exit = exit_code(&report, stop.as_ref());
-    match stop {
+    let state = match &stop {
         Some(StopReason::Interrupted) => {
             tracing::error!("interrupted: calls in flight were finished and recorded");
+            "interrupted"
         }
         Some(StopReason::AuthFailed(m) | StopReason::Fatal(m)) => {
             tracing::error!("the run stopped: {m}");
+            "stopped"
         }
-        None => {}
-    }
+        None => "finished",
+    };
+    end_run(&journal, &run_id, state);
     Ok((report, exit))
+}
+
+fn end_run(journal: &Mutex<Journal>, run_id: &str, state: &str) {
+    let journal = journal
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Err(e) = journal.end_run(run_id, state) {
+        tracing::error!("{e}");
+    }
 }
 
 /// The exit code `cli.md` gives a finished live run.
@@ -215,14 +420,29 @@ fn listen_for_signals(control: Arc<Control>, total: usize) {
     });
 }
 
-/// Logs one line per call outcome and moves the progress bar.
-struct LogObserver {
+/// Records each call in the journal, logs its outcome and moves the progress bar.
+struct RunObserver {
     names: Vec<(String, String)>,
     bar: Option<indicatif::ProgressBar>,
+    journal: Arc<Mutex<Journal>>,
+    run_id: String,
 }
 
-impl Observer for LogObserver {
-    fn finished(&self, index: usize, outcome: &Outcome) {
+impl RunObserver {
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Observer for RunObserver {
+    fn sending(&self, index: usize, attempt: u32) -> Result<(), String> {
+        self.journal().sending(&self.run_id, index, attempt)
+    }
+
+    fn finished(&self, index: usize, outcome: &Outcome) -> Result<(), String> {
+        let recorded = self.journal().finished(&self.run_id, index, outcome);
         let (recipient, to) = self
             .names
             .get(index)
@@ -238,5 +458,6 @@ impl Observer for LogObserver {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
+        recorded
     }
 }

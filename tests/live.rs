@@ -434,6 +434,7 @@ fn interrupt_finishes_calls_in_flight_and_reports_all() {
         .args(["--report-file", report_path.to_str().unwrap()])
         .env("FONESTORM_TOKEN", TOKEN)
         .env("NO_COLOR", "1")
+        .env("CALLBOOK_STATE_DIR", support::fresh_state_dir())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

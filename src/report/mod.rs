@@ -10,6 +10,7 @@ pub mod table;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::journal::{CallRecord, RunRecord};
 use crate::plan::{Decision, Plan, RunInput};
 use crate::playbook::Playbook;
 
@@ -170,6 +171,42 @@ impl Report {
             dry_run: run.dry_run,
             started_at: started.clone(),
             finished_at: started,
+            totals: Totals::default(),
+            calls,
+        };
+        report.recount();
+        report
+    }
+
+    /// The report of a recorded run, as the journal holds it.
+    ///
+    /// Messages appear only if the run kept them (`--journal-messages`).
+    pub fn from_journal(run: &RunRecord, calls: &[CallRecord]) -> Report {
+        let calls = calls
+            .iter()
+            .map(|c| CallReport {
+                recipient: c.recipient.clone(),
+                to: c.to.clone(),
+                rule: c.rule.clone(),
+                service_type: c.service_type.clone(),
+                service_id: c.service_id.clone(),
+                status: crate::journal::status_of(&c.state),
+                call_id: c.call_id.clone(),
+                attempts: c.attempts,
+                reason: c.reason.clone(),
+                error: c.error.clone(),
+            })
+            .collect();
+        let mut report = Report {
+            callbook_version: env!("CARGO_PKG_VERSION").to_string(),
+            playbook: PlaybookRef {
+                name: run.playbook.clone(),
+                path: run.path.clone(),
+            },
+            run_id: run.id.clone(),
+            dry_run: false,
+            started_at: run.started_at.clone(),
+            finished_at: run.finished_at.clone().unwrap_or_default(),
             totals: Totals::default(),
             calls,
         };

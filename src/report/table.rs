@@ -76,6 +76,35 @@ fn write_row(out: &mut String, cells: &[String; 6], widths: &[usize; 6]) {
     out.push('\n');
 }
 
+/// The list of `callbook runs`: one line per run, newest first.
+pub fn runs(list: &[crate::journal::RunSummary]) -> String {
+    if list.is_empty() {
+        return "no runs in the journal\n".to_string();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<28}  {:<24}  {:<20}  {:<11}  {:>6}  {:>6}  {:>7}  {:>7}  {:>7}",
+        "RUN", "PLAYBOOK", "STARTED", "STATE", "PLACED", "FAILED", "UNKNOWN", "PENDING", "SKIPPED"
+    );
+    for r in list {
+        let _ = writeln!(
+            out,
+            "{:<28}  {:<24}  {:<20}  {:<11}  {:>6}  {:>6}  {:>7}  {:>7}  {:>7}",
+            r.run_id,
+            cut(&r.playbook, 24),
+            r.started_at,
+            r.state,
+            r.placed,
+            r.failed,
+            r.unknown,
+            r.pending,
+            r.skipped
+        );
+    }
+    out
+}
+
 /// `4 recipients: 2 planned, 2 skipped (dry run: nothing was called)`.
 pub fn summary(report: &Report) -> String {
     let t = &report.totals;

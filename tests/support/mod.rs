@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What one run of the binary produced.
 pub struct Outcome {
@@ -17,16 +18,27 @@ impl Outcome {
     }
 }
 
-/// A `callbook` command with a clean, colourless environment.
+/// A state directory no other command uses (created only if callbook writes to it).
+pub fn fresh_state_dir() -> std::path::PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "state-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ))
+}
+
+/// A `callbook` command with a clean, colourless environment and its own state directory.
 pub fn callbook() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("callbook").expect("binary is built");
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")
+        .env("CALLBOOK_STATE_DIR", fresh_state_dir())
         .env_remove("FONESTORM_TOKEN")
         .env_remove("FONESTORM_USERNAME")
         .env_remove("FONESTORM_PASSWORD")
         .env_remove("FONESTORM_BASE_URL")
-        .env_remove("CALLBOOK_STATE_DIR");
+        .env_remove("XDG_STATE_HOME");
     cmd
 }
 

@@ -1,0 +1,687 @@
+//! The journal: what every run planned and what became of each call.
+//!
+//! An SQLite database (WAL, `synchronous=FULL`) in the state directory. A
+//! live run records its whole plan before the first call, records that a
+//! request is *about to be sent* before sending it, and its outcome when the
+//! answer comes. So after a crash every call is either known (`placed`,
+//! `failed`, `unknown`), known to have been possibly sent (`sending`, treated
+//! as `unknown`), or certainly not sent (`pending`) — which is what makes
+//! `--resume` safe and dedup windows work across cron runs.
+//!
+//! Secrets are never written. Rendered messages are written only with
+//! `--journal-messages`; otherwise a SHA-256 fingerprint of each request lets
+//! a resumed run prove it would send exactly what was planned.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::dispatch::Outcome;
+use crate::plan::{CallRequest, Decision, Plan};
+use crate::playbook::Playbook;
+use crate::report::{Status, timestamp};
+
+/// The journal format this build writes; a newer file is refused, not guessed at.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The journal's file name inside the state directory.
+pub const FILE_NAME: &str = "journal.sqlite3";
+
+/// An open journal.
+#[derive(Debug)]
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A run as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRecord {
+    /// The run's id.
+    pub id: String,
+    /// `name` of the playbook.
+    pub playbook: String,
+    /// The playbook's path as given.
+    pub path: String,
+    /// The run's clock (`now`), RFC 3339.
+    pub now: String,
+    /// When it started, RFC 3339.
+    pub started_at: String,
+    /// When it ended, if it did.
+    pub finished_at: Option<String>,
+    /// `running`, `finished`, `interrupted` or `stopped`.
+    pub state: String,
+}
+
+/// One entry of a recorded plan, with its progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    /// Index in the plan.
+    pub idx: usize,
+    /// Recipient name.
+    pub recipient: String,
+    /// Dial string.
+    pub to: String,
+    /// The deciding rule.
+    pub rule: Option<String>,
+    /// FoneStorm service type, for calls.
+    pub service_type: Option<String>,
+    /// The rendered message, only with `--journal-messages`.
+    pub service_id: Option<String>,
+    /// SHA-256 of what is sent, for calls.
+    pub fingerprint: Option<String>,
+    /// The rendered dedup key.
+    pub dedup_key: Option<String>,
+    /// `pending`, `sending`, `placed`, `failed`, `unknown` or `skipped`.
+    pub state: String,
+    /// Why skipped.
+    pub reason: Option<String>,
+    /// Provider call id.
+    pub call_id: Option<String>,
+    /// Requests sent.
+    pub attempts: u32,
+    /// Why failed or unknown.
+    pub error: Option<String>,
+}
+
+/// A line of `callbook runs`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RunSummary {
+    /// The run's id.
+    pub run_id: String,
+    /// `name` of the playbook.
+    pub playbook: String,
+    /// When it started.
+    pub started_at: String,
+    /// When it ended, if it did.
+    pub finished_at: Option<String>,
+    /// `running`, `finished`, `interrupted` or `stopped`.
+    pub state: String,
+    /// Calls placed.
+    pub placed: u64,
+    /// Calls failed.
+    pub failed: u64,
+    /// Calls with unknown outcome (including sent but never recorded).
+    pub unknown: u64,
+    /// Calls not yet attempted.
+    pub pending: u64,
+    /// Recipients skipped.
+    pub skipped: u64,
+}
+
+/// The SHA-256 of exactly what a call request sends.
+pub fn fingerprint(call: &CallRequest) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        call.to.as_str(),
+        call.service_type.as_str(),
+        call.service_id.as_str(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The state directory: `--state-dir`, `CALLBOOK_STATE_DIR`, `$XDG_STATE_HOME/callbook`
+/// or `~/.local/state/callbook`.
+pub fn state_dir(given: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(dir) = given {
+        return Ok(dir.to_path_buf());
+    }
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(xdg) = env("XDG_STATE_HOME") {
+        return Ok(xdg.join("callbook"));
+    }
+    env("HOME")
+        .map(|home| home.join(".local/state/callbook"))
+        .ok_or_else(|| {
+            "no state directory: set --state-dir, CALLBOOK_STATE_DIR or HOME".to_string()
+        })
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    playbook TEXT NOT NULL,
+    path TEXT NOT NULL,
+    now TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    state TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_playbook ON runs (playbook, started_at);
+CREATE TABLE IF NOT EXISTS calls (
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    idx INTEGER NOT NULL,
+    recipient TEXT NOT NULL,
+    dial TEXT NOT NULL,
+    rule TEXT,
+    service_type TEXT,
+    service_id TEXT,
+    fingerprint TEXT,
+    dedup_key TEXT,
+    state TEXT NOT NULL,
+    reason TEXT,
+    call_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    sent_at TEXT,
+    finished_at TEXT,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE INDEX IF NOT EXISTS calls_by_dedup ON calls (dedup_key, dial, sent_at);
+";
+
+fn db_error(path: &Path, e: &rusqlite::Error) -> String {
+    let detail = e.to_string();
+    let hint = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            " (the file is corrupt or not a callbook journal)"
+        }
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => " (the file is corrupt)",
+        Some(rusqlite::ErrorCode::ReadOnly) => " (the file or its directory is read-only)",
+        Some(rusqlite::ErrorCode::DiskFull) => " (the disk is full)",
+        Some(rusqlite::ErrorCode::SystemIoFailure) => {
+            " (a write failed: is the disk full or failing?)"
+        }
+        Some(rusqlite::ErrorCode::CannotOpen) => " (cannot open the file)",
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            " (another process holds it)"
+        }
+        _ => "",
+    };
+    format!("journal `{}`: {detail}{hint}", path.display())
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `dir` for a live run.
+    pub fn open(dir: &Path) -> Result<Journal, String> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "state directory `{}`: {}",
+                dir.display(),
+                crate::playbook::io_reason(&e)
+            )
+        })?;
+        let path = dir.join(FILE_NAME);
+        let conn = Connection::open(&path).map_err(|e| db_error(&path, &e))?;
+        let journal = Journal { conn, path };
+        journal.prepare(true)?;
+        Ok(journal)
+    }
+
+    /// Opens the journal in `dir` read-only, for dry runs and listings; `None` if there is none.
+    pub fn open_read_only(dir: &Path) -> Result<Option<Journal>, String> {
+        let path = dir.join(FILE_NAME);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| db_error(&path, &e))?;
+        let journal = Journal { conn, path };
+        journal.prepare(false)?;
+        Ok(Some(journal))
+    }
+
+    fn err(&self, e: &rusqlite::Error) -> String {
+        db_error(&self.path, e)
+    }
+
+    /// Checks the version and sets durability; creates tables when writable.
+    fn prepare(&self, writable: bool) -> Result<(), String> {
+        let c = &self.conn;
+        c.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| self.err(&e))?;
+        // Reading a page proves the file is a database before anything else.
+        let has_meta: bool = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| self.err(&e))?
+            > 0;
+        if has_meta {
+            let version: Option<String> = c
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'schema_version'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.err(&e))?;
+            let version = version.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+            if version > SCHEMA_VERSION {
+                return Err(format!(
+                    "journal `{}` was written by a newer callbook (format {version}; this one reads format {SCHEMA_VERSION})",
+                    self.path.display()
+                ));
+            }
+            if version < 1 {
+                return Err(format!(
+                    "journal `{}` is not a callbook journal (no format version)",
+                    self.path.display()
+                ));
+            }
+        }
+        if writable {
+            c.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| self.err(&e))?;
+            c.pragma_update(None, "synchronous", "FULL")
+                .map_err(|e| self.err(&e))?;
+            c.execute_batch(SCHEMA).map_err(|e| self.err(&e))?;
+            c.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                params![SCHEMA_VERSION.to_string()],
+            )
+            .map_err(|e| self.err(&e))?;
+        }
+        Ok(())
+    }
+
+    /// When `dial` was last called (placed, unknown or possibly sent) for `playbook`
+    /// and `key` since `since`.
+    pub fn last_call(
+        &self,
+        playbook: &str,
+        key: &str,
+        dial: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, String> {
+        if !self.has_tables()? {
+            return Ok(None);
+        }
+        let found: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT max(c.sent_at) FROM calls c JOIN runs r ON r.id = c.run_id
+                 WHERE r.playbook = ?1 AND c.dedup_key = ?2 AND c.dial = ?3
+                   AND c.state IN ('placed', 'unknown', 'sending') AND c.sent_at >= ?4",
+                params![playbook, key, dial, timestamp(since)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&e))?
+            .flatten();
+        Ok(found.and_then(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        }))
+    }
+
+    fn has_tables(&self) -> Result<bool, String> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'calls'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Records a new run and its whole plan, in one durable transaction.
+    pub fn begin_run(&mut self, run: &RunRecord, calls: &[CallRecord]) -> Result<(), String> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| db_error(&path, &e);
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO runs (id, playbook, path, now, started_at, finished_at, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL, 'running')",
+            params![run.id, run.playbook, run.path, run.now, run.started_at],
+        )
+        .map_err(err)?;
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO calls (run_id, idx, recipient, dial, rule, service_type, service_id,
+                     fingerprint, dedup_key, state, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .map_err(err)?;
+            for c in calls {
+                insert
+                    .execute(params![
+                        run.id,
+                        c.idx as i64,
+                        c.recipient,
+                        c.to,
+                        c.rule,
+                        c.service_type,
+                        c.service_id,
+                        c.fingerprint,
+                        c.dedup_key,
+                        c.state,
+                        c.reason
+                    ])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Records that a request for call `idx` is about to be sent.
+    pub fn sending(&self, run_id: &str, idx: usize, attempt: u32) -> Result<(), String> {
+        let now = timestamp(Utc::now());
+        self.conn
+            .execute(
+                "UPDATE calls SET state = 'sending', attempts = ?3, sent_at = ?4
+                 WHERE run_id = ?1 AND idx = ?2",
+                params![run_id, idx as i64, attempt, now],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Records the outcome of call `idx`.
+    pub fn finished(&self, run_id: &str, idx: usize, outcome: &Outcome) -> Result<(), String> {
+        let state = outcome.status.as_str();
+        // A call that was never sent keeps no `sent_at`; one that was keeps its first.
+        self.conn
+            .execute(
+                "UPDATE calls SET state = ?3, call_id = ?4, attempts = max(attempts, ?5), error = ?6,
+                 finished_at = ?7 WHERE run_id = ?1 AND idx = ?2",
+                params![
+                    run_id,
+                    idx as i64,
+                    state,
+                    outcome.call_id,
+                    outcome.attempts,
+                    outcome.error,
+                    timestamp(Utc::now())
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Marks a run as ended (`finished`, `interrupted` or `stopped`).
+    pub fn end_run(&self, run_id: &str, state: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE runs SET state = ?2, finished_at = ?3 WHERE id = ?1",
+                params![run_id, state, timestamp(Utc::now())],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Marks a run as running again (a resume).
+    pub fn reopen_run(&self, run_id: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE runs SET state = 'running', finished_at = NULL WHERE id = ?1",
+                params![run_id],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The run `id`, or the newest run of `playbook` when `id` is `None`.
+    pub fn find_run(&self, playbook: &str, id: Option<&str>) -> Result<Option<RunRecord>, String> {
+        if !self.has_tables()? {
+            return Ok(None);
+        }
+        let map = |r: &rusqlite::Row<'_>| {
+            Ok(RunRecord {
+                id: r.get(0)?,
+                playbook: r.get(1)?,
+                path: r.get(2)?,
+                now: r.get(3)?,
+                started_at: r.get(4)?,
+                finished_at: r.get(5)?,
+                state: r.get(6)?,
+            })
+        };
+        let cols = "id, playbook, path, now, started_at, finished_at, state";
+        let found = match id {
+            Some(id) => self.conn.query_row(
+                &format!("SELECT {cols} FROM runs WHERE id = ?1"),
+                params![id],
+                map,
+            ),
+            None => self.conn.query_row(
+                &format!(
+                    "SELECT {cols} FROM runs WHERE playbook = ?1 ORDER BY started_at DESC, rowid DESC LIMIT 1"
+                ),
+                params![playbook],
+                map,
+            ),
+        };
+        found.optional().map_err(|e| self.err(&e))
+    }
+
+    /// The recorded plan of run `id`, in plan order.
+    pub fn calls(&self, run_id: &str) -> Result<Vec<CallRecord>, String> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT idx, recipient, dial, rule, service_type, service_id, fingerprint, dedup_key,
+                 state, reason, call_id, attempts, error FROM calls WHERE run_id = ?1 ORDER BY idx",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![run_id], |r| {
+                Ok(CallRecord {
+                    idx: usize::try_from(r.get::<_, i64>(0)?).unwrap_or(usize::MAX),
+                    recipient: r.get(1)?,
+                    to: r.get(2)?,
+                    rule: r.get(3)?,
+                    service_type: r.get(4)?,
+                    service_id: r.get(5)?,
+                    fingerprint: r.get(6)?,
+                    dedup_key: r.get(7)?,
+                    state: r.get(8)?,
+                    reason: r.get(9)?,
+                    call_id: r.get(10)?,
+                    attempts: r.get(11)?,
+                    error: r.get(12)?,
+                })
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+    }
+
+    /// Recent runs, newest first, of one playbook or of all.
+    pub fn runs(&self, playbook: Option<&str>, limit: usize) -> Result<Vec<RunSummary>, String> {
+        if !self.has_tables()? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.id, r.playbook, r.started_at, r.finished_at, r.state,
+                   sum(c.state = 'placed'), sum(c.state = 'failed'),
+                   sum(c.state IN ('unknown', 'sending')), sum(c.state = 'pending'),
+                   sum(c.state = 'skipped')
+                 FROM runs r LEFT JOIN calls c ON c.run_id = r.id
+                 WHERE ?1 IS NULL OR r.playbook = ?1
+                 GROUP BY r.id ORDER BY r.started_at DESC, r.rowid DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![playbook, limit as i64], |r| {
+                let n = |i: usize| {
+                    r.get::<_, Option<i64>>(i)
+                        .map(|v| v.unwrap_or(0).max(0) as u64)
+                };
+                Ok(RunSummary {
+                    run_id: r.get(0)?,
+                    playbook: r.get(1)?,
+                    started_at: r.get(2)?,
+                    finished_at: r.get(3)?,
+                    state: r.get(4)?,
+                    placed: n(5)?,
+                    failed: n(6)?,
+                    unknown: n(7)?,
+                    pending: n(8)?,
+                    skipped: n(9)?,
+                })
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+    }
+}
+
+/// Skips calls already made within the playbook's dedup window.
+///
+/// A recipient with a `placed` or `unknown` call (or one sent but never
+/// recorded) for the same playbook and dedup key within the window is skipped
+/// as `already called 12m ago`.
+pub fn apply_dedup(
+    plan: &mut Plan,
+    playbook: &Playbook,
+    journal: &Journal,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let Some(dedup) = &playbook.dedup else {
+        return Ok(());
+    };
+    let window = chrono::Duration::from_std(dedup.window).unwrap_or(chrono::Duration::MAX);
+    let since = now
+        .checked_sub_signed(window)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    for entry in &mut plan.entries {
+        let Decision::Call(call) = &entry.decision else {
+            continue;
+        };
+        let Some(key) = &call.dedup_key else {
+            continue;
+        };
+        if let Some(at) = journal.last_call(&playbook.name, key, &call.to, since)? {
+            let ago = (now - at).to_std().unwrap_or_default();
+            entry.decision = Decision::Skip(format!("already called {} ago", short_duration(ago)));
+        }
+    }
+    Ok(())
+}
+
+/// `45s`, `12m`, `1h5m`: how long ago, to the unit that matters.
+pub fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        _ if (s % 3600) / 60 == 0 => format!("{}h", s / 3600),
+        _ => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The report status a journal call state stands for.
+pub fn status_of(state: &str) -> Status {
+    match state {
+        "placed" => Status::Placed,
+        "failed" => Status::Failed,
+        "skipped" => Status::Skipped,
+        "pending" => Status::Planned,
+        // `sending`: the request may have gone out; nobody recorded the answer.
+        _ => Status::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::ServiceType;
+
+    fn call(id: &str) -> CallRequest {
+        CallRequest {
+            to: "13214991008".into(),
+            service_type: ServiceType::Tts,
+            service_id: id.into(),
+            dedup_key: None,
+        }
+    }
+
+    #[test]
+    fn short_durations() {
+        assert_eq!(short_duration(Duration::from_secs(45)), "45s");
+        assert_eq!(short_duration(Duration::from_secs(12 * 60 + 5)), "12m");
+        assert_eq!(short_duration(Duration::from_secs(3600)), "1h");
+        assert_eq!(short_duration(Duration::from_secs(3900)), "1h5m");
+    }
+
+    #[test]
+    fn fingerprints_tell_requests_apart() {
+        assert_eq!(fingerprint(&call("a")), fingerprint(&call("a")));
+        assert_ne!(fingerprint(&call("a")), fingerprint(&call("b")));
+        assert_eq!(fingerprint(&call("a")).len(), 64);
+    }
+
+    #[test]
+    fn a_run_is_recorded_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let run = RunRecord {
+            id: "r1".into(),
+            playbook: "p".into(),
+            path: "p.yaml".into(),
+            now: "2026-11-26T22:00:00Z".into(),
+            started_at: "2026-11-26T22:00:00Z".into(),
+            finished_at: None,
+            state: "running".into(),
+        };
+        let rec = CallRecord {
+            idx: 0,
+            recipient: "A".into(),
+            to: "13214991008".into(),
+            rule: None,
+            service_type: Some("TTS".into()),
+            service_id: None,
+            fingerprint: Some(fingerprint(&call("x"))),
+            dedup_key: Some("k".into()),
+            state: "pending".into(),
+            reason: None,
+            call_id: None,
+            attempts: 0,
+            error: None,
+        };
+        j.begin_run(&run, &[rec]).unwrap();
+        j.sending("r1", 0, 1).unwrap();
+        let since = Utc::now() - chrono::Duration::minutes(5);
+        assert!(
+            j.last_call("p", "k", "13214991008", since)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            j.last_call("p", "other", "13214991008", since)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(j.calls("r1").unwrap()[0].state, "sending");
+        assert_eq!(j.find_run("p", None).unwrap().unwrap().state, "running");
+        let summary = &j.runs(Some("p"), 10).unwrap()[0];
+        assert_eq!((summary.unknown, summary.pending), (1, 0));
+    }
+
+    #[test]
+    fn garbage_and_newer_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), vec![0x42u8; 8192]).unwrap();
+        let e = Journal::open(dir.path()).unwrap_err();
+        assert!(e.contains("corrupt or not a callbook journal"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        drop(Journal::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let e = Journal::open(dir.path()).unwrap_err();
+        assert!(e.contains("newer callbook"), "{e}");
+    }
+}
