@@ -461,3 +461,134 @@ fn interrupt_finishes_calls_in_flight_and_reports_all() {
     assert_eq!(s.values().filter(|v| *v == "failed").count(), 4, "{s:?}");
     assert_eq!(server.placed_calls().len(), 2);
 }
+
+/// Runs `callbook ARGS` on a pseudo-terminal (util-linux `script`), typing `answer`.
+#[cfg(unix)]
+fn on_terminal(args: &str, answer: &str) -> (i32, String) {
+    use std::io::Write as _;
+    let command = format!(
+        "{} {args}",
+        assert_cmd::cargo::cargo_bin("callbook").display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("FONESTORM_TOKEN", TOKEN)
+        .env("CALLBOOK_STATE_DIR", support::fresh_state_dir())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn a_person_at_a_terminal_is_asked_first_and_sees_progress() {
+    let server = TestServer::start(Config {
+        latency: Duration::from_millis(300),
+        ..Config::default()
+    })
+    .unwrap();
+    let args = format!("run {TEAM} --base-url {}", server.url());
+    let (code, screen) = on_terminal(&args, "n\n");
+    assert_eq!(code, 3, "{screen}");
+    assert!(
+        screen.contains("Place 6 calls for playbook `live-team` from 3214991000? [y/N]"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("not confirmed: nothing was called"),
+        "{screen}"
+    );
+    assert!(server.requests().is_empty());
+
+    let (code, screen) = on_terminal(&args, "y\n");
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("/6 calls"),
+        "no progress bar drawn: {screen}"
+    );
+    assert_eq!(server.placed_calls().len(), 6);
+}
+
+#[test]
+fn json_logs_carry_one_object_per_call() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let run = live(&server.url(), TEAM, Creds::Token, &["--log-format", "json"]);
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    let placed: Vec<Value> = run
+        .out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|v| v["fields"]["message"] == "placed")
+        .collect();
+    assert_eq!(placed.len(), 6);
+    assert!(
+        placed
+            .iter()
+            .all(|v| v["fields"]["call_id"].as_str().is_some())
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_then_a_second_signal_aborts_at_once() {
+    let server = TestServer::start(Config {
+        latency: Duration::from_secs(30),
+        ..Config::default()
+    })
+    .unwrap();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callbook"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", TEAM, "--yes", "--base-url", &server.url()])
+        .env("FONESTORM_TOKEN", TOKEN)
+        .env("CALLBOOK_STATE_DIR", support::fresh_state_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if !server.requests().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    signal("-TERM");
+    signal("-INT");
+    // The first signal waits for the calls in flight; the second ends the process.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("interrupted: starting no new calls"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("interrupted again: exiting now"),
+        "{stderr}"
+    );
+}
