@@ -377,12 +377,7 @@ fn runs(args: &RunsArgs, out: &Output<'_>) -> Exit {
             match found {
                 Some(Ok(Some((run, calls)))) => {
                     let report = Report::from_journal(&run, &calls);
-                    match args.format {
-                        Format::Json => {
-                            drop(report::json::write(&report, std::io::stdout().lock()))
-                        }
-                        Format::Table => print_stdout(&report::table::render(&report)),
-                    }
+                    print_report(&report, args.format);
                     Exit::Success
                 }
                 Some(Err(m)) => {
@@ -416,12 +411,17 @@ fn emit(report: &Report, args: &RunArgs, out: &Output<'_>) -> Exit {
         )]);
         return Exit::Invalid;
     }
-    match args.format {
+    print_report(report, args.format);
+    Exit::Success
+}
+
+/// The report on standard output, as a table or JSON.
+fn print_report(report: &Report, format: Format) {
+    match format {
         // A closed pipe (`| head`) is not an error worth reporting.
         Format::Json => drop(report::json::write(report, std::io::stdout().lock())),
         Format::Table => print_stdout(&report::table::render(report)),
     }
-    Exit::Success
 }
 
 /// Everything about the run that comes from the command line.

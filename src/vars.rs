@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::diag::{Diagnostic, Location, Sources};
+use crate::diag::{Diagnostic, Sources};
 use crate::playbook::{MAX_INCLUDE_BYTES, io_reason, yaml};
 
 /// Reads `--var KEY=VALUE`; VALUE is read as a YAML scalar.
@@ -79,18 +79,9 @@ pub fn read_document(path: &Path, flag: &str, sources: &mut Sources) -> Result<V
     let text =
         String::from_utf8(bytes).map_err(|_| fail(format!("`{display}` is not valid UTF-8")))?;
     sources.insert(display.clone(), text.as_str().into());
-    yaml::parse(&text).map(|(v, _)| v).map_err(|e| {
-        let pos = e.pos.unwrap_or_default();
-        Diagnostic::error(
-            Some(Location {
-                file: display.clone(),
-                line: pos.line.max(1),
-                col: pos.col.max(1),
-            }),
-            e.message,
-        )
-        .at_path(flag)
-    })
+    yaml::parse(&text)
+        .map(|(v, _)| v)
+        .map_err(|e| e.into_diagnostic(&display).at_path(flag))
 }
 
 /// Merges the variable sources in precedence order.

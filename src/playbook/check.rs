@@ -120,11 +120,12 @@ pub(super) struct Checker<'a> {
     diags: Vec<Diagnostic>,
 }
 
-/// Field places of a recipient written in the playbook itself.
-struct PointerPlaces<'a> {
-    file: &'a Arc<str>,
-    positions: &'a Positions,
-    pointer: String,
+/// Field places of a recipient in a YAML document: the playbook or an included file.
+pub(super) struct PointerPlaces<'a> {
+    pub file: &'a Arc<str>,
+    pub positions: &'a Positions,
+    /// The JSON pointer of the recipient.
+    pub pointer: String,
 }
 
 impl FieldPlaces for PointerPlaces<'_> {
@@ -133,12 +134,7 @@ impl FieldPlaces for PointerPlaces<'_> {
             Some(f) => format!("{}/{}", self.pointer, escape_segment(f)),
             None => self.pointer.clone(),
         };
-        let pos = self.positions.value(&pointer);
-        let loc = Location {
-            file: self.file.clone(),
-            line: pos.line,
-            col: pos.col,
-        };
+        let loc = self.positions.value(&pointer).at(self.file);
         (loc, Some(display_path(&pointer)))
     }
 }
@@ -167,11 +163,7 @@ impl<'a> Checker<'a> {
         } else {
             self.positions.value(pointer)
         };
-        Location {
-            file: self.file.clone(),
-            line: pos.line,
-            col: pos.col,
-        }
+        pos.at(&self.file)
     }
 
     fn error(&mut self, pointer: &str, message: impl Into<String>) {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::check::{FieldPlaces, RecipientDefaults, check_recipient};
+use super::check::{FieldPlaces, PointerPlaces, RecipientDefaults, check_recipient};
 use super::raw::{RawRecipient, Scalar};
-use super::yaml::{self, Positions, escape_segment};
+use super::yaml;
 use super::{MAX_INCLUDE_BYTES, Recipient, display_path, read_text};
 use crate::diag::{Diagnostic, Location, Sources};
 use crate::schema::{self, Definition};
@@ -216,29 +216,6 @@ fn csv_message(e: &csv::Error) -> String {
     }
 }
 
-/// Field places of a recipient in an included YAML or JSON file.
-struct YamlPlaces<'a> {
-    file: &'a Arc<str>,
-    positions: &'a Positions,
-    pointer: String,
-}
-
-impl FieldPlaces for YamlPlaces<'_> {
-    fn place(&self, field: Option<&str>) -> (Location, Option<String>) {
-        let pointer = match field {
-            Some(f) => format!("{}/{}", self.pointer, escape_segment(f)),
-            None => self.pointer.clone(),
-        };
-        let pos = self.positions.value(&pointer);
-        let loc = Location {
-            file: self.file.clone(),
-            line: pos.line,
-            col: pos.col,
-        };
-        (loc, Some(display_path(&pointer)))
-    }
-}
-
 fn load_yaml(
     text: &str,
     file: &Arc<str>,
@@ -249,15 +226,7 @@ fn load_yaml(
     let (document, positions) = match yaml::parse(text) {
         Ok(parsed) => parsed,
         Err(e) => {
-            let pos = e.pos.unwrap_or_default();
-            diags.push(Diagnostic::error(
-                Some(Location {
-                    file: file.clone(),
-                    line: pos.line.max(1),
-                    col: pos.col.max(1),
-                }),
-                e.message,
-            ));
+            diags.push(e.into_diagnostic(file));
             return;
         }
     };
@@ -273,7 +242,7 @@ fn load_yaml(
         return;
     };
     for (i, item) in items.into_iter().enumerate() {
-        let places = YamlPlaces {
+        let places = PointerPlaces {
             file,
             positions: &positions,
             pointer: format!("/{i}"),
@@ -296,12 +265,10 @@ fn load_yaml(
                 } else {
                     positions.value(&pointer)
                 };
-                let loc = Location {
-                    file: file.clone(),
-                    line: pos.line,
-                    col: pos.col,
-                };
-                diags.push(Diagnostic::error(Some(loc), v.message).at_path(display_path(&pointer)));
+                diags.push(
+                    Diagnostic::error(Some(pos.at(file)), v.message)
+                        .at_path(display_path(&pointer)),
+                );
             }
             continue;
         }

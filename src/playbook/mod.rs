@@ -231,17 +231,7 @@ pub fn load_text(
     sources: &mut Sources,
 ) -> Result<Loaded, Vec<Diagnostic>> {
     let display: Arc<str> = path.display().to_string().into();
-    let (document, positions) = yaml::parse(text).map_err(|e| {
-        let pos = e.pos.unwrap_or_default();
-        vec![Diagnostic::error(
-            Some(Location {
-                file: display.clone(),
-                line: pos.line.max(1),
-                col: pos.col.max(1),
-            }),
-            e.message,
-        )]
-    })?;
+    let (document, positions) = yaml::parse(text).map_err(|e| vec![e.into_diagnostic(&display)])?;
     let checker = check::Checker::new(path, display, text, &positions, sources);
     checker.run(document)
 }

@@ -7,10 +7,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use serde_saphyr::{Budget, DuplicateKeyPolicy, Options, Spanned};
+
+use crate::diag::{Diagnostic, Location};
 
 /// Deepest nesting a document may use. Real playbooks stay below ten levels;
 /// the bound also keeps the recursive conversion far from the stack limit.
@@ -23,6 +26,17 @@ pub struct Pos {
     pub line: u32,
     /// 1-based column, in characters.
     pub col: u32,
+}
+
+impl Pos {
+    /// This position in `file`, as diagnostics carry it.
+    pub fn at(self, file: &Arc<str>) -> Location {
+        Location {
+            file: file.clone(),
+            line: self.line.max(1),
+            col: self.col.max(1),
+        }
+    }
 }
 
 /// Where each node of a parsed document starts, by JSON pointer.
@@ -66,6 +80,13 @@ pub struct YamlError {
     pub pos: Option<Pos>,
     /// What went wrong, lowercase, without position.
     pub message: String,
+}
+
+impl YamlError {
+    /// The error as a diagnostic in `file` (at its start when the parser gave no place).
+    pub fn into_diagnostic(self, file: &Arc<str>) -> Diagnostic {
+        Diagnostic::error(Some(self.pos.unwrap_or_default().at(file)), self.message)
+    }
 }
 
 /// Parses one YAML document into a JSON value and the positions of its nodes.
