@@ -145,6 +145,7 @@ fn login_is_used_and_wrong_password_calls_nobody() {
     let server = TestServer::start(Config::default()).unwrap();
     let ok = live(&server.url(), TEAM, Creds::Login(PASSWORD), &[]);
     assert_eq!(ok.out.code, 0, "{}", ok.out.stderr);
+    assert_accounted(&ok.report);
     assert_eq!(server.auth_count(), 1);
 
     let server = TestServer::start(Config::default()).unwrap();
@@ -213,6 +214,7 @@ fn storms_of_429_are_waited_out() {
     .unwrap();
     let run = live(&server.url(), TEAM, Creds::Token, &[]);
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_accounted(&run.report);
     assert_eq!(server.count_429(), 5);
     assert_eq!(run.report["totals"]["placed"], 6);
     assert_nobody_twice(&server);
@@ -233,6 +235,7 @@ fn rate_limit_is_never_exceeded() {
         &["--rate-limit", "5", "--concurrency", "32"],
     );
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_accounted(&run.report);
     assert_eq!(server.count_429(), 0);
     assert!(server.max_requests_in_any_window(Duration::from_secs(1)) <= 5);
 }
@@ -250,6 +253,7 @@ fn service_unavailable_then_success() {
     .unwrap();
     let run = live(&server.url(), TEAM, Creds::Token, &[]);
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_accounted(&run.report);
     assert_eq!(call(&run.report, "13214991002")["attempts"], 2);
     assert_eq!(call(&run.report, "13214991002")["status"], "placed");
     assert_nobody_twice(&server);
@@ -289,6 +293,7 @@ fn server_error_is_retried_when_at_least_once_is_chosen() {
     .unwrap();
     let run = live(&server.url(), AT_LEAST_ONCE, Creds::Token, &[]);
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_accounted(&run.report);
     let c = call(&run.report, "13214991003");
     assert_eq!(
         (c["status"].as_str(), c["attempts"].as_u64()),
@@ -372,6 +377,7 @@ fn malformed_answer_is_unknown() {
     .unwrap();
     let run = live(&server.url(), TEAM, Creds::Token, &[]);
     assert_eq!(run.out.code, 1);
+    assert_accounted(&run.report);
     assert_eq!(call(&run.report, "13214991005")["status"], "unknown");
     assert_eq!(call(&run.report, "13214991005")["attempts"], 1);
     assert_nobody_twice(&server);
@@ -386,6 +392,7 @@ fn refused_calls_fail_and_the_run_goes_on() {
     .unwrap();
     let run = live(&server.url(), TEAM, Creds::Token, &[]);
     assert_eq!(run.out.code, 1);
+    assert_accounted(&run.report);
     assert_eq!(call(&run.report, "13214991001")["status"], "failed");
     assert_eq!(run.report["totals"]["placed"], 5);
 }
