@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! callbook: run declarative YAML call playbooks through the FoneStorm API.
 //!
 //! Loading and checking (`playbook`, `schema`, `phone`, `render`, `ssml`,

@@ -6,7 +6,7 @@
 
 mod check;
 mod include;
-pub mod raw;
+mod raw;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};

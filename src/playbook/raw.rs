@@ -32,7 +32,9 @@ impl Scalar {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPlaybook {
-    pub version: u32,
+    /// The schema already holds it to `1`; kept so the key is accepted.
+    #[serde(rename = "version")]
+    pub _version: u32,
     pub name: String,
     #[serde(default)]
     pub description: String,
