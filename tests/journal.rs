@@ -3,7 +3,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use fonestorm_testserver::{Config, TestServer};
@@ -109,25 +109,7 @@ fn two_runs_started_together_exactly_one_runs() {
     })
     .unwrap();
     let state = tempfile::tempdir().unwrap();
-    let spawn = || {
-        Command::new(assert_cmd::cargo::cargo_bin("callbook"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "run",
-                TEAM,
-                "--yes",
-                "-q",
-                "--base-url",
-                &server.url(),
-                "--state-dir",
-            ])
-            .arg(state.path())
-            .env("FONESTORM_TOKEN", "test-token")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || support::spawn_live(TEAM, &server.url(), state.path(), &["-q"]);
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let mut codes = [a.status.code().unwrap(), b.status.code().unwrap()];
@@ -364,23 +346,7 @@ fn sigkill_at_random_points_then_resume_calls_everyone_at_most_once() {
         })
         .unwrap();
         let state = tempfile::tempdir().unwrap();
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("callbook"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "run",
-                EIGHT,
-                "--yes",
-                "-q",
-                "--base-url",
-                &server.url(),
-                "--state-dir",
-            ])
-            .arg(state.path())
-            .env("FONESTORM_TOKEN", "test-token")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = support::spawn_live(EIGHT, &server.url(), state.path(), &["-q"]);
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();

@@ -106,6 +106,15 @@ fn call<'a>(report: &'a Value, to: &str) -> &'a Value {
         .unwrap()
 }
 
+/// A test server that injects `rule`.
+fn faulty(rule: FaultRule) -> TestServer {
+    TestServer::start(Config {
+        faults: vec![rule],
+        ..Config::default()
+    })
+    .unwrap()
+}
+
 fn assert_nobody_twice(server: &TestServer) {
     for (to, count) in server.placed_counts() {
         assert_eq!(count, 1, "{to} was called {count} times");
@@ -191,11 +200,7 @@ fn a_rejected_static_token_stops_the_run() {
 
 #[test]
 fn token_expiring_mid_run_is_renewed_once() {
-    let server = TestServer::start(Config {
-        faults: vec![FaultRule::new(Fault::ExpireToken).nth(3).times(1)],
-        ..Config::default()
-    })
-    .unwrap();
+    let server = faulty(FaultRule::new(Fault::ExpireToken).nth(3).times(1));
     let run = live(&server.url(), TEAM, Creds::Login(PASSWORD), &[]);
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
     assert_accounted(&run.report);
@@ -207,11 +212,7 @@ fn token_expiring_mid_run_is_renewed_once() {
 
 #[test]
 fn storms_of_429_are_waited_out() {
-    let server = TestServer::start(Config {
-        faults: vec![FaultRule::new(Fault::Status(429)).times(5)],
-        ..Config::default()
-    })
-    .unwrap();
+    let server = faulty(FaultRule::new(Fault::Status(429)).times(5));
     let run = live(&server.url(), TEAM, Creds::Token, &[]);
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
     assert_accounted(&run.report);
@@ -242,15 +243,11 @@ fn rate_limit_is_never_exceeded() {
 
 #[test]
 fn service_unavailable_then_success() {
-    let server = TestServer::start(Config {
-        faults: vec![
-            FaultRule::new(Fault::Status(503))
-                .to("13214991002")
-                .times(1),
-        ],
-        ..Config::default()
-    })
-    .unwrap();
+    let server = faulty(
+        FaultRule::new(Fault::Status(503))
+            .to("13214991002")
+            .times(1),
+    );
     let run = live(&server.url(), TEAM, Creds::Token, &[]);
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
     assert_accounted(&run.report);
@@ -261,15 +258,11 @@ fn service_unavailable_then_success() {
 
 #[test]
 fn server_error_is_unknown_and_not_retried() {
-    let server = TestServer::start(Config {
-        faults: vec![
-            FaultRule::new(Fault::Status(500))
-                .to("13214991003")
-                .times(1),
-        ],
-        ..Config::default()
-    })
-    .unwrap();
+    let server = faulty(
+        FaultRule::new(Fault::Status(500))
+            .to("13214991003")
+            .times(1),
+    );
     let run = live(&server.url(), TEAM, Creds::Token, &[]);
     assert_eq!(run.out.code, 1);
     assert_accounted(&run.report);
@@ -282,15 +275,11 @@ fn server_error_is_unknown_and_not_retried() {
 
 #[test]
 fn server_error_is_retried_when_at_least_once_is_chosen() {
-    let server = TestServer::start(Config {
-        faults: vec![
-            FaultRule::new(Fault::Status(500))
-                .to("13214991003")
-                .times(1),
-        ],
-        ..Config::default()
-    })
-    .unwrap();
+    let server = faulty(
+        FaultRule::new(Fault::Status(500))
+            .to("13214991003")
+            .times(1),
+    );
     let run = live(&server.url(), AT_LEAST_ONCE, Creds::Token, &[]);
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
     assert_accounted(&run.report);
@@ -308,11 +297,7 @@ fn server_error_is_retried_when_at_least_once_is_chosen() {
 
 #[test]
 fn a_request_that_never_answers_times_out_as_unknown() {
-    let server = TestServer::start(Config {
-        faults: vec![FaultRule::new(Fault::Hang).to("13214991004")],
-        ..Config::default()
-    })
-    .unwrap();
+    let server = faulty(FaultRule::new(Fault::Hang).to("13214991004"));
     let run = live(&server.url(), TEAM, Creds::Token, &[]);
     assert_eq!(run.out.code, 1);
     assert_accounted(&run.report);
@@ -345,11 +330,7 @@ fn connection_refused_fails_every_call_after_retries() {
 
 #[test]
 fn out_of_funds_stops_the_run() {
-    let server = TestServer::start(Config {
-        faults: vec![FaultRule::new(Fault::Status(402)).after(2)],
-        ..Config::default()
-    })
-    .unwrap();
+    let server = faulty(FaultRule::new(Fault::Status(402)).after(2));
     let run = live(&server.url(), TEAM, Creds::Token, &["--concurrency", "1"]);
     assert_eq!(run.out.code, 1);
     assert_accounted(&run.report);
@@ -370,11 +351,7 @@ fn out_of_funds_stops_the_run() {
 
 #[test]
 fn malformed_answer_is_unknown() {
-    let server = TestServer::start(Config {
-        faults: vec![FaultRule::new(Fault::Malformed).to("13214991005")],
-        ..Config::default()
-    })
-    .unwrap();
+    let server = faulty(FaultRule::new(Fault::Malformed).to("13214991005"));
     let run = live(&server.url(), TEAM, Creds::Token, &[]);
     assert_eq!(run.out.code, 1);
     assert_accounted(&run.report);
@@ -385,11 +362,7 @@ fn malformed_answer_is_unknown() {
 
 #[test]
 fn refused_calls_fail_and_the_run_goes_on() {
-    let server = TestServer::start(Config {
-        faults: vec![FaultRule::new(Fault::Status(400)).to("13214991001")],
-        ..Config::default()
-    })
-    .unwrap();
+    let server = faulty(FaultRule::new(Fault::Status(400)).to("13214991001"));
     let run = live(&server.url(), TEAM, Creds::Token, &[]);
     assert_eq!(run.out.code, 1);
     assert_accounted(&run.report);
@@ -427,25 +400,14 @@ fn interrupt_finishes_calls_in_flight_and_reports_all() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callbook"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "run",
-            TEAM,
-            "--yes",
-            "--concurrency",
-            "2",
-            "--base-url",
-            &server.url(),
-        ])
-        .args(["--report-file", report_path.to_str().unwrap()])
-        .env("FONESTORM_TOKEN", TOKEN)
-        .env("NO_COLOR", "1")
-        .env("CALLBOOK_STATE_DIR", support::fresh_state_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let state = support::fresh_state_dir();
+    let report_arg = report_path.to_str().unwrap();
+    let child = support::spawn_live(
+        TEAM,
+        &server.url(),
+        &state,
+        &["--concurrency", "2", "--report-file", report_arg],
+    );
     // Wait until the first two calls are in flight (bounded: about 10 s at most).
     for _ in 0..200 {
         if server.requests().len() >= 2 {
@@ -558,15 +520,7 @@ fn sigterm_then_a_second_signal_aborts_at_once() {
         ..Config::default()
     })
     .unwrap();
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callbook"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["run", TEAM, "--yes", "--base-url", &server.url()])
-        .env("FONESTORM_TOKEN", TOKEN)
-        .env("CALLBOOK_STATE_DIR", support::fresh_state_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = support::spawn_live(TEAM, &server.url(), &support::fresh_state_dir(), &[]);
     for _ in 0..200 {
         if !server.requests().is_empty() {
             break;

@@ -63,3 +63,25 @@ pub fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> String {
     std::fs::write(&path, text).expect("temp file is writable");
     path.display().to_string()
 }
+
+/// Starts `callbook run PLAYBOOK --yes` live against `base_url` as a child
+/// process (for signals and races), with `FONESTORM_TOKEN=test-token` and stderr piped.
+pub fn spawn_live(
+    playbook: &str,
+    base_url: &str,
+    state_dir: &Path,
+    extra: &[&str],
+) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("callbook"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", playbook, "--yes", "--base-url", base_url])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args(extra)
+        .env("FONESTORM_TOKEN", "test-token")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("callbook starts")
+}
