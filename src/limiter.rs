@@ -37,7 +37,10 @@ impl RateLimiter {
             // Whole requests only: 2.5/s allows 2 in any second.
             (per_second.floor() as usize, Duration::from_secs(1))
         } else {
-            (1, Duration::from_secs_f64(1.0 / per_second))
+            // A rate so small that the window overflows is as good as one a day.
+            let window = Duration::try_from_secs_f64(1.0 / per_second)
+                .unwrap_or(Duration::from_secs(86_400));
+            (1, window.min(Duration::from_secs(86_400)))
         };
         RateLimiter {
             permits,
@@ -116,5 +119,7 @@ mod tests {
         assert_eq!((l.permits, l.window), (1, Duration::from_secs(2) + MARGIN));
         let l = RateLimiter::new(2.5);
         assert_eq!(l.permits, 2);
+        let l = RateLimiter::new(1e-300);
+        assert_eq!(l.window, Duration::from_secs(86_400) + MARGIN);
     }
 }

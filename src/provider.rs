@@ -26,6 +26,8 @@ use crate::plan::CallRequest;
 const RENEW_MARGIN: Duration = Duration::from_secs(60);
 /// Lifetime asked for on login (the API's maximum is one day).
 const TOKEN_LIFETIME_SECS: u64 = 3600;
+/// The longest `Retry-After` honoured; a longer one is waited this long, then retried.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// How long to wait for a TCP/TLS connection before giving up on an attempt.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -343,7 +345,7 @@ impl Client {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
         let text = match response.text().await {
             Ok(t) => t,
             Err(e) => {

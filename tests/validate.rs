@@ -194,3 +194,19 @@ fn fuzzer_findings_are_plain_errors() {
         );
     }
 }
+
+#[test]
+fn provider_timeout_must_be_sensible() {
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = std::fs::read_to_string("tests/fixtures/live/team.yaml")
+        .unwrap()
+        .replace("timeout: 2s ", "timeout: 9999h");
+    let path = write(dir.path(), "slow.yaml", playbook);
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("provider.timeout: \"9999h\" is out of range"),
+        "{}",
+        out.stderr
+    );
+}

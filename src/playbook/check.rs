@@ -25,6 +25,9 @@ use crate::render::{Site, Templates};
 use crate::schema::{self, Definition};
 use crate::suggest;
 
+/// The longest a call request may wait for the callee to pick up.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Parses a duration such as `90s`, `30m` or `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
@@ -312,6 +315,13 @@ impl<'a> Checker<'a> {
             p.timeout = parse_duration(&t)
                 .map_err(|m| self.error("/provider/timeout", m))
                 .ok()?;
+            if p.timeout.is_zero() || p.timeout > MAX_TIMEOUT {
+                self.error(
+                    "/provider/timeout",
+                    format!("{t:?} is out of range: a request may wait from 1s to 1h for the callee to pick up"),
+                );
+                return None;
+            }
         }
         p.rate_limit = raw.rate_limit.unwrap_or(p.rate_limit);
         p.concurrency = raw.concurrency.unwrap_or(p.concurrency);
