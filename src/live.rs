@@ -46,7 +46,7 @@ pub struct Context<'a> {
 ///
 /// # Errors
 /// When the run is refused before any call.
-pub fn run(ctx: Context<'_>, plan: Plan) -> Result<(Report, Exit), Refusal> {
+pub fn run(mut ctx: Context<'_>, plan: Plan) -> Result<(Report, Exit), Refusal> {
     let calls = calls_of(&plan);
     if let Some(max) = ctx.args.max_calls.or(ctx.playbook.max_calls)
         && calls.len() as u64 > max
@@ -68,7 +68,6 @@ pub fn run(ctx: Context<'_>, plan: Plan) -> Result<(Report, Exit), Refusal> {
             Exit::Refused,
         ));
     }
-    let mut ctx = ctx;
     let run = RunRecord {
         id: ctx.input.run_id.clone(),
         playbook: ctx.playbook.name.clone(),
