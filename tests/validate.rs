@@ -205,7 +205,8 @@ fn provider_timeout_must_be_sensible() {
     let out = run(&["validate", &path]);
     assert_eq!(out.code, 2);
     assert!(
-        out.stderr.contains("provider.timeout: \"9999h\" is out of range"),
+        out.stderr
+            .contains("provider.timeout: \"9999h\" is out of range"),
         "{}",
         out.stderr
     );
