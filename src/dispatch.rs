@@ -116,6 +116,11 @@ pub trait Observer: Send + Sync {
     fn sending(&self, _index: usize, _attempt: u32) -> Result<(), String> {
         Ok(())
     }
+    /// Called when an attempt of call `index` certainly did not place it
+    /// (429, 503, no connection, 401), before the pause and the next try.
+    fn not_placed(&self, _index: usize) -> Result<(), String> {
+        Ok(())
+    }
     /// Called once per call with its final outcome. An error (the outcome
     /// could not be recorded) stops the run.
     fn finished(&self, index: usize, outcome: &Outcome) -> Result<(), String>;
@@ -230,6 +235,14 @@ impl Job {
                 Err(e) => e,
             };
             let retries_left = attempts <= self.settings.retries;
+            if matches!(
+                error,
+                CallError::Retryable { .. } | CallError::Unauthorized(_)
+            ) && let Err(e) = self.observer.not_placed(self.index)
+            {
+                self.control.stop(StopReason::Fatal(e.clone()));
+                return failed(attempts, e);
+            }
             match error {
                 CallError::Retryable {
                     reason,

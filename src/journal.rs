@@ -383,6 +383,18 @@ impl Journal {
             .map_err(|e| self.err(&e))
     }
 
+    /// Records that the last request for call `idx` certainly did not place it,
+    /// so a crash before the next try leaves it to be called, not `unknown`.
+    pub fn not_placed(&self, run_id: &str, idx: usize) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE calls SET state = 'pending' WHERE run_id = ?1 AND idx = ?2 AND state = 'sending'",
+                params![run_id, idx as i64],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
     /// Records the outcome of call `idx`.
     pub fn finished(&self, run_id: &str, idx: usize, outcome: &Outcome) -> Result<(), String> {
         let state = outcome.status.as_str();
@@ -648,6 +660,9 @@ mod tests {
         };
         j.begin_run(&run, &[rec]).unwrap();
         j.sending("r1", 0, 1).unwrap();
+        j.not_placed("r1", 0).unwrap();
+        assert_eq!(j.calls("r1").unwrap()[0].state, "pending");
+        j.sending("r1", 0, 2).unwrap();
         let since = Utc::now() - chrono::Duration::minutes(5);
         assert!(
             j.last_call("p", "k", "13214991008", since)

@@ -440,6 +440,10 @@ impl Observer for RunObserver {
         self.journal().sending(&self.run_id, index, attempt)
     }
 
+    fn not_placed(&self, index: usize) -> Result<(), String> {
+        self.journal().not_placed(&self.run_id, index)
+    }
+
     fn finished(&self, index: usize, outcome: &Outcome) -> Result<(), String> {
         let recorded = self.journal().finished(&self.run_id, index, outcome);
         let (recipient, to) = self

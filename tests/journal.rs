@@ -389,3 +389,50 @@ fn sigkill_at_random_points_then_resume_calls_everyone_at_most_once() {
     // The trials are meant to hit the window between sending and recording too.
     eprintln!("{unknown_seen} calls ended unknown over {TRIALS} trials");
 }
+
+/// A call that certainly was not placed (503) and whose retry was cut short by
+/// a crash is called on resume, not written off as `unknown`.
+#[cfg(unix)]
+#[test]
+fn a_crash_during_backoff_leaves_the_call_to_be_made() {
+    let server = TestServer::start(Config {
+        faults: vec![
+            fonestorm_testserver::FaultRule::new(fonestorm_testserver::Fault::Status(503))
+                .to("13214992003")
+                .times(1),
+        ],
+        ..Config::default()
+    })
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut child = support::spawn_live(EIGHT, &server.url(), state.path(), &["-q"]);
+    let refused = |s: &TestServer| {
+        s.requests()
+            .iter()
+            .any(|r| r.to.as_deref() == Some("13214992003") && r.status == Some(503))
+    };
+    for _ in 0..400 {
+        if refused(&server) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(refused(&server), "the 503 never came");
+    // The first backoff lasts at least 250 ms; the outcome is recorded long before.
+    std::thread::sleep(Duration::from_millis(120));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(server.placed_counts().get("13214992003"), None);
+    let out = live(&server, state.path(), EIGHT, &["--resume"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = json(&out);
+    let call = report["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["to"] == "13214992003")
+        .unwrap();
+    assert_eq!(call["status"], "placed", "{call}");
+    assert_eq!(server.placed_calls().len(), 8);
+    assert_nobody_twice(&server);
+}
