@@ -19,16 +19,19 @@ use crate::diag::{Diagnostic, Location};
 /// Instructions one render may execute; real messages use a few hundred.
 const FUEL: u64 = 200_000;
 
+/// Names every template context has besides the playbook's `vars`.
+pub const CONTEXT_NAMES: &[&str] = &["input", "recipient", "playbook", "run", "now"];
+
 /// Name prefix of templates whose output is SSML and gets XML escaping.
 const SSML_PREFIX: &str = "ssml:";
 
 /// Where a template's text sits in its file, to map template lines back.
 #[derive(Clone, Debug)]
 pub struct Site {
-    /// Where the YAML scalar holding the template starts.
+    /// Where the scalar's text starts (for a block scalar, its first line of text).
     pub location: Location,
-    /// True for block scalars (`|`, `>`): the text starts on the next line.
-    pub block: bool,
+    /// True when the scalar is quoted: its text starts one column later.
+    pub quoted: bool,
     /// The key path of the scalar, e.g. `messages.page.ssml`.
     pub path: String,
 }
@@ -39,12 +42,9 @@ impl Site {
         let mut loc = self.location.clone();
         if let Some(l) = template_line {
             let l = u32::try_from(l).unwrap_or(u32::MAX);
-            if self.block {
-                loc.line = loc.line.saturating_add(l);
-                loc.col = loc.col.saturating_add(2);
-            } else {
-                loc.line = loc.line.saturating_add(l - 1);
-            }
+            // Block scalars (`|`) start where their text starts, and every
+            // line of the text is indented at least as far.
+            loc.line = loc.line.saturating_add(l.saturating_sub(1));
         }
         loc
     }
@@ -161,10 +161,74 @@ impl Templates {
         })
     }
 
+    /// The top-level names each template reads that neither a built-in
+    /// (`recipient`, `input`, …, `range`, …) nor `known` provides: the name,
+    /// the line where it first appears, and the template's key path. Typos in
+    /// variable names show up here at validation time.
+    pub fn unknown_names(&self, known: &dyn Fn(&str) -> bool) -> Vec<(String, Location, String)> {
+        let mut found = Vec::new();
+        for (name, site) in &self.sites {
+            if let Ok(template) = self.env.get_template(name) {
+                for n in self.unknown(template.undeclared_variables(false), known) {
+                    let first = first_use(template.source(), &n);
+                    let mut at = site.location_of_line(first.map(|(line, _)| line));
+                    if let Some((_, col)) = first {
+                        let col = u32::try_from(col).unwrap_or(0) + u32::from(site.quoted);
+                        at.col = at.col.saturating_add(col);
+                    }
+                    found.push((n, at, site.path.clone()));
+                }
+            }
+        }
+        found.sort_by(|a, b| (a.1.line, a.1.col, &a.0).cmp(&(b.1.line, b.1.col, &b.0)));
+        found
+    }
+
+    /// As [`Templates::unknown_names`], for one `when` expression.
+    pub fn unknown_names_in_expression(
+        &self,
+        source: &str,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Vec<String> {
+        match self.env.compile_expression(source) {
+            Ok(expr) => self.unknown(expr.undeclared_variables(false), known),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn unknown(
+        &self,
+        names: std::collections::HashSet<String>,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut names: Vec<String> = names
+            .into_iter()
+            .filter(|n| !CONTEXT_NAMES.contains(&n.as_str()) && !known(n))
+            .filter(|n| self.env.globals().all(|(g, _)| g != n))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Where template `name` came from.
     pub fn site(&self, name: &str) -> Option<&Site> {
         self.sites.get(name)
     }
+}
+
+/// The 1-based line of `source` where `name` first appears as a word, and
+/// its 0-based character offset in that line.
+fn first_use(source: &str, name: &str) -> Option<(usize, usize)> {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    source.lines().enumerate().find_map(|(n, line)| {
+        line.match_indices(name)
+            .find(|(i, _)| {
+                let before = line[..*i].chars().next_back();
+                let after = line[i + name.len()..].chars().next();
+                !before.is_some_and(is_word) && !after.is_some_and(is_word)
+            })
+            .map(|(i, _)| (n + 1, line[..i].chars().count()))
+    })
 }
 
 /// A template error as a diagnostic at the template's place in the playbook.
@@ -268,7 +332,7 @@ mod tests {
                 line: 10,
                 col: 5,
             },
-            block: true,
+            quoted: false,
             path: "messages.page.ssml".into(),
         }
     }
@@ -302,7 +366,7 @@ mod tests {
             .unwrap();
         let d = t.render(&name, &context! {}, "Bob").unwrap_err();
         let loc = d.location.clone().unwrap();
-        assert_eq!((loc.line, loc.col), (12, 7));
+        assert_eq!((loc.line, loc.col), (11, 5));
         assert_eq!(d.message, "for recipient `Bob`: `nope` is undefined");
     }
 
@@ -319,6 +383,15 @@ mod tests {
             .unwrap();
         let d = t.render(&name, &context! {}, "A").unwrap_err();
         assert!(d.message.contains("out of fuel"), "{}", d.message);
+    }
+
+    #[test]
+    fn first_uses_are_whole_words() {
+        assert_eq!(
+            first_use("a {{ hostname }}\nb {{ host }}", "host"),
+            Some((2, 5))
+        );
+        assert_eq!(first_use("{{ x }}", "y"), None);
     }
 
     #[test]

@@ -211,3 +211,10 @@ fn provider_timeout_must_be_sensible() {
         out.stderr
     );
 }
+
+#[test]
+fn misspelt_variables_are_warnings_with_suggestions() {
+    let out = run(&["validate", "tests/fixtures/valid/typo-variable.yaml"]);
+    assert_eq!(out.code, 0);
+    insta::assert_snapshot!(out.diagnostics());
+}

@@ -182,15 +182,15 @@ impl<'a> Checker<'a> {
     /// Where the template at `pointer` sits, for mapping template lines back.
     fn site(&self, pointer: &str) -> Site {
         let location = self.location(pointer, false);
-        let block = self
+        let quoted = self
             .text
             .lines()
             .nth(location.line.saturating_sub(1) as usize)
             .and_then(|l| l.chars().nth(location.col.saturating_sub(1) as usize))
-            .is_some_and(|c| c == '|' || c == '>');
+            .is_some_and(|c| c == '"' || c == '\'');
         Site {
             location,
-            block,
+            quoted,
             path: display_path(pointer),
         }
     }
@@ -281,6 +281,7 @@ impl<'a> Checker<'a> {
                 window,
             })
         });
+        self.warn_unknown_names(&templates, &rules, &raw.vars);
         Some(Playbook {
             path: self.path.to_path_buf(),
             name: raw.name,
@@ -297,6 +298,41 @@ impl<'a> Checker<'a> {
             max_calls: raw.limits.max_calls,
             templates,
         })
+    }
+
+    /// Warns about names templates read that `vars` does not define: a typo
+    /// found here is not an error at 3 a.m. (they may still come from `--var`).
+    fn warn_unknown_names(
+        &mut self,
+        templates: &Templates,
+        rules: &[Rule],
+        vars: &serde_json::Map<String, Value>,
+    ) {
+        let known = |n: &str| vars.contains_key(n);
+        let hint = |name: &str| {
+            let close = suggest::closest(name, vars.keys().map(String::as_str));
+            match close {
+                Some(s) => format!(
+                    "`{name}` is not in `vars`, did you mean `{s}`? (otherwise pass it with --var or --vars-file)"
+                ),
+                None => format!("`{name}` is not in `vars`: pass it with --var or --vars-file"),
+            }
+        };
+        let mut warnings = Vec::new();
+        for (name, at, path) in templates.unknown_names(&known) {
+            warnings.push(Diagnostic::warning(Some(at), hint(&name)).at_path(path));
+        }
+        for rule in rules {
+            if let Some((source, site)) = &rule.when {
+                for name in templates.unknown_names_in_expression(source, &known) {
+                    warnings.push(
+                        Diagnostic::warning(Some(site.location.clone()), hint(&name))
+                            .at_path(site.path.clone()),
+                    );
+                }
+            }
+        }
+        self.diags.extend(warnings);
     }
 
     fn provider(&mut self, raw: super::raw::RawProvider) -> Option<ProviderSettings> {
