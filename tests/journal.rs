@@ -390,14 +390,14 @@ fn sigkill_at_random_points_then_resume_calls_everyone_at_most_once() {
     eprintln!("{unknown_seen} calls ended unknown over {TRIALS} trials");
 }
 
-/// A call that certainly was not placed (503) and whose retry was cut short by
+/// A call that certainly was not placed (429) and whose retry was cut short by
 /// a crash is called on resume, not written off as `unknown`.
 #[cfg(unix)]
 #[test]
 fn a_crash_during_backoff_leaves_the_call_to_be_made() {
     let server = TestServer::start(Config {
         faults: vec![
-            fonestorm_testserver::FaultRule::new(fonestorm_testserver::Fault::Status(503))
+            fonestorm_testserver::FaultRule::new(fonestorm_testserver::Fault::Status(429))
                 .to("13214992003")
                 .times(1),
         ],
@@ -409,7 +409,7 @@ fn a_crash_during_backoff_leaves_the_call_to_be_made() {
     let refused = |s: &TestServer| {
         s.requests()
             .iter()
-            .any(|r| r.to.as_deref() == Some("13214992003") && r.status == Some(503))
+            .any(|r| r.to.as_deref() == Some("13214992003") && r.status == Some(429))
     };
     for _ in 0..400 {
         if refused(&server) {
@@ -417,9 +417,9 @@ fn a_crash_during_backoff_leaves_the_call_to_be_made() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(refused(&server), "the 503 never came");
-    // The first backoff lasts at least 250 ms; the outcome is recorded long before.
-    std::thread::sleep(Duration::from_millis(120));
+    assert!(refused(&server), "the 429 never came");
+    // The retry waits for `Retry-After: 1`; the refusal is recorded long before.
+    std::thread::sleep(Duration::from_millis(400));
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(server.placed_counts().get("13214992003"), None);
