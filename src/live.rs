@@ -382,26 +382,23 @@ fn confirm(playbook: &Playbook, calls: usize) -> bool {
 
 /// Ctrl-C / SIGTERM: the first stops new calls, the second exits at once.
 fn listen_for_signals(control: Arc<Control>, total: usize) {
-    let count = Arc::new(AtomicUsize::new(0));
+    // Registered here, before any call starts, not when the task first runs:
+    // a signal in between would otherwise kill the process outright.
+    #[cfg(unix)]
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    let count = AtomicUsize::new(0);
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         loop {
             #[cfg(unix)]
-            {
-                let sigterm = async {
-                    match term.as_mut() {
-                        Some(t) => {
-                            t.recv().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    () = sigterm => {}
-                }
+            tokio::select! {
+                () = next_signal(&mut interrupt) => {}
+                () = next_signal(&mut terminate) => {}
             }
             #[cfg(not(unix))]
             if tokio::signal::ctrl_c().await.is_err() {
@@ -417,6 +414,18 @@ fn listen_for_signals(control: Arc<Control>, total: usize) {
             control.stop(StopReason::Interrupted);
         }
     });
+}
+
+/// The next delivery of a signal; never, if it could not be registered.
+#[cfg(unix)]
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    let delivered = match signal {
+        Some(s) => s.recv().await.is_some(),
+        None => false,
+    };
+    if !delivered {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Records each call in the journal, logs its outcome and moves the progress bar.
