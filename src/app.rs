@@ -319,15 +319,10 @@ fn dry_run(
             return Exit::Refused;
         }
     }
-    if let Some(max) = args.max_calls.or(playbook.max_calls)
-        && plan.calls() as u64 > max
-    {
+    if let Some(why) = plan.over_limit(args.max_calls.or(playbook.max_calls)) {
         out.diagnostics(&[Diagnostic::warning(
             None,
-            format!(
-                "a live run would be refused: the plan holds {} calls, more than the limit of {max}",
-                plan.calls()
-            ),
+            format!("a live run would be refused: {why}"),
         )]);
     }
     let mut report = Report::from_plan(playbook, plan, input);

@@ -48,16 +48,8 @@ pub struct Context<'a> {
 /// When the run is refused before any call.
 pub fn run(mut ctx: Context<'_>, plan: Plan) -> Result<(Report, Exit), Refusal> {
     let calls = calls_of(&plan);
-    if let Some(max) = ctx.args.max_calls.or(ctx.playbook.max_calls)
-        && calls.len() as u64 > max
-    {
-        return Err(refuse(
-            format!(
-                "the plan holds {} calls, more than the limit of {max} (limits.max_calls or --max-calls): nothing was called",
-                calls.len()
-            ),
-            Exit::Refused,
-        ));
+    if let Some(why) = plan.over_limit(ctx.args.max_calls.or(ctx.playbook.max_calls)) {
+        return Err(refuse(format!("{why}: nothing was called"), Exit::Refused));
     }
     let client = client(&ctx)?;
     let records = records(ctx.playbook, &plan, ctx.args.journal_messages);

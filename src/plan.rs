@@ -128,6 +128,18 @@ impl Plan {
             .filter(|e| matches!(e.decision, Decision::Call(_)))
             .count()
     }
+
+    /// Why a live run of this plan would be refused under `limit`
+    /// (`--max-calls`, else `limits.max_calls`), if it would.
+    pub fn over_limit(&self, limit: Option<u64>) -> Option<String> {
+        let calls = self.calls();
+        let max = limit?;
+        (calls as u64 > max).then(|| {
+            format!(
+                "the plan holds {calls} calls, more than the limit of {max} (limits.max_calls or --max-calls)"
+            )
+        })
+    }
 }
 
 /// Plans every selected recipient of `playbook` for `run`.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fonestorm_testserver::{Config, TestServer};
 use serde_json::Value;
-use support::{Outcome, callbook, finish};
+use support::{Outcome, assert_nobody_twice, callbook, finish};
 
 const TEAM: &str = "tests/fixtures/live/team.yaml";
 const DEDUP: &str = "tests/fixtures/live/dedup.yaml";
@@ -37,12 +37,6 @@ fn live(server: &TestServer, state: &Path, playbook: &str, extra: &[&str]) -> Ou
 fn json(out: &Outcome) -> Value {
     serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr))
-}
-
-fn assert_nobody_twice(server: &TestServer) {
-    for (to, count) in server.placed_counts() {
-        assert_eq!(count, 1, "{to} was called {count} times");
-    }
 }
 
 #[test]

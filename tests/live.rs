@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fonestorm_testserver::{Config, Fault, FaultRule, TestServer};
 use serde_json::Value;
-use support::{Outcome, callbook, finish};
+use support::{Outcome, assert_nobody_twice, callbook, finish};
 
 const TEAM: &str = "tests/fixtures/live/team.yaml";
 const AT_LEAST_ONCE: &str = "tests/fixtures/live/at-least-once.yaml";
@@ -113,12 +113,6 @@ fn faulty(rule: FaultRule) -> TestServer {
         ..Config::default()
     })
     .unwrap()
-}
-
-fn assert_nobody_twice(server: &TestServer) {
-    for (to, count) in server.placed_counts() {
-        assert_eq!(count, 1, "{to} was called {count} times");
-    }
 }
 
 #[test]

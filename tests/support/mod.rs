@@ -85,3 +85,10 @@ pub fn spawn_live(
         .spawn()
         .expect("callbook starts")
 }
+
+/// Fails if the test server saw any number called more than once.
+pub fn assert_nobody_twice(server: &fonestorm_testserver::TestServer) {
+    for (to, count) in server.placed_counts() {
+        assert_eq!(count, 1, "{to} was called {count} times");
+    }
+}
