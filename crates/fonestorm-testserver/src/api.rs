@@ -46,6 +46,11 @@ async fn auth(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         Ok(ticket) => ticket,
         Err(err) => return err.into_response(),
     };
+    let control = request.extensions().get::<ConnControl>().cloned();
+    if let Some(fault) = shared.plan_auth(&ticket) {
+        let latency = shared.config().latency;
+        return inject(&shared, ticket.index, fault, latency, control).await;
+    }
     let token = read_json(request)
         .await
         .and_then(validate::auth_request)

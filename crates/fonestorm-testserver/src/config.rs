@@ -35,6 +35,10 @@ pub struct Config {
     /// Faults to inject into `POST /calls`, tried in order; the first rule that
     /// matches and has fires left decides the answer.
     pub faults: Vec<FaultRule>,
+    /// Faults to inject into `POST /auth`, tried in order like `faults`; `nth`
+    /// counts login requests and `to` never matches. Lets a test make a token
+    /// renewal fail (e.g. one `503`) while the old token is still valid.
+    pub auth_faults: Vec<FaultRule>,
     /// Print one line per request on stderr (path, `to`, status; never a secret).
     /// Off by default so tests stay quiet; the binary turns it on.
     pub log: bool,
@@ -51,6 +55,7 @@ impl Default for Config {
             token_ttl: None,
             fonenumbers: vec!["3214991000".to_owned()],
             faults: Vec::new(),
+            auth_faults: Vec::new(),
             log: false,
         }
     }
@@ -132,10 +137,13 @@ impl FaultRule {
 #[serde(rename_all = "snake_case", tag = "kind", content = "status")]
 pub enum Fault {
     /// Answer at once with this status and the usual error body (`429` also
-    /// carries `Retry-After: 1`). For `500`, `502` and `504` the call is recorded
+    /// carries `Retry-After: 1`). Only the statuses the API documents as "not
+    /// placed" (400, 401, 402, 403, 404, 429, 503) leave the call unplaced; any
+    /// other (500/502/504, an undocumented 408, 409, 501, 520, a 3xx …) is recorded
     /// as [`Placed::Ambiguous`](crate::Placed::Ambiguous): the real API may have
-    /// placed it, and a client that retries would call twice. Meant for 4xx and
-    /// 5xx; a number that is not an HTTP status is answered as `500`.
+    /// placed it, and a client that retries would call twice. A 3xx also carries
+    /// `Location: /redirected`, so a client that follows redirects shows up in the
+    /// record. A number that is not an HTTP status is answered as `500`.
     Status(u16),
     /// Like [`Fault::Status`], but answered after the configured latency, as when
     /// the call failed while ringing.
@@ -156,10 +164,10 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// Whether a call answered with `status` may nevertheless have been placed,
-    /// per the API's documentation.
+    /// Whether a call answered with `status` may nevertheless have been placed:
+    /// every status but the ones the API documents as "not placed".
     pub(crate) fn is_ambiguous_status(status: u16) -> bool {
-        matches!(status, 500 | 502 | 504)
+        !matches!(status, 400 | 401 | 402 | 403 | 404 | 429 | 503)
     }
 }
 

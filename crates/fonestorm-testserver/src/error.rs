@@ -6,6 +6,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+/// Where an injected 3xx points: a path of this server that no API request
+/// uses, so that a client following the redirect shows up in the record.
+pub(crate) const REDIRECT_TARGET: &str = "/redirected";
+
 /// An error answer: the status and a human message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
@@ -74,6 +78,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.status.is_redirection() {
+            // Somewhere a client that follows redirects would go, and be recorded.
+            response
+                .headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static(REDIRECT_TARGET));
         }
         response
     }

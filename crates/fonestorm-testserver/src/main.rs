@@ -50,6 +50,9 @@ struct Args {
     /// A fault to inject into `POST /calls` (repeatable, tried in order).
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<FaultRule>,
+    /// A fault to inject into `POST /auth` (repeatable, tried in order).
+    #[arg(long = "auth-fault", value_name = "SPEC")]
+    auth_faults: Vec<FaultRule>,
 }
 
 impl Args {
@@ -64,6 +67,7 @@ impl Args {
             token_ttl: self.token_ttl,
             fonenumbers: non_empty_or(self.fonenumbers, defaults.fonenumbers),
             faults: self.faults,
+            auth_faults: self.auth_faults,
             log: true,
         }
     }

@@ -103,9 +103,9 @@ fn parse_fault(text: &str) -> Result<Fault, String> {
 
 fn parse_status(text: &str) -> Result<u16, String> {
     match text.parse() {
-        Ok(status @ 400..=599) => Ok(status),
+        Ok(status @ 300..=599) => Ok(status),
         _ => Err(format!(
-            "unknown fault `{text}`, expected a status from 400 to 599, `late-STATUS`, \
+            "unknown fault `{text}`, expected a status from 300 to 599, `late-STATUS`, \
              `hang`, `malformed`, `close` or `expire-token`"
         )),
     }

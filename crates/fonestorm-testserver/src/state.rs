@@ -33,6 +33,10 @@ struct Inner {
     config: Config,
     /// How many times each of `config.faults` fired.
     fault_fires: Vec<u32>,
+    /// How many times each of `config.auth_faults` fired.
+    auth_fault_fires: Vec<u32>,
+    /// `POST /auth` requests let through by the rate limiter, for `nth`.
+    auths_seen: u64,
     /// Arrivals of the requests the rate limiter let through within the last window.
     window: VecDeque<Instant>,
     records: Vec<RequestRecord>,
@@ -47,7 +51,8 @@ struct Inner {
     calls_placed: u64,
 }
 
-/// An admitted request: where its record is, and its number among call requests.
+/// An admitted request: where its record is, and its number among call requests
+/// (or, for `POST /auth`, among login requests).
 pub(crate) struct Ticket {
     pub(crate) index: usize,
     pub(crate) nth_call: u64,
@@ -66,12 +71,15 @@ pub(crate) enum CallPlan {
 impl Shared {
     pub(crate) fn new(config: Config, addr: SocketAddr) -> Self {
         let fault_fires = vec![0; config.faults.len()];
+        let auth_fault_fires = vec![0; config.auth_faults.len()];
         Shared {
             started: Instant::now(),
             addr,
             inner: Mutex::new(Inner {
                 config,
                 fault_fires,
+                auth_fault_fires,
+                auths_seen: 0,
                 window: VecDeque::new(),
                 records: Vec::new(),
                 issued: HashMap::new(),
@@ -129,11 +137,16 @@ impl Shared {
             return Err(ApiError::rate_limited());
         }
         inner.window.push_back(now);
-        let nth_call = if path == "/calls" {
-            inner.calls_seen += 1;
-            inner.calls_seen
-        } else {
-            0
+        let nth_call = match path {
+            "/calls" => {
+                inner.calls_seen += 1;
+                inner.calls_seen
+            }
+            "/auth" => {
+                inner.auths_seen += 1;
+                inner.auths_seen
+            }
+            _ => 0,
         };
         inner.records.push(record);
         Ok(Ticket {
@@ -198,6 +211,28 @@ impl Shared {
         Ok(token)
     }
 
+    /// The fault to inject into a login request, if an auth fault rule hits it.
+    pub(crate) fn plan_auth(&self, ticket: &Ticket) -> Option<Fault> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let rule = inner
+            .config
+            .auth_faults
+            .iter()
+            .zip(&inner.auth_fault_fires)
+            .position(|(rule, &fired)| {
+                rule.to.is_none()
+                    && rule.times.is_none_or(|times| fired < times)
+                    && rule.matches("", ticket.nth_call, inner.calls_placed)
+            })?;
+        inner.auth_fault_fires[rule] += 1;
+        let fault = inner.config.auth_faults[rule].fault;
+        if let Some(record) = inner.records.get_mut(ticket.index) {
+            record.fault = Some(fault);
+        }
+        Some(fault)
+    }
+
     /// Decides the answer to a call request: token, body, faults, placement.
     pub(crate) fn plan_call(
         &self,
@@ -260,9 +295,13 @@ impl Shared {
     pub(crate) fn update_config(&self, change: impl FnOnce(&mut Config)) {
         let mut inner = self.lock();
         let before = inner.config.faults.clone();
+        let auth_before = inner.config.auth_faults.clone();
         change(&mut inner.config);
         if inner.config.faults != before {
             inner.fault_fires = vec![0; inner.config.faults.len()];
+        }
+        if inner.config.auth_faults != auth_before {
+            inner.auth_fault_fires = vec![0; inner.config.auth_faults.len()];
         }
     }
 

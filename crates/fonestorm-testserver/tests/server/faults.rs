@@ -260,3 +260,57 @@ async fn first_matching_rule_wins() {
     expect_error(api.call("1001002").await, 500).await;
     assert_eq!(server.fault_fires(), [1, 1]);
 }
+
+#[tokio::test]
+async fn undocumented_statuses_are_recorded_as_maybe_placed() {
+    for status in [408, 409, 501, 520, 524] {
+        let server = server_with(vec![FaultRule::new(Fault::Status(status)).nth(1)]);
+        let api = Api::new(&server);
+        expect_error(api.call("13214991008").await, status).await;
+        assert_eq!(server.requests()[0].placed, Placed::Ambiguous, "{status}");
+        assert_eq!(server.placed_calls(), ["13214991008"], "{status}");
+    }
+}
+
+#[tokio::test]
+async fn an_injected_redirect_points_at_a_recorded_path() {
+    let server = server_with(vec![FaultRule::new(Fault::Status(307)).times(2)]);
+    let api = Api::new(&server);
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirects
+        .post(format!("{}/calls", api.base))
+        .header("token", crate::common::STATIC_TOKEN)
+        .json(&call_body("13214991008"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 307);
+    assert_eq!(response.headers()["location"], "/redirected");
+    assert_eq!(server.requests()[0].placed, Placed::Ambiguous);
+    // A client that follows it (reqwest's default) shows up in the record.
+    expect_error(api.call("13214991009").await, 404).await;
+    let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/calls", "/calls", "/redirected"]);
+}
+
+#[tokio::test]
+async fn auth_faults_hit_the_nth_login_only() {
+    let server = TestServer::start(Config {
+        auth_faults: vec![FaultRule::new(Fault::Status(503)).nth(2).times(1)],
+        ..Config::default()
+    })
+    .unwrap();
+    let api = Api::new(&server);
+    api.token().await;
+    let body = serde_json::json!({"username": "callbook", "password": "s3cret-test-password"});
+    expect_error(api.auth_with(body).await, 503).await;
+    api.token().await;
+    assert_eq!(server.auth_count(), 3);
+    let auth = server.requests();
+    assert_eq!(auth[1].fault, Some(Fault::Status(503)));
+    assert_eq!(auth[1].placed, Placed::No);
+    assert!(server.placed_calls().is_empty());
+}
