@@ -9,27 +9,25 @@
 //! - refused (400, 403, 404): that call fails, the run goes on;
 //! - 401: the token is renewed once and the call retried; a second 401 stops the run;
 //! - 402 (out of funds): the run stops; calls not yet attempted fail;
-//! - maybe placed (timeout after sending, 500/502/504, unreadable 2xx): the
-//!   call is `unknown` and is **not** retried unless `retry_ambiguous` is set.
+//! - maybe placed (any other status, a redirect, a timeout after sending, an
+//!   unreadable, too large or too slow answer): the call is `unknown` and is
+//!   **not** retried unless `retry_ambiguous` is set.
+//!
+//! A token about to expire is renewed before the next call; a renewal that
+//! fails for a passing reason keeps the still-valid token (see [`Client::renew`]).
 //!
 //! Stopping (interrupt, fatal error) starts no new request; requests in
 //! flight are finished and recorded.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
 use crate::limiter::RateLimiter;
 use crate::plan::CallRequest;
-use crate::provider::{CallError, Client};
+use crate::provider::{CallError, Client, backoff};
 use crate::report::Status;
-
-/// Longest pause between two attempts of one call.
-const MAX_BACKOFF: Duration = Duration::from_secs(20);
-/// Pause before the first retry (doubled for each further one).
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 /// How the provider is used during one run.
 #[derive(Clone, Debug)]
@@ -201,8 +199,7 @@ impl Job {
                 return failed(attempts, reason.not_attempted());
             }
             if self.client.needs_login() {
-                let generation = self.client.token_generation();
-                if let Err(e) = self.client.login(generation, &self.limiter).await {
+                if let Err(e) = self.client.renew(&self.limiter).await {
                     let m = e.to_string();
                     self.control.stop(StopReason::AuthFailed(m.clone()));
                     return failed(attempts, m);
@@ -294,25 +291,9 @@ impl Job {
     }
 }
 
-/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s, … (capped), times 0.5–1.
-fn backoff(attempt: u32) -> Duration {
-    let exp = FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(10));
-    exp.min(MAX_BACKOFF).mul_f64(0.5 + fastrand::f64() / 2.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempt in 1..20 {
-            let b = backoff(attempt);
-            assert!(b <= MAX_BACKOFF, "{b:?}");
-            assert!(b >= FIRST_BACKOFF / 2, "{b:?}");
-        }
-        assert!(backoff(1) <= FIRST_BACKOFF);
-    }
 
     #[test]
     fn first_stop_reason_wins() {

@@ -2,12 +2,18 @@
 //!
 //! Every answer is sorted into what the dispatcher must do next (see
 //! [`CallError`]): a call that certainly was not placed may be retried, one
-//! that may have been placed (a timeout after sending, 500/502/504, a 2xx
-//! without a readable call id) must not be, by default. Those rules live in
-//! [`classify`] so they can change in one place.
+//! that may have been placed must not be, by default. Only the statuses the
+//! API documents as "not placed" (400, 401, 402, 403, 404, 429, 503) are
+//! certain; every other answer (another 4xx or 5xx, a 3xx, a timeout after
+//! sending, a 2xx without a readable call id, a body too large or too slow to
+//! read) is ambiguous. Those rules live in [`classify`] so they can change in
+//! one place.
 //!
 //! Secrets are held in [`Secret`], whose `Debug` prints nothing, and sent in
-//! headers marked sensitive; no error message ever contains one.
+//! headers marked sensitive; no error message ever contains one. Redirects are
+//! never followed (they would carry the password or token elsewhere), a plain
+//! http base URL never goes through a proxy, and a base URL with a user name
+//! or password in it is refused without being echoed.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -22,8 +28,19 @@ use serde_json::json;
 use crate::limiter::RateLimiter;
 use crate::plan::CallRequest;
 
-/// Renew a login token this long before its `exp`.
+/// Renew a login token at most this long before its `exp`; a short-lived
+/// token is renewed a quarter of its lifetime before (see [`renew_margin`]).
 const RENEW_MARGIN: Duration = Duration::from_secs(60);
+/// Retries of a login that failed for a passing reason (429, 5xx, no connection).
+const LOGIN_RETRIES: u32 = 3;
+/// The largest answer body read; the API's answers are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest time spent reading one answer body once its status arrived.
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest pause between two attempts of one request.
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+/// Pause before the first retry (doubled for each further one).
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Lifetime asked for on login (the API's maximum is one day).
 const TOKEN_LIFETIME_SECS: u64 = 3600;
 /// The longest `Retry-After` honoured; a longer one is waited this long, then retried.
@@ -90,8 +107,19 @@ pub enum AuthError {
     Rejected(String),
     /// The token given cannot be renewed (it came from `FONESTORM_TOKEN`).
     NotRenewable,
-    /// Anything else: network, server error, unreadable answer.
+    /// Anything else: network, server error, unreadable answer, a redirect.
     Failed(String),
+}
+
+/// One login attempt's failure, before retries are decided.
+enum LoginFailure {
+    /// Worth another try: 429, a 5xx, no connection, a timeout.
+    Passing {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Final.
+    Final(AuthError),
 }
 
 impl fmt::Display for AuthError {
@@ -143,7 +171,26 @@ impl fmt::Display for CallError {
 struct Token {
     value: Secret,
     expires: Option<SystemTime>,
+    /// When to start renewing it: `expires` less a margin proportional to its lifetime.
+    renew_at: Option<SystemTime>,
+    /// After a renewal failed for a passing reason while this token was still
+    /// valid: the next renewal is not tried before this time.
+    retry_renewal_at: Option<SystemTime>,
     generation: u64,
+}
+
+impl Token {
+    /// Whether the token is still usable at `now` (by its `exp`, when it has one).
+    fn valid_at(&self, now: SystemTime) -> bool {
+        self.expires.is_none_or(|exp| now < exp)
+    }
+}
+
+/// How long before its expiry a token of `lifetime` is renewed: the smaller of
+/// a minute and a quarter of its lifetime, so that a short-lived token is not
+/// renewed before every call.
+pub fn renew_margin(lifetime: Duration) -> Duration {
+    RENEW_MARGIN.min(lifetime / 4)
 }
 
 /// A FoneStorm API client for one run.
@@ -154,18 +201,44 @@ pub struct Client {
     token: Mutex<Option<Token>>,
     /// Held while logging in, so that many calls seeing a 401 renew the token once.
     login_lock: tokio::sync::Mutex<()>,
+    login_retries: u32,
 }
 
-/// Checks a base URL: https, or plain http only to this machine (a test server).
+/// Checks a base URL: https, or plain http only to this machine (a test server),
+/// and no user name or password in it (credentials come from the environment).
+///
+/// Messages never repeat a user name or password written into the URL.
 pub fn check_base_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL ({e})"))?;
+    let shown = without_userinfo(raw);
+    let url = Url::parse(raw).map_err(|e| format!("{shown:?} is not a URL ({e})"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{shown:?} holds a user name or password: put credentials in FONESTORM_USERNAME and FONESTORM_PASSWORD (or FONESTORM_TOKEN), never in the URL"
+        ));
+    }
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
         "http" => Err(format!(
-            "{raw:?} uses plain http: credentials would cross the network unencrypted (http is only allowed to 127.0.0.1, ::1 or localhost)"
+            "{shown:?} uses plain http: credentials would cross the network unencrypted (http is only allowed to 127.0.0.1, ::1 or localhost)"
         )),
-        other => Err(format!("{raw:?} is not an http(s) URL (scheme `{other}`)")),
+        other => Err(format!("{shown:?} is not an http(s) URL (scheme `{other}`)")),
+    }
+}
+
+/// `raw` with anything before an `@` in its authority replaced by `…`, so
+/// that a URL can be shown in a message without the credentials written into it.
+/// Works on text that does not even parse as a URL.
+pub fn without_userinfo(raw: &str) -> String {
+    let (scheme, rest) = match raw.find("://") {
+        Some(i) => raw.split_at(i + 3),
+        None => ("", raw),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}…@{}{tail}", &authority[at + 1..]),
+        None => raw.to_string(),
     }
 }
 
@@ -183,17 +256,27 @@ impl Client {
     pub fn new(base: Url, credentials: Credentials, timeout: Duration) -> Result<Client, String> {
         let mut headers = HeaderMap::new();
         headers.insert("accept", HeaderValue::from_static("application/json"));
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(concat!("callbook/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(timeout)
+            // A redirect would carry the password or the token wherever it points.
+            .redirect(reqwest::redirect::Policy::none());
+        if base.scheme() == "http" {
+            // Plain http is only allowed to this machine; a proxy would see the
+            // password and the token in clear.
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .build()
             .map_err(|e| format!("cannot set up HTTP: {e}"))?;
         let token = match &credentials {
             Credentials::Token(t) => Some(Token {
                 value: t.clone(),
                 expires: None,
+                renew_at: None,
+                retry_renewal_at: None,
                 generation: 0,
             }),
             Credentials::Login { .. } => None,
@@ -204,6 +287,7 @@ impl Client {
             credentials,
             token: Mutex::new(token),
             login_lock: tokio::sync::Mutex::new(()),
+            login_retries: LOGIN_RETRIES,
         })
     }
 
@@ -214,16 +298,20 @@ impl Client {
         url
     }
 
-    /// Whether a login is needed before the next call (none yet, or about to expire).
+    /// Whether a login is needed before the next call: none yet, the token
+    /// has expired, or it is about to and no failed renewal asked to wait.
     pub fn needs_login(&self) -> bool {
         if !matches!(self.credentials, Credentials::Login { .. }) {
             return false;
         }
+        let now = SystemTime::now();
         match &*self.lock_token() {
             None => true,
-            Some(t) => t
-                .expires
-                .is_some_and(|exp| SystemTime::now() + RENEW_MARGIN >= exp),
+            Some(t) if !t.valid_at(now) => true,
+            Some(t) => {
+                t.renew_at.is_some_and(|at| now >= at)
+                    && t.retry_renewal_at.is_none_or(|at| now >= at)
+            }
         }
     }
 
@@ -239,21 +327,96 @@ impl Client {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Renews the token ahead of its expiry, when [`Client::needs_login`] says so.
+    ///
+    /// A login that fails for a passing reason (429, a 5xx, no connection) is
+    /// retried with backoff like a call; while the current token is still
+    /// valid, it is kept and the renewal is tried again later instead, so one
+    /// bad answer from `/auth` does not stop a run.
+    pub async fn renew(&self, limiter: &RateLimiter) -> Result<(), AuthError> {
+        let _single_flight = self.login_lock.lock().await;
+        if !self.needs_login() {
+            return Ok(());
+        }
+        self.login_with_retries(limiter, true).await
+    }
+
     /// Logs in (`POST /auth`) and keeps the token, unless `seen_generation`
-    /// is already stale (another task renewed it meanwhile).
-    /// The login request takes a slot of `limiter`, like every request.
+    /// is already stale (another task renewed it meanwhile). Used when there is
+    /// no token yet or the provider refused the current one: passing failures
+    /// are retried with backoff (honouring `Retry-After`), then given up.
+    /// Every login request takes a slot of `limiter`, like every request.
     pub async fn login(
         &self,
         seen_generation: u64,
         limiter: &RateLimiter,
     ) -> Result<(), AuthError> {
-        let Credentials::Login { username, password } = &self.credentials else {
+        if !matches!(self.credentials, Credentials::Login { .. }) {
             return Err(AuthError::NotRenewable);
-        };
+        }
         let _single_flight = self.login_lock.lock().await;
         if self.token_generation() != seen_generation && !self.needs_login() {
             return Ok(());
         }
+        self.login_with_retries(limiter, false).await
+    }
+
+    /// Logs in, retrying passing failures; with `keep_valid`, a failure while
+    /// the current token is still valid keeps that token and schedules the
+    /// next renewal after the pause instead of waiting here.
+    async fn login_with_retries(
+        &self,
+        limiter: &RateLimiter,
+        keep_valid: bool,
+    ) -> Result<(), AuthError> {
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let (reason, retry_after) = match self.login_once(limiter).await {
+                Ok(()) => return Ok(()),
+                Err(LoginFailure::Final(e)) => return Err(e),
+                Err(LoginFailure::Passing {
+                    reason,
+                    retry_after,
+                }) => (reason, retry_after),
+            };
+            let pause = retry_after.unwrap_or_else(|| backoff(attempts));
+            if keep_valid && self.keep_token_for(pause) {
+                tracing::warn!(
+                    "renewing the login token failed ({reason}); the current token is still valid and is kept, renewal is tried again in {}s",
+                    pause.as_secs_f64().ceil()
+                );
+                return Ok(());
+            }
+            if attempts > self.login_retries {
+                return Err(AuthError::Failed(format!(
+                    "{reason} (gave up after {attempts} attempts)"
+                )));
+            }
+            tracing::debug!(attempt = attempts, ?pause, "retrying the login: {reason}");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// When the current token is still valid, postpones its renewal by `pause`
+    /// and says so.
+    fn keep_token_for(&self, pause: Duration) -> bool {
+        let now = SystemTime::now();
+        let mut slot = self.lock_token();
+        match slot.as_mut() {
+            Some(t) if t.valid_at(now) => {
+                t.retry_renewal_at = Some(now + pause);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One `POST /auth`.
+    async fn login_once(&self, limiter: &RateLimiter) -> Result<(), LoginFailure> {
+        let Credentials::Login { username, password } = &self.credentials else {
+            return Err(LoginFailure::Final(AuthError::NotRenewable));
+        };
         limiter.acquire().await;
         let body = json!({
             "username": username,
@@ -266,31 +429,65 @@ impl Client {
             .json(&body)
             .send()
             .await
-            .map_err(|e| AuthError::Failed(transport_reason(&e)))?;
+            .map_err(|e| LoginFailure::Passing {
+                reason: format!("login failed: {}", transport_reason(&e)),
+                retry_after: None,
+            })?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        let code = status.as_u16();
+        if status.is_redirection() {
+            return Err(LoginFailure::Final(AuthError::Failed(format!(
+                "FoneStorm answered with a redirect (HTTP {code}), which callbook never follows: the password would go elsewhere; check the base URL"
+            ))));
+        }
+        let retry_after = retry_after(response.headers());
+        let text = read_body(response).await.map_err(|e| {
+            LoginFailure::Final(AuthError::Failed(format!(
+                "HTTP {code}, then {e} while reading the answer"
+            )))
+        })?;
         if status == StatusCode::UNAUTHORIZED {
-            return Err(AuthError::Rejected(provider_message(&text)));
+            return Err(LoginFailure::Final(AuthError::Rejected(provider_message(
+                &text,
+            ))));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(LoginFailure::Passing {
+                reason: format!("login failed: HTTP {code}: {}", provider_message(&text)),
+                retry_after,
+            });
         }
         if !status.is_success() {
-            return Err(AuthError::Failed(format!(
-                "HTTP {}: {}",
-                status.as_u16(),
+            return Err(LoginFailure::Final(AuthError::Failed(format!(
+                "HTTP {code}: {}",
                 provider_message(&text)
-            )));
+            ))));
         }
         let value = parse_token(&text).ok_or_else(|| {
-            AuthError::Failed(format!(
-                "unreadable answer to login (HTTP {})",
-                status.as_u16()
-            ))
+            LoginFailure::Final(AuthError::Failed(format!(
+                "unreadable answer to login (HTTP {code})"
+            )))
         })?;
+        let now = SystemTime::now();
         let expires = jwt_expiry(&value);
+        let renew_at = expires.and_then(|exp| {
+            let lifetime = exp.duration_since(now).unwrap_or_default();
+            if lifetime.is_zero() {
+                // Already expired by this machine's clock (a skewed clock):
+                // renewing before every call would not help; a 401 will tell.
+                tracing::warn!("the new login token has already expired by this machine's clock");
+                return None;
+            }
+            Some(exp - renew_margin(lifetime))
+        });
+        let expires = expires.filter(|_| renew_at.is_some());
         let mut slot = self.lock_token();
         let generation = slot.as_ref().map_or(0, |t| t.generation) + 1;
         *slot = Some(Token {
             value: Secret::new(value),
             expires,
+            renew_at,
+            retry_renewal_at: None,
             generation,
         });
         Ok(())
@@ -340,24 +537,64 @@ impl Client {
             }
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
-        let text = match response.text().await {
+        let retry_after = retry_after(response.headers());
+        let text = match read_body(response).await {
             Ok(t) => t,
             Err(e) => {
                 return Err(CallError::Ambiguous(format!(
-                    "HTTP {}, then {} while reading the answer: the call may have been placed",
+                    "HTTP {}, then {e} while reading the answer: the call may have been placed",
                     status.as_u16(),
-                    transport_reason(&e)
                 )));
             }
         };
         classify(status, &text, retry_after)
     }
+}
+
+/// The `Retry-After` of an answer in seconds, capped at [`MAX_RETRY_AFTER`].
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
+}
+
+/// Reads an answer body of at most [`MAX_BODY_BYTES`] within [`BODY_TIMEOUT`]:
+/// an endless or dribbling answer must not eat the machine's memory or hold a
+/// call (and the run) forever.
+async fn read_body(mut response: reqwest::Response) -> Result<String, String> {
+    let too_large = || format!("an answer larger than {} KiB", MAX_BODY_BYTES / 1024);
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport_reason(&e))? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| {
+            format!(
+                "an answer that took over {}s to read",
+                BODY_TIMEOUT.as_secs()
+            )
+        })?
+}
+
+/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s, … (capped), times 0.5–1.
+pub fn backoff(attempt: u32) -> Duration {
+    let exp = FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(10));
+    exp.min(MAX_BACKOFF).mul_f64(0.5 + fastrand::f64() / 2.0)
 }
 
 /// Sorts one answer to `POST /calls` into a call id or what to do next.
@@ -374,18 +611,23 @@ pub fn classify(
             ))
         });
     }
+    if status.is_redirection() {
+        return Err(CallError::Ambiguous(format!(
+            "HTTP {code}: a redirect, which callbook never follows: the call may have been placed"
+        )));
+    }
     let message = format!("HTTP {code}: {}", provider_message(body));
+    // Only what the API documents as "not placed" is certain; anything else
+    // (an undocumented 4xx or 5xx, a 1xx) may have placed the call.
     Err(match code {
+        400 | 403 | 404 => CallError::Rejected(message),
         401 => CallError::Unauthorized(message),
         402 => CallError::Fatal(format!("{message} (the account is out of funds)")),
         429 | 503 => CallError::Retryable {
             reason: message,
             retry_after,
         },
-        500 | 502 | 504 => {
-            CallError::Ambiguous(format!("{message}: the call may have been placed"))
-        }
-        _ => CallError::Rejected(message),
+        _ => CallError::Ambiguous(format!("{message}: the call may have been placed")),
     })
 }
 
@@ -519,6 +761,62 @@ mod tests {
         );
         assert!(check_base_url("ftp://x").is_err());
         assert!(check_base_url("not a url").is_err());
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let b = backoff(attempt);
+            assert!(b <= MAX_BACKOFF, "{b:?}");
+            assert!(b >= FIRST_BACKOFF / 2, "{b:?}");
+        }
+        assert!(backoff(1) <= FIRST_BACKOFF);
+    }
+
+    #[test]
+    fn undocumented_statuses_are_ambiguous() {
+        for code in [
+            100, 301, 302, 303, 307, 308, 405, 408, 409, 410, 418, 422, 451, 501, 505, 520, 524,
+        ] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert!(
+                matches!(classify(status, "{}", None), Err(CallError::Ambiguous(_))),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn renewal_margin_is_proportional_to_short_lifetimes() {
+        assert_eq!(renew_margin(Duration::from_secs(3600)), RENEW_MARGIN);
+        assert_eq!(renew_margin(Duration::from_secs(60)), Duration::from_secs(15));
+        assert_eq!(renew_margin(Duration::from_secs(8)), Duration::from_secs(2));
+        assert_eq!(renew_margin(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn userinfo_is_refused_and_never_shown() {
+        for raw in [
+            "http://ops:hunter2@127.0.0.1:8088/v2",
+            "https://ops:hunter2@api.fonestorm.com/v2",
+            "https://hunter2@api.fonestorm.com",
+            "https://ops:hunter2@api.fonestorm.com:99999/v2",
+            "http://ops:hunter2@fonestorm.example.com",
+            "ftp://ops:hunter2@x",
+        ] {
+            let m = check_base_url(raw).unwrap_err();
+            assert!(!m.contains("hunter2"), "{m}");
+        }
+        assert!(
+            check_base_url("https://ops:pw@api.fonestorm.com")
+                .unwrap_err()
+                .contains("user name or password")
+        );
+        assert_eq!(
+            without_userinfo("https://a:b@c@host/x?y@z"),
+            "https://…@host/x?y@z"
+        );
+        assert_eq!(without_userinfo("https://host/a@b"), "https://host/a@b");
     }
 
     #[test]
