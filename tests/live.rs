@@ -4,7 +4,11 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use fonestorm_testserver::{Config, Fault, FaultRule, TestServer};
 use serde_json::Value;
@@ -12,6 +16,11 @@ use support::{Outcome, assert_nobody_twice, callbook, finish};
 
 const TEAM: &str = "tests/fixtures/live/team.yaml";
 const AT_LEAST_ONCE: &str = "tests/fixtures/live/at-least-once.yaml";
+const DEDUP: &str = "tests/fixtures/live/dedup.yaml";
+const PATIENT: &str = "tests/fixtures/live/patient.yaml";
+const USERINFO: &str = "tests/fixtures/live/userinfo.yaml";
+/// A password written into a base URL: it must never be shown.
+const URL_SECRET: &str = "url-secret-pw";
 const TOKEN: &str = "test-token";
 const PASSWORD: &str = "s3cret-test-password";
 
@@ -31,12 +40,26 @@ struct Live {
 }
 
 fn live(server_url: &str, playbook: &str, creds: Creds, extra: &[&str]) -> Live {
+    live_with_env(server_url, playbook, creds, extra, &[])
+}
+
+/// [`live`] with extra environment variables.
+fn live_with_env(
+    server_url: &str,
+    playbook: &str,
+    creds: Creds,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Live {
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
     let mut cmd = callbook();
     cmd.args(["run", playbook, "--base-url", server_url, "--yes", "-vv"])
         .args(["--report-file", report_path.to_str().unwrap()])
         .args(extra);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
     match creds {
         Creds::Token => {
             cmd.env("FONESTORM_TOKEN", TOKEN);
@@ -51,7 +74,7 @@ fn live(server_url: &str, playbook: &str, creds: Creds, extra: &[&str]) -> Live 
     let report = std::fs::read_to_string(&report_path)
         .map(|t| serde_json::from_str(&t).unwrap())
         .unwrap_or(Value::Null);
-    for secret in [TOKEN, PASSWORD, "wrong-password"] {
+    for secret in [TOKEN, PASSWORD, "wrong-password", URL_SECRET] {
         assert!(
             !out.stdout.contains(secret),
             "secret on stdout:\n{}",
@@ -546,4 +569,436 @@ fn sigterm_then_a_second_signal_aborts_at_once() {
         stderr.contains("interrupted again: exiting now"),
         "{stderr}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Answers the API does not document: never certain, never re-dialled.
+
+/// The requests the test server saw for one number.
+fn requests_to(server: &TestServer, to: &str) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.to.as_deref() == Some(to))
+        .count()
+}
+
+/// A first run gets `status` for one person; a second run inside the dedup
+/// window must not call that person again.
+fn undocumented_status_is_not_redialled(status: u16) {
+    let server = faulty(
+        FaultRule::new(Fault::Status(status))
+            .to("13214991003")
+            .times(1),
+    );
+    let state = support::fresh_state_dir();
+    let state_arg = ["--state-dir", state.to_str().unwrap()];
+    let first = live(&server.url(), DEDUP, Creds::Token, &state_arg);
+    assert_eq!(first.out.code, 1, "{}", first.out.stderr);
+    assert_accounted(&first.report);
+    let c = call(&first.report, "13214991003");
+    assert_eq!(c["status"], "unknown", "{c}");
+    assert_eq!(c["attempts"], 1, "{c}");
+    assert!(
+        c["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("HTTP {status}")),
+        "{c}"
+    );
+    assert_eq!(first.report["totals"]["placed"], 5);
+
+    let second = live(&server.url(), DEDUP, Creds::Token, &state_arg);
+    assert_eq!(second.out.code, 0, "{}", second.out.stderr);
+    let c = call(&second.report, "13214991003");
+    assert_eq!(c["status"], "skipped", "{c}");
+    assert_eq!(requests_to(&server, "13214991003"), 1, "re-dialled");
+    assert_nobody_twice(&server);
+}
+
+#[test]
+fn status_409_is_unknown_and_not_redialled_by_the_next_run() {
+    undocumented_status_is_not_redialled(409);
+}
+
+#[test]
+fn status_408_is_unknown_and_not_redialled_by_the_next_run() {
+    undocumented_status_is_not_redialled(408);
+}
+
+#[test]
+fn status_501_is_unknown_and_not_redialled_by_the_next_run() {
+    undocumented_status_is_not_redialled(501);
+}
+
+#[test]
+fn status_520_is_unknown_and_not_redialled_by_the_next_run() {
+    undocumented_status_is_not_redialled(520);
+}
+
+#[test]
+fn status_524_is_unknown_and_not_redialled_by_the_next_run() {
+    undocumented_status_is_not_redialled(524);
+}
+
+#[test]
+fn redirect_is_unknown_and_not_redialled_by_the_next_run() {
+    undocumented_status_is_not_redialled(307);
+}
+
+// ---------------------------------------------------------------------------
+// Redirects, proxies and credentials in URLs: secrets stay where they belong.
+
+#[test]
+fn a_redirected_call_is_not_followed() {
+    let server = faulty(FaultRule::new(Fault::Status(307)).to("13214991002"));
+    let run = live(&server.url(), TEAM, Creds::Token, &[]);
+    assert_eq!(run.out.code, 1, "{}", run.out.stderr);
+    assert_accounted(&run.report);
+    let c = call(&run.report, "13214991002");
+    assert_eq!(c["status"], "unknown", "{c}");
+    assert!(c["error"].as_str().unwrap().contains("redirect"), "{c}");
+    assert!(
+        server.requests().iter().all(|r| r.path != "/redirected"),
+        "the redirect was followed"
+    );
+    assert_nobody_twice(&server);
+}
+
+#[test]
+fn a_redirected_login_is_refused_and_not_followed() {
+    let server = TestServer::start(Config {
+        auth_faults: vec![FaultRule::new(Fault::Status(307))],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Login(PASSWORD), &[]);
+    assert_eq!(run.out.code, 3, "{}", run.out.stderr);
+    assert!(run.out.stderr.contains("redirect (HTTP 307)"), "{}", run.out.stderr);
+    assert!(run.out.stderr.contains("nothing was called"), "{}", run.out.stderr);
+    let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/auth"], "the redirect was followed");
+}
+
+/// A listener that counts the connections made to it, as a proxy would see them.
+fn counting_listener() -> (String, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicU64::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (url, count)
+}
+
+#[test]
+fn plain_http_never_goes_through_a_proxy() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let (proxy, connections) = counting_listener();
+    let env = [
+        ("HTTP_PROXY", proxy.as_str()),
+        ("http_proxy", proxy.as_str()),
+        ("ALL_PROXY", proxy.as_str()),
+        ("all_proxy", proxy.as_str()),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+    ];
+    let run = live_with_env(&server.url(), TEAM, Creds::Login(PASSWORD), &[], &env);
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "the proxy was used");
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(run.report["totals"]["placed"], 6);
+    assert_eq!(server.auth_count(), 1);
+}
+
+/// Runs against a base URL with credentials in it, which must be refused unseen.
+fn assert_userinfo_refused(run: &Live) {
+    assert_eq!(run.out.code, 2, "{}", run.out.stderr);
+    assert!(
+        run.out.stderr.contains("holds a user name or password"),
+        "{}",
+        run.out.stderr
+    );
+    assert!(!run.out.stderr.contains("ops:"), "{}", run.out.stderr);
+}
+
+#[test]
+fn userinfo_in_the_base_url_option_is_refused_unseen() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let url = server.url().replace("http://", &format!("http://ops:{URL_SECRET}@"));
+    let run = live(&url, TEAM, Creds::Token, &[]);
+    assert_userinfo_refused(&run);
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn userinfo_in_a_malformed_base_url_is_not_shown() {
+    let url = format!("http://ops:{URL_SECRET}@127.0.0.1:99999999");
+    let run = live(&url, TEAM, Creds::Token, &[]);
+    assert_eq!(run.out.code, 2, "{}", run.out.stderr);
+    assert!(run.out.stderr.contains("not a URL"), "{}", run.out.stderr);
+}
+
+#[test]
+fn userinfo_in_the_playbook_base_url_is_refused_unseen() {
+    let mut cmd = callbook();
+    cmd.args(["run", USERINFO, "--yes", "-vv"])
+        .env("FONESTORM_TOKEN", TOKEN);
+    let out = finish(&mut cmd);
+    assert!(!out.stderr.contains(URL_SECRET), "{}", out.stderr);
+    assert!(!out.stdout.contains(URL_SECRET), "{}", out.stdout);
+    assert_userinfo_refused(&Live {
+        out,
+        report: Value::Null,
+    });
+}
+
+#[test]
+fn userinfo_in_the_base_url_variable_is_refused_unseen() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let url = server.url().replace("http://", &format!("http://ops:{URL_SECRET}@"));
+    let mut cmd = callbook();
+    cmd.args(["run", TEAM, "--yes", "-vv"])
+        .env("FONESTORM_TOKEN", TOKEN)
+        .env("FONESTORM_BASE_URL", &url);
+    let out = finish(&mut cmd);
+    assert!(!out.stderr.contains(URL_SECRET), "{}", out.stderr);
+    assert!(!out.stdout.contains(URL_SECRET), "{}", out.stdout);
+    assert_userinfo_refused(&Live {
+        out,
+        report: Value::Null,
+    });
+    assert!(server.requests().is_empty());
+
+    // `--help` does not show the variable's value either.
+    let help = finish(callbook().args(["run", "--help"]).env("FONESTORM_BASE_URL", &url));
+    assert_eq!(help.code, 0);
+    assert!(!help.stdout.contains(URL_SECRET), "{}", help.stdout);
+}
+
+// ---------------------------------------------------------------------------
+// Endless and dribbling answers: bounded in size and in time.
+
+/// What the bare server answers to a request.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// `201`, then a chunked body that never ends.
+    Endless,
+    /// `201`, then one byte of body every 100 ms, forever.
+    Dribble,
+}
+
+/// A bare HTTP/1.1 server for answers the test server cannot give, counting the
+/// body bytes it managed to send. Each answer stops by itself after 60 s or
+/// 4 GiB, so a client that never stops reading cannot hang the tests.
+struct BareServer {
+    url: String,
+    paths: Arc<Mutex<Vec<String>>>,
+    bytes_sent: Arc<AtomicU64>,
+}
+
+fn bare_server(answer: fn(&str) -> Answer) -> BareServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    let bytes_sent = Arc::new(AtomicU64::new(0));
+    let (p, b) = (paths.clone(), bytes_sent.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (p, b) = (p.clone(), b.clone());
+            std::thread::spawn(move || serve_bare(stream, answer, &p, &b));
+        }
+    });
+    BareServer {
+        url,
+        paths,
+        bytes_sent,
+    }
+}
+
+fn serve_bare(stream: TcpStream, answer: fn(&str) -> Answer, paths: &Mutex<Vec<String>>, sent: &AtomicU64) {
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half.take(1 << 20));
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length.min(1 << 16)];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    paths.lock().unwrap().push(path.clone());
+    let mut stream = stream;
+    let head = "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let begin = Instant::now();
+    let (chunk, pause) = match answer(&path) {
+        Answer::Endless => (vec![b' '; 64 * 1024], Duration::ZERO),
+        Answer::Dribble => (vec![b' '; 1], Duration::from_millis(100)),
+    };
+    let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+    frame.extend_from_slice(&chunk);
+    frame.extend_from_slice(b"\r\n");
+    while begin.elapsed() < Duration::from_secs(60) && sent.load(Ordering::SeqCst) < 4 << 30 {
+        if stream.write_all(&frame).is_err() {
+            return;
+        }
+        sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+        std::thread::sleep(pause);
+    }
+}
+
+#[test]
+fn an_endless_answer_to_a_call_is_cut_off_as_unknown() {
+    let server = bare_server(|_| Answer::Endless);
+    let begin = Instant::now();
+    let run = live(&server.url, PATIENT, Creds::Token, &[]);
+    assert_eq!(run.out.code, 1, "{}", run.out.stderr);
+    assert_accounted(&run.report);
+    let c = call(&run.report, "13214991001");
+    assert_eq!(c["status"], "unknown", "{c}");
+    assert_eq!(c["attempts"], 1, "{c}");
+    assert!(
+        c["error"].as_str().unwrap().contains("larger than 64 KiB"),
+        "{c}"
+    );
+    assert!(begin.elapsed() < Duration::from_secs(50), "not cut off");
+    let sent = server.bytes_sent.load(Ordering::SeqCst);
+    // What the client read plus what the sockets' buffers held.
+    assert!(sent < 32 << 20, "{sent} bytes were sent");
+    assert_eq!(server.paths.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_dribbling_answer_to_a_call_is_cut_off_as_unknown() {
+    let server = bare_server(|_| Answer::Dribble);
+    let begin = Instant::now();
+    let run = live(&server.url, PATIENT, Creds::Token, &[]);
+    assert_eq!(run.out.code, 1, "{}", run.out.stderr);
+    let c = call(&run.report, "13214991001");
+    assert_eq!(c["status"], "unknown", "{c}");
+    assert!(
+        c["error"].as_str().unwrap().contains("took over 5s to read"),
+        "{c}"
+    );
+    // The provider timeout is a minute; the body bound is what ended it.
+    assert!(begin.elapsed() < Duration::from_secs(50), "not cut off");
+}
+
+#[test]
+fn an_endless_answer_to_a_login_fails_clearly() {
+    let server = bare_server(|_| Answer::Endless);
+    let run = live(&server.url, TEAM, Creds::Login(PASSWORD), &[]);
+    assert_eq!(run.out.code, 3, "{}", run.out.stderr);
+    assert!(
+        run.out.stderr.contains("larger than 64 KiB"),
+        "{}",
+        run.out.stderr
+    );
+    assert!(run.out.stderr.contains("nothing was called"), "{}", run.out.stderr);
+    assert_eq!(*server.paths.lock().unwrap(), ["/auth"]);
+    assert!(server.bytes_sent.load(Ordering::SeqCst) < 32 << 20);
+}
+
+// ---------------------------------------------------------------------------
+// Token renewal: proportional to the lifetime, and through a passing failure.
+
+#[test]
+fn a_one_minute_token_is_not_renewed_before_every_call() {
+    let server = TestServer::start(Config {
+        token_ttl: Some(Duration::from_secs(60)),
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Login(PASSWORD), &[]);
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(run.report["totals"]["placed"], 6);
+    assert_eq!(server.auth_count(), 1, "logged in more than once");
+    assert_nobody_twice(&server);
+}
+
+#[test]
+fn a_first_login_answered_503_is_retried() {
+    let server = TestServer::start(Config {
+        auth_faults: vec![FaultRule::new(Fault::Status(503)).nth(1).times(1)],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Login(PASSWORD), &[]);
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(run.report["totals"]["placed"], 6);
+    assert_eq!(server.auth_count(), 2);
+    assert_nobody_twice(&server);
+}
+
+#[test]
+fn a_login_that_keeps_failing_gives_up_and_calls_nobody() {
+    let server = TestServer::start(Config {
+        auth_faults: vec![FaultRule::new(Fault::Status(503))],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Login(PASSWORD), &[]);
+    assert_eq!(run.out.code, 3, "{}", run.out.stderr);
+    assert!(
+        run.out.stderr.contains("gave up after 4 attempts"),
+        "{}",
+        run.out.stderr
+    );
+    assert_eq!(server.auth_count(), 4);
+    assert!(server.placed_calls().is_empty());
+}
+
+#[test]
+fn a_failed_renewal_keeps_the_still_valid_token() {
+    // Four-second tokens are renewed one second before they expire; the first
+    // renewal is answered 503 while the run is still placing calls.
+    let server = TestServer::start(Config {
+        token_ttl: Some(Duration::from_secs(4)),
+        latency: Duration::from_millis(700),
+        auth_faults: vec![FaultRule::new(Fault::Status(503)).nth(2).times(1)],
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(
+        &server.url(),
+        TEAM,
+        Creds::Login(PASSWORD),
+        &["--concurrency", "1"],
+    );
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_accounted(&run.report);
+    assert_eq!(run.report["totals"]["placed"], 6);
+    let failed_renewal = server
+        .requests()
+        .iter()
+        .any(|r| r.path == "/auth" && r.status == Some(503));
+    assert!(failed_renewal, "the renewal was not tried during the run");
+    assert!(server.auth_count() >= 3);
+    assert!(
+        run.out.stderr.contains("the current token is still valid and is kept"),
+        "{}",
+        run.out.stderr
+    );
+    assert_nobody_twice(&server);
 }
