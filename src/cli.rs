@@ -110,7 +110,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_calls: Option<u64>,
     /// Override the provider base URL.
-    #[arg(long, env = "FONESTORM_BASE_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "FONESTORM_BASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub base_url: Option<String>,
     /// Override `provider.concurrency`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]

@@ -198,12 +198,12 @@ impl Job {
             if let Some(reason) = self.control.reason() {
                 return failed(attempts, reason.not_attempted());
             }
-            if self.client.needs_login() {
-                if let Err(e) = self.client.renew(&self.limiter).await {
-                    let m = e.to_string();
-                    self.control.stop(StopReason::AuthFailed(m.clone()));
-                    return failed(attempts, m);
-                }
+            if self.client.needs_login()
+                && let Err(e) = self.client.renew(&self.limiter).await
+            {
+                let m = e.to_string();
+                self.control.stop(StopReason::AuthFailed(m.clone()));
+                return failed(attempts, m);
             }
             self.limiter.acquire().await;
             if let Some(reason) = self.control.reason() {

@@ -176,6 +176,8 @@ struct Token {
     /// After a renewal failed for a passing reason while this token was still
     /// valid: the next renewal is not tried before this time.
     retry_renewal_at: Option<SystemTime>,
+    /// Renewals that failed in a row while this token was kept.
+    failed_renewals: u32,
     generation: u64,
 }
 
@@ -201,7 +203,6 @@ pub struct Client {
     token: Mutex<Option<Token>>,
     /// Held while logging in, so that many calls seeing a 401 renew the token once.
     login_lock: tokio::sync::Mutex<()>,
-    login_retries: u32,
 }
 
 /// Checks a base URL: https, or plain http only to this machine (a test server),
@@ -222,7 +223,9 @@ pub fn check_base_url(raw: &str) -> Result<Url, String> {
         "http" => Err(format!(
             "{shown:?} uses plain http: credentials would cross the network unencrypted (http is only allowed to 127.0.0.1, ::1 or localhost)"
         )),
-        other => Err(format!("{shown:?} is not an http(s) URL (scheme `{other}`)")),
+        other => Err(format!(
+            "{shown:?} is not an http(s) URL (scheme `{other}`)"
+        )),
     }
 }
 
@@ -277,6 +280,7 @@ impl Client {
                 expires: None,
                 renew_at: None,
                 retry_renewal_at: None,
+                failed_renewals: 0,
                 generation: 0,
             }),
             Credentials::Login { .. } => None,
@@ -287,7 +291,6 @@ impl Client {
             credentials,
             token: Mutex::new(token),
             login_lock: tokio::sync::Mutex::new(()),
-            login_retries: LOGIN_RETRIES,
         })
     }
 
@@ -380,36 +383,35 @@ impl Client {
                     retry_after,
                 }) => (reason, retry_after),
             };
-            let pause = retry_after.unwrap_or_else(|| backoff(attempts));
-            if keep_valid && self.keep_token_for(pause) {
+            if keep_valid && let Some(pause) = self.keep_token(retry_after) {
                 tracing::warn!(
                     "renewing the login token failed ({reason}); the current token is still valid and is kept, renewal is tried again in {}s",
                     pause.as_secs_f64().ceil()
                 );
                 return Ok(());
             }
-            if attempts > self.login_retries {
+            if attempts > LOGIN_RETRIES {
                 return Err(AuthError::Failed(format!(
                     "{reason} (gave up after {attempts} attempts)"
                 )));
             }
+            let pause = retry_after.unwrap_or_else(|| backoff(attempts));
             tracing::debug!(attempt = attempts, ?pause, "retrying the login: {reason}");
             tokio::time::sleep(pause).await;
         }
     }
 
-    /// When the current token is still valid, postpones its renewal by `pause`
-    /// and says so.
-    fn keep_token_for(&self, pause: Duration) -> bool {
+    /// When the current token is still valid, keeps it and postpones its
+    /// renewal by `retry_after` or a backoff that grows with each failed
+    /// renewal; returns that pause.
+    fn keep_token(&self, retry_after: Option<Duration>) -> Option<Duration> {
         let now = SystemTime::now();
         let mut slot = self.lock_token();
-        match slot.as_mut() {
-            Some(t) if t.valid_at(now) => {
-                t.retry_renewal_at = Some(now + pause);
-                true
-            }
-            _ => false,
-        }
+        let token = slot.as_mut().filter(|t| t.valid_at(now))?;
+        token.failed_renewals = token.failed_renewals.saturating_add(1);
+        let pause = retry_after.unwrap_or_else(|| backoff(token.failed_renewals));
+        token.retry_renewal_at = Some(now + pause);
+        Some(pause)
     }
 
     /// One `POST /auth`.
@@ -430,22 +432,20 @@ impl Client {
             .send()
             .await
             .map_err(|e| LoginFailure::Passing {
-                reason: format!("login failed: {}", transport_reason(&e)),
+                reason: transport_reason(&e),
                 retry_after: None,
             })?;
         let status = response.status();
         let code = status.as_u16();
         if status.is_redirection() {
             return Err(LoginFailure::Final(AuthError::Failed(format!(
-                "FoneStorm answered with a redirect (HTTP {code}), which callbook never follows: the password would go elsewhere; check the base URL"
+                "FoneStorm answered with a redirect (HTTP {code}), which callbook never follows (it would send the password elsewhere): check the base URL"
             ))));
         }
         let retry_after = retry_after(response.headers());
-        let text = read_body(response).await.map_err(|e| {
-            LoginFailure::Final(AuthError::Failed(format!(
-                "HTTP {code}, then {e} while reading the answer"
-            )))
-        })?;
+        let text = read_body(response)
+            .await
+            .map_err(|e| LoginFailure::Final(AuthError::Failed(format!("HTTP {code}, but {e}"))))?;
         if status == StatusCode::UNAUTHORIZED {
             return Err(LoginFailure::Final(AuthError::Rejected(provider_message(
                 &text,
@@ -453,7 +453,7 @@ impl Client {
         }
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             return Err(LoginFailure::Passing {
-                reason: format!("login failed: HTTP {code}: {}", provider_message(&text)),
+                reason: format!("HTTP {code}: {}", provider_message(&text)),
                 retry_after,
             });
         }
@@ -488,6 +488,7 @@ impl Client {
             expires,
             renew_at,
             retry_renewal_at: None,
+            failed_renewals: 0,
             generation,
         });
         Ok(())
@@ -542,7 +543,7 @@ impl Client {
             Ok(t) => t,
             Err(e) => {
                 return Err(CallError::Ambiguous(format!(
-                    "HTTP {}, then {e} while reading the answer: the call may have been placed",
+                    "HTTP {}, but {e}: the call may have been placed",
                     status.as_u16(),
                 )));
             }
@@ -564,7 +565,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// an endless or dribbling answer must not eat the machine's memory or hold a
 /// call (and the run) forever.
 async fn read_body(mut response: reqwest::Response) -> Result<String, String> {
-    let too_large = || format!("an answer larger than {} KiB", MAX_BODY_BYTES / 1024);
+    let too_large = || format!("the answer is larger than {} KiB", MAX_BODY_BYTES / 1024);
     if response
         .content_length()
         .is_some_and(|n| n > MAX_BODY_BYTES as u64)
@@ -573,7 +574,11 @@ async fn read_body(mut response: reqwest::Response) -> Result<String, String> {
     }
     let read = async {
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| transport_reason(&e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("the answer could not be read ({})", transport_reason(&e)))?
+        {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(too_large());
             }
@@ -583,12 +588,7 @@ async fn read_body(mut response: reqwest::Response) -> Result<String, String> {
     };
     tokio::time::timeout(BODY_TIMEOUT, read)
         .await
-        .map_err(|_| {
-            format!(
-                "an answer that took over {}s to read",
-                BODY_TIMEOUT.as_secs()
-            )
-        })?
+        .map_err(|_| format!("the answer took over {}s to read", BODY_TIMEOUT.as_secs()))?
 }
 
 /// Exponential backoff with jitter: 0.5 s, 1 s, 2 s, … (capped), times 0.5–1.
@@ -789,7 +789,10 @@ mod tests {
     #[test]
     fn renewal_margin_is_proportional_to_short_lifetimes() {
         assert_eq!(renew_margin(Duration::from_secs(3600)), RENEW_MARGIN);
-        assert_eq!(renew_margin(Duration::from_secs(60)), Duration::from_secs(15));
+        assert_eq!(
+            renew_margin(Duration::from_secs(60)),
+            Duration::from_secs(15)
+        );
         assert_eq!(renew_margin(Duration::from_secs(8)), Duration::from_secs(2));
         assert_eq!(renew_margin(Duration::ZERO), Duration::ZERO);
     }

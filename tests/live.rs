@@ -674,8 +674,16 @@ fn a_redirected_login_is_refused_and_not_followed() {
     .unwrap();
     let run = live(&server.url(), TEAM, Creds::Login(PASSWORD), &[]);
     assert_eq!(run.out.code, 3, "{}", run.out.stderr);
-    assert!(run.out.stderr.contains("redirect (HTTP 307)"), "{}", run.out.stderr);
-    assert!(run.out.stderr.contains("nothing was called"), "{}", run.out.stderr);
+    assert!(
+        run.out.stderr.contains("redirect (HTTP 307)"),
+        "{}",
+        run.out.stderr
+    );
+    assert!(
+        run.out.stderr.contains("nothing was called"),
+        "{}",
+        run.out.stderr
+    );
     let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, ["/auth"], "the redirect was followed");
 }
@@ -728,7 +736,9 @@ fn assert_userinfo_refused(run: &Live) {
 #[test]
 fn userinfo_in_the_base_url_option_is_refused_unseen() {
     let server = TestServer::start(Config::default()).unwrap();
-    let url = server.url().replace("http://", &format!("http://ops:{URL_SECRET}@"));
+    let url = server
+        .url()
+        .replace("http://", &format!("http://ops:{URL_SECRET}@"));
     let run = live(&url, TEAM, Creds::Token, &[]);
     assert_userinfo_refused(&run);
     assert!(server.requests().is_empty());
@@ -759,7 +769,9 @@ fn userinfo_in_the_playbook_base_url_is_refused_unseen() {
 #[test]
 fn userinfo_in_the_base_url_variable_is_refused_unseen() {
     let server = TestServer::start(Config::default()).unwrap();
-    let url = server.url().replace("http://", &format!("http://ops:{URL_SECRET}@"));
+    let url = server
+        .url()
+        .replace("http://", &format!("http://ops:{URL_SECRET}@"));
     let mut cmd = callbook();
     cmd.args(["run", TEAM, "--yes", "-vv"])
         .env("FONESTORM_TOKEN", TOKEN)
@@ -774,7 +786,11 @@ fn userinfo_in_the_base_url_variable_is_refused_unseen() {
     assert!(server.requests().is_empty());
 
     // `--help` does not show the variable's value either.
-    let help = finish(callbook().args(["run", "--help"]).env("FONESTORM_BASE_URL", &url));
+    let help = finish(
+        callbook()
+            .args(["run", "--help"])
+            .env("FONESTORM_BASE_URL", &url),
+    );
     assert_eq!(help.code, 0);
     assert!(!help.stdout.contains(URL_SECRET), "{}", help.stdout);
 }
@@ -819,7 +835,12 @@ fn bare_server(answer: fn(&str) -> Answer) -> BareServer {
     }
 }
 
-fn serve_bare(stream: TcpStream, answer: fn(&str) -> Answer, paths: &Mutex<Vec<String>>, sent: &AtomicU64) {
+fn serve_bare(
+    stream: TcpStream,
+    answer: fn(&str) -> Answer,
+    paths: &Mutex<Vec<String>>,
+    sent: &AtomicU64,
+) {
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
@@ -898,7 +919,10 @@ fn a_dribbling_answer_to_a_call_is_cut_off_as_unknown() {
     let c = call(&run.report, "13214991001");
     assert_eq!(c["status"], "unknown", "{c}");
     assert!(
-        c["error"].as_str().unwrap().contains("took over 5s to read"),
+        c["error"]
+            .as_str()
+            .unwrap()
+            .contains("took over 5s to read"),
         "{c}"
     );
     // The provider timeout is a minute; the body bound is what ended it.
@@ -915,13 +939,26 @@ fn an_endless_answer_to_a_login_fails_clearly() {
         "{}",
         run.out.stderr
     );
-    assert!(run.out.stderr.contains("nothing was called"), "{}", run.out.stderr);
+    assert!(
+        run.out.stderr.contains("nothing was called"),
+        "{}",
+        run.out.stderr
+    );
     assert_eq!(*server.paths.lock().unwrap(), ["/auth"]);
     assert!(server.bytes_sent.load(Ordering::SeqCst) < 32 << 20);
 }
 
 // ---------------------------------------------------------------------------
 // Token renewal: proportional to the lifetime, and through a passing failure.
+
+/// No token the server issued appears in the run's output or report.
+fn assert_no_issued_token(server: &TestServer, run: &Live) {
+    for token in server.tokens_seen() {
+        assert!(!run.out.stderr.contains(&token), "token on stderr");
+        assert!(!run.out.stdout.contains(&token), "token on stdout");
+        assert!(!run.report.to_string().contains(&token), "token in report");
+    }
+}
 
 #[test]
 fn a_one_minute_token_is_not_renewed_before_every_call() {
@@ -935,6 +972,7 @@ fn a_one_minute_token_is_not_renewed_before_every_call() {
     assert_eq!(run.report["totals"]["placed"], 6);
     assert_eq!(server.auth_count(), 1, "logged in more than once");
     assert_nobody_twice(&server);
+    assert_no_issued_token(&server, &run);
 }
 
 #[test]
@@ -971,11 +1009,12 @@ fn a_login_that_keeps_failing_gives_up_and_calls_nobody() {
 
 #[test]
 fn a_failed_renewal_keeps_the_still_valid_token() {
-    // Four-second tokens are renewed one second before they expire; the first
-    // renewal is answered 503 while the run is still placing calls.
+    // Eight-second tokens are renewed two seconds before they expire (more
+    // than a call takes); the first renewal is answered 503 while the run is
+    // still placing calls, one at a time, 1.2 s each.
     let server = TestServer::start(Config {
-        token_ttl: Some(Duration::from_secs(4)),
-        latency: Duration::from_millis(700),
+        token_ttl: Some(Duration::from_secs(8)),
+        latency: Duration::from_millis(1200),
         auth_faults: vec![FaultRule::new(Fault::Status(503)).nth(2).times(1)],
         ..Config::default()
     })
@@ -989,14 +1028,30 @@ fn a_failed_renewal_keeps_the_still_valid_token() {
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
     assert_accounted(&run.report);
     assert_eq!(run.report["totals"]["placed"], 6);
-    let failed_renewal = server
-        .requests()
+    // The renewal was answered 503 during the run, and the next call went out
+    // with the token from before it, and was placed.
+    let requests = server.requests();
+    let failed = requests
         .iter()
-        .any(|r| r.path == "/auth" && r.status == Some(503));
-    assert!(failed_renewal, "the renewal was not tried during the run");
-    assert!(server.auth_count() >= 3);
+        .position(|r| r.path == "/auth" && r.status == Some(503))
+        .expect("the renewal was not tried during the run");
+    let token_before = requests[..failed]
+        .iter()
+        .rev()
+        .find(|r| r.path == "/calls")
+        .and_then(|r| r.token.clone())
+        .expect("a call before the renewal");
+    let next_call = requests[failed..]
+        .iter()
+        .find(|r| r.path == "/calls")
+        .expect("a call after the failed renewal");
+    assert_eq!(next_call.token.as_ref(), Some(&token_before));
+    assert_eq!(next_call.status, Some(201));
+    assert_no_issued_token(&server, &run);
     assert!(
-        run.out.stderr.contains("the current token is still valid and is kept"),
+        run.out
+            .stderr
+            .contains("the current token is still valid and is kept"),
         "{}",
         run.out.stderr
     );

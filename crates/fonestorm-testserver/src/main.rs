@@ -14,7 +14,7 @@ use fonestorm_testserver::{Config, FaultRule, parse_duration, serve};
 ///
 /// Fault specs are `MATCHERS:FAULT[xN]`: MATCHERS is `any` or a `,`-joined list of
 /// `to=NUMBER`, `nth=N` (the n-th call request) and `after=N` (once N calls were
-/// placed); FAULT is a status (400-599), `late-STATUS` (after the latency), `hang`,
+/// placed); FAULT is a status (300-599), `late-STATUS` (after the latency), `hang`,
 /// `malformed`, `close` or `expire-token`; `xN` fires it N times only.
 /// Examples: `to=13214991008:500`, `nth=3:503x2`, `after=5:402`, `nth=2:close`.
 #[derive(Debug, Parser)]
