@@ -155,9 +155,25 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
             return Exit::Invalid;
         }
     };
+    let report_file = match args.report_file.as_deref().map(report::json::ReportFile::create) {
+        None => None,
+        Some(Ok(file)) => Some(file),
+        Some(Err(e)) => {
+            let path = args.report_file.as_deref().unwrap_or(Path::new(""));
+            out.diagnostics(&[Diagnostic::error(
+                None,
+                format!(
+                    "--report-file: cannot write `{}`: {}; nothing was called",
+                    path.display(),
+                    playbook::io_reason(&e)
+                ),
+            )]);
+            return Exit::Invalid;
+        }
+    };
     let state_dir = journal::state_dir(args.state_dir.as_deref());
     if args.dry_run {
-        return dry_run(args, out, &playbook, &input, state_dir.ok());
+        return dry_run(args, out, &playbook, &input, state_dir.ok(), report_file);
     }
     let refused = |out: &Output<'_>, message: String| {
         out.diagnostics(&[Diagnostic::error(None, message)]);
@@ -211,10 +227,12 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
         }
     };
     match result {
-        Ok((report, exit)) => match emit(&report, args, out) {
-            Exit::Success => exit,
-            failed => failed,
-        },
+        Ok((report, exit)) => {
+            // The calls are done: a report file that fails now must not hide
+            // what happened behind another exit code.
+            emit(&report, args.format, report_file, out);
+            exit
+        }
         Err((diagnostics, exit)) => {
             out.diagnostics(&diagnostics);
             exit
@@ -303,6 +321,7 @@ fn dry_run(
     playbook: &playbook::Playbook,
     input: &RunInput,
     state_dir: Option<std::path::PathBuf>,
+    report_file: Option<report::json::ReportFile>,
 ) -> Exit {
     let Some(mut plan) = plan_or_report(playbook, input, out) else {
         return Exit::Invalid;
@@ -327,7 +346,12 @@ fn dry_run(
     }
     let mut report = Report::from_plan(playbook, plan, input);
     report.finished_at = report::timestamp(chrono::Utc::now().max(input.now));
-    emit(&report, args, out)
+    if emit(&report, args.format, report_file, out) {
+        Exit::Success
+    } else {
+        // Nothing was called, and the file asked for is missing.
+        Exit::Invalid
+    }
 }
 
 /// `callbook runs [PLAYBOOK]` and `callbook runs show RUN_ID`.
@@ -391,23 +415,34 @@ fn runs(args: &RunsArgs, out: &Output<'_>) -> Exit {
     }
 }
 
-/// Writes the report where it was asked for; a report that cannot be written is an error.
-fn emit(report: &Report, args: &RunArgs, out: &Output<'_>) -> Exit {
-    if let Some(path) = &args.report_file
-        && let Err(e) = report::json::write_file(report, path)
-    {
-        out.diagnostics(&[Diagnostic::error(
-            None,
-            format!(
-                "--report-file: cannot write `{}`: {}",
-                path.display(),
-                playbook::io_reason(&e)
-            ),
-        )]);
-        return Exit::Invalid;
+/// Prints the report and writes `--report-file`, made ready before the run.
+///
+/// Returns whether the report file (if any) was written. When it was not,
+/// the error says so and the report is still on standard output, so a run's
+/// outcome is never lost.
+fn emit(
+    report: &Report,
+    format: Format,
+    report_file: Option<report::json::ReportFile>,
+    out: &Output<'_>,
+) -> bool {
+    let mut written = true;
+    if let Some(file) = report_file {
+        let path = file.path().to_path_buf();
+        if let Err(e) = file.write(report) {
+            written = false;
+            out.diagnostics(&[Diagnostic::error(
+                None,
+                format!(
+                    "--report-file: cannot write `{}`: {}; the report is on standard output",
+                    path.display(),
+                    playbook::io_reason(&e)
+                ),
+            )]);
+        }
     }
-    print_report(report, args.format);
-    Exit::Success
+    print_report(report, format);
+    written
 }
 
 /// The report on standard output, as a table or JSON.

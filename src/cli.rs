@@ -1,6 +1,9 @@
-//! The command line, as `design/cli.md` defines it (clap derive).
+//! The command line (clap derive), as the README's "Commands" section documents it.
 //!
-//! Flags may be added; what is documented there must keep working.
+//! Scripts, cron lines and alerting hooks rely on these flags: flags may be
+//! added, but what is documented must keep working. Every number is bounded
+//! here (see [`crate::limits`]), so a typo is a usage error (exit 2) before
+//! anything is read or called.
 
 use std::path::PathBuf;
 
@@ -53,8 +56,8 @@ pub struct RunsArgs {
     pub action: Option<RunsAction>,
     /// Only runs of the playbook with this `name`.
     pub playbook: Option<String>,
-    /// How many runs to list.
-    #[arg(long, default_value_t = 20)]
+    /// How many runs to list (1 to 10000).
+    #[arg(long, default_value_t = 20, value_parser = runs_limit)]
     pub limit: usize,
     /// What goes to standard output.
     #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
@@ -106,8 +109,8 @@ pub struct RunArgs {
     /// Also write the JSON report there.
     #[arg(long, value_name = "PATH")]
     pub report_file: Option<PathBuf>,
-    /// Override `limits.max_calls`.
-    #[arg(long, value_name = "N")]
+    /// Override `limits.max_calls` (0 to 1000000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(..=crate::limits::MAX_CALLS))]
     pub max_calls: Option<u64>,
     /// Override the provider base URL.
     #[arg(
@@ -117,11 +120,11 @@ pub struct RunArgs {
         value_name = "URL"
     )]
     pub base_url: Option<String>,
-    /// Override `provider.concurrency`.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Override `provider.concurrency` (1 to 1000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::limits::MAX_CONCURRENCY)))]
     pub concurrency: Option<u32>,
-    /// Override `provider.rate_limit` (requests per second).
-    #[arg(long, value_name = "N", value_parser = positive_number)]
+    /// Override `provider.rate_limit` (requests per second, 0.01 to 1000).
+    #[arg(long, value_name = "N", value_parser = rate_limit)]
     pub rate_limit: Option<f64>,
     /// Where the journal lives.
     #[arg(long, env = "CALLBOOK_STATE_DIR", value_name = "DIR")]
@@ -166,10 +169,20 @@ pub enum ColorWhen {
     Never,
 }
 
-/// A number greater than zero, for `--rate-limit`.
-fn positive_number(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
-        _ => Err(format!("`{s}` is not a number greater than 0")),
+/// `--rate-limit`: requests per second within [`crate::limits::check_rate_limit`]'s range.
+fn rate_limit(s: &str) -> Result<f64, String> {
+    let n = s
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    crate::limits::check_rate_limit(n).map_err(|m| format!("`{s}` is out of range: {m}"))
+}
+
+/// `runs --limit`: from 1 to [`crate::limits::MAX_RUNS_LISTED`].
+fn runs_limit(s: &str) -> Result<usize, String> {
+    let max = crate::limits::MAX_RUNS_LISTED;
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a number from 1 to {max}")),
     }
 }

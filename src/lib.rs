@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod exit;
 pub mod journal;
 pub mod limiter;
+pub mod limits;
 pub mod live;
 pub mod lock;
 pub mod phone;

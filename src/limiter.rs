@@ -29,7 +29,9 @@ impl RateLimiter {
     /// At most `per_second` starts in any second; below 1, one start every `1 / per_second` s.
     pub fn new(per_second: f64) -> RateLimiter {
         let per_second = if per_second.is_finite() && per_second > 0.0 {
-            per_second
+            // The callers bound it already; a permit per start time must never
+            // become a huge allocation.
+            per_second.min(crate::limits::MAX_RATE_LIMIT)
         } else {
             1.0
         };

@@ -5,7 +5,7 @@
 //! numbers folded. A problem with any one recipient means no plan at all, so
 //! a template error for recipient 57 can never leave recipients 1–56 called.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc, Weekday};
 use minijinja::context;
@@ -213,6 +213,20 @@ fn select(playbook: &Playbook, selection: &Selection) -> Result<Vec<usize>, Vec<
             ));
         }
     }
+    for tag in unknown_tags(playbook, &selection.tags) {
+        let tags = playbook
+            .recipients
+            .iter()
+            .flat_map(|r| r.tags.iter().map(String::as_str));
+        let hint = match suggest::closest(tag, tags) {
+            Some(s) => format!(", did you mean `{s}`?"),
+            None => String::new(),
+        };
+        errors.push(Diagnostic::error(
+            None,
+            format!("--tag: no recipient has the tag `{tag}`{hint}"),
+        ));
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -226,6 +240,26 @@ fn select(playbook: &Playbook, selection: &Selection) -> Result<Vec<usize>, Vec<
         })
         .map(|(i, _)| i)
         .collect())
+}
+
+/// The `--tag` values no recipient has: a typo there would select nobody
+/// and page nobody, so each one is an error.
+fn unknown_tags<'a>(playbook: &Playbook, tags: &'a [String]) -> Vec<&'a str> {
+    if tags.is_empty() {
+        return Vec::new();
+    }
+    let known: HashSet<&str> = playbook
+        .recipients
+        .iter()
+        .flat_map(|r| r.tags.iter().map(String::as_str))
+        .collect();
+    let mut unknown: Vec<&str> = Vec::new();
+    for tag in tags {
+        if !known.contains(tag.as_str()) && !unknown.contains(&tag.as_str()) {
+            unknown.push(tag);
+        }
+    }
+    unknown
 }
 
 /// The context every recipient shares: vars, `input`, `playbook`, `run`, `now`.
@@ -286,13 +320,16 @@ fn decide(
     };
     let templates = &playbook.templates;
     let name = &recipient.name;
-    let (service_type, service_id) = match &rule.action {
+    let (service_type, service_id, template) = match &rule.action {
         Action::Skip(reason) => {
             return Ok((Some(rule.name.clone()), Decision::Skip(reason.clone())));
         }
         Action::Play(index) => {
             let message = &playbook.messages[*index];
             let text = templates.render(&message.template, ctx, name)?;
+            if let Some(problem) = too_long(text.trim(), "message", playbook.max_message_bytes) {
+                return Err(rendered_error(playbook, &message.template, name, problem));
+            }
             let problem = match message.kind {
                 MessageKind::Ssml => ssml::check(&text)
                     .err()
@@ -310,13 +347,16 @@ fn decide(
                 MessageKind::Tts | MessageKind::Ssml => ServiceType::Tts,
                 MessageKind::SoundFile => ServiceType::SoundFile,
             };
-            (service_type, text.trim().to_string())
+            (service_type, text.trim().to_string(), &message.template)
         }
         Action::Connect { kind, template } => {
             let value = templates.render(template, ctx, name)?;
             let value = value.trim();
             let fail = |problem: String| rendered_error(playbook, template, name, problem);
-            match kind {
+            if let Some(problem) = too_long(value, "destination", playbook.max_message_bytes) {
+                return Err(fail(problem));
+            }
+            let (service_type, service_id) = match kind {
                 ConnectKind::Phone => (
                     ServiceType::Phonenumber,
                     phone::dial_string(value, playbook.country).map_err(|e| fail(e.to_string()))?,
@@ -326,9 +366,13 @@ fn decide(
                 }
                 ConnectKind::Device => (ServiceType::Device, value.to_string()),
                 ConnectKind::Voicemail => (ServiceType::VoiceMail, value.to_string()),
-            }
+            };
+            (service_type, service_id, template)
         }
     };
+    if let Some(problem) = too_long(&service_id, "message", playbook.max_message_bytes) {
+        return Err(rendered_error(playbook, template, name, problem));
+    }
     let dedup_key = match &playbook.dedup {
         Some(d) => Some(templates.render(&d.key_template, ctx, name)?),
         None => None,
@@ -342,6 +386,16 @@ fn decide(
             dedup_key,
         }),
     ))
+}
+
+/// Why a rendered `service_id` is too long for `limits.max_message_bytes`, if it is.
+fn too_long(value: &str, what: &str, max: usize) -> Option<String> {
+    (value.len() > max).then(|| {
+        format!(
+            "the {what} renders to {} bytes, more than `limits.max_message_bytes` ({max})",
+            value.len()
+        )
+    })
 }
 
 /// A problem with a rendered value, shown at the template it came from.

@@ -78,10 +78,34 @@ pub fn read_document(path: &Path, flag: &str, sources: &mut Sources) -> Result<V
     }
     let text =
         String::from_utf8(bytes).map_err(|_| fail(format!("`{display}` is not valid UTF-8")))?;
-    sources.insert(display.clone(), text.as_str().into());
-    yaml::parse(&text)
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    if is_empty_document(text) {
+        return Err(fail(format!(
+            "`{display}` is empty (empty input): it holds no document"
+        )));
+    }
+    sources.insert(display.clone(), text.into());
+    yaml::parse(text)
         .map(|(v, _)| v)
         .map_err(|e| e.into_diagnostic(&display).at_path(flag))
+}
+
+/// Whether `text` holds no YAML or JSON document at all: only blank lines,
+/// comments and document markers (`---`, `...`).
+///
+/// Such a document reads as null, and a run would silently plan with every
+/// default; an explicit `null` or `~` is still a document.
+fn is_empty_document(text: &str) -> bool {
+    text.lines().all(|line| {
+        let line = line.trim();
+        let body = match (line.get(..3), line.get(3..)) {
+            (Some("---" | "..."), Some(rest)) if rest.is_empty() || rest.starts_with([' ', '\t']) => {
+                rest.trim_start()
+            }
+            _ => line,
+        };
+        body.is_empty() || body.starts_with('#')
+    })
 }
 
 /// Merges the variable sources in precedence order.
@@ -136,6 +160,16 @@ mod tests {
             Value::Object(merged),
             serde_json::json!({"a": 1, "b": 2, "c": 3})
         );
+    }
+
+    #[test]
+    fn empty_documents() {
+        for text in ["", "  \n\t\n", "# only a comment\n", "---\n", "--- # c\n...\n", "\r\n"] {
+            assert!(is_empty_document(text), "{text:?}");
+        }
+        for text in ["null", "~", "{}", "a: 1", "---x", "--- 1", "- 1", "#c\nx"] {
+            assert!(!is_empty_document(text), "{text:?}");
+        }
     }
 
     #[test]

@@ -20,13 +20,11 @@ use super::{
     Recipient, Rule, Target, display_path, include,
 };
 use crate::diag::{Diagnostic, Location, Sources};
+use crate::limits;
 use crate::phone::{self, Country};
 use crate::render::{Site, Templates};
 use crate::schema::{self, Definition};
 use crate::suggest;
-
-/// The longest a call request may wait for the callee to pick up.
-const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Parses a duration such as `90s`, `30m` or `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -270,6 +268,13 @@ impl<'a> Checker<'a> {
             let window = parse_duration(&d.window)
                 .map_err(|m| self.error("/dedup/window", m))
                 .ok()?;
+            if !(limits::MIN_DEDUP_WINDOW..=limits::MAX_DEDUP_WINDOW).contains(&window) {
+                self.error(
+                    "/dedup/window",
+                    format!("{:?} is out of range: a dedup window is from 1s to 90d", d.window),
+                );
+                return None;
+            }
             let key = d.key.unwrap_or_else(|| raw.name.clone());
             let site = self.site("/dedup/key");
             let key_template = templates
@@ -296,6 +301,13 @@ impl<'a> Checker<'a> {
             rules,
             dedup,
             max_calls: raw.limits.max_calls,
+            max_message_bytes: usize::try_from(
+                raw.limits
+                    .max_message_bytes
+                    .unwrap_or(limits::DEFAULT_MAX_MESSAGE_BYTES)
+                    .min(limits::MAX_MESSAGE_BYTES),
+            )
+            .unwrap_or(usize::MAX),
             templates,
         })
     }
@@ -351,7 +363,7 @@ impl<'a> Checker<'a> {
             p.timeout = parse_duration(&t)
                 .map_err(|m| self.error("/provider/timeout", m))
                 .ok()?;
-            if p.timeout.is_zero() || p.timeout > MAX_TIMEOUT {
+            if !(limits::MIN_TIMEOUT..=limits::MAX_TIMEOUT).contains(&p.timeout) {
                 self.error(
                     "/provider/timeout",
                     format!("{t:?} is out of range: a request may wait from 1s to 1h for the callee to pick up"),

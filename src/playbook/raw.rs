@@ -144,4 +144,5 @@ pub struct RawDedup {
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_calls: Option<u64>,
+    pub max_message_bytes: Option<u64>,
 }

@@ -18,7 +18,7 @@
 //! ```
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Report;
 
@@ -34,13 +34,63 @@ pub fn write(report: &Report, out: impl Write) -> std::io::Result<()> {
 
 /// Writes the report to `path` atomically: readers never see half a report.
 pub fn write_file(report: &Report, path: &Path) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    write(report, &mut tmp)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    ReportFile::create(path)?.write(report)
+}
+
+/// A `--report-file`, made ready before the first call is placed.
+///
+/// A report file that cannot be written must stop the run while nothing has
+/// been called yet, not after every call has gone out. [`ReportFile::create`]
+/// therefore creates the temporary file next to `path` up front (proving the
+/// directory exists and is writable and `path` is not a directory), and
+/// [`ReportFile::write`] fills it and renames it over `path` at the end, so
+/// readers never see half a report. Dropping it unwritten removes the
+/// temporary file.
+#[derive(Debug)]
+pub struct ReportFile {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl ReportFile {
+    /// Creates the temporary file that will become `path`.
+    ///
+    /// # Errors
+    /// When `path` is a directory or its directory cannot be written.
+    pub fn create(path: &Path) -> std::io::Result<ReportFile> {
+        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "it is a directory",
+            ));
+        }
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".callbook-report-")
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        Ok(ReportFile {
+            path: path.to_path_buf(),
+            tmp,
+        })
+    }
+
+    /// Where the report goes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `report` and moves it into place.
+    ///
+    /// # Errors
+    /// When writing, syncing or renaming fails; the temporary file is removed then.
+    pub fn write(mut self, report: &Report) -> std::io::Result<()> {
+        write(report, &mut self.tmp)?;
+        self.tmp.as_file().sync_all()?;
+        self.tmp.persist(&self.path).map_err(|e| e.error)?;
+        Ok(())
+    }
 }
