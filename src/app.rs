@@ -155,7 +155,11 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
             return Exit::Invalid;
         }
     };
-    let report_file = match args.report_file.as_deref().map(report::json::ReportFile::create) {
+    let report_file = match args
+        .report_file
+        .as_deref()
+        .map(report::json::ReportFile::create)
+    {
         None => None,
         Some(Ok(file)) => Some(file),
         Some(Err(e)) => {

@@ -1,4 +1,4 @@
-//! Exit codes, in one place, as `design/cli.md` defines them.
+//! Exit codes, in one place, as the README's "Exit codes" table documents them.
 
 /// What a callbook process reports to its caller (cron, an alerting hook, CI).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

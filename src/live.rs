@@ -343,7 +343,7 @@ fn end_run(journal: &Mutex<Journal>, run_id: &str, state: &str) {
     }
 }
 
-/// The exit code `cli.md` gives a finished live run.
+/// The exit code of a finished live run (see [`Exit`]).
 fn exit_code(report: &Report, stop: Option<&StopReason>) -> Exit {
     let t = &report.totals;
     match stop {

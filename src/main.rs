@@ -1,4 +1,4 @@
-//! The `callbook` binary: parse arguments, run, exit with the code `cli.md` defines.
+//! The `callbook` binary: parse arguments, run, exit with the code [`callbook::exit::Exit`] names.
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

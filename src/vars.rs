@@ -99,7 +99,9 @@ fn is_empty_document(text: &str) -> bool {
     text.lines().all(|line| {
         let line = line.trim();
         let body = match (line.get(..3), line.get(3..)) {
-            (Some("---" | "..."), Some(rest)) if rest.is_empty() || rest.starts_with([' ', '\t']) => {
+            (Some("---" | "..."), Some(rest))
+                if rest.is_empty() || rest.starts_with([' ', '\t']) =>
+            {
                 rest.trim_start()
             }
             _ => line,
@@ -164,7 +166,14 @@ mod tests {
 
     #[test]
     fn empty_documents() {
-        for text in ["", "  \n\t\n", "# only a comment\n", "---\n", "--- # c\n...\n", "\r\n"] {
+        for text in [
+            "",
+            "  \n\t\n",
+            "# only a comment\n",
+            "---\n",
+            "--- # c\n...\n",
+            "\r\n",
+        ] {
             assert!(is_empty_document(text), "{text:?}");
         }
         for text in ["null", "~", "{}", "a: 1", "---x", "--- 1", "- 1", "#c\nx"] {

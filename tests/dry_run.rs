@@ -7,7 +7,7 @@ use support::{callbook, finish, run, write};
 
 const NOW: &str = "2026-11-26T22:00:00Z";
 
-/// The JSON report as `design/cli.md` documents it; unknown fields fail the test.
+/// The JSON report as the README's "The JSON report" section documents it; unknown fields fail the test.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]

@@ -50,3 +50,46 @@ fn committed_schema_rejects_every_schema_level_bad_fixture() {
         assert_eq!(valid, meaning_only.contains(&stem.as_str()), "{stem}");
     }
 }
+
+/// The schema states the same bounds that callbook enforces, so an editor
+/// and `callbook validate` never disagree about a number.
+#[test]
+fn schema_bounds_are_the_ones_callbook_enforces() {
+    use callbook::limits;
+    let schema = schema();
+    let props = &schema["properties"];
+    let bound = |pointer: &str| {
+        props
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or_else(|| panic!("schema has no {pointer}"))
+    };
+    assert_eq!(
+        bound("/provider/properties/rate_limit/minimum"),
+        limits::MIN_RATE_LIMIT
+    );
+    assert_eq!(
+        bound("/provider/properties/rate_limit/maximum"),
+        limits::MAX_RATE_LIMIT
+    );
+    assert_eq!(
+        bound("/provider/properties/concurrency/maximum"),
+        f64::from(limits::MAX_CONCURRENCY)
+    );
+    assert_eq!(
+        bound("/provider/properties/retries/maximum"),
+        f64::from(limits::MAX_RETRIES)
+    );
+    assert_eq!(
+        bound("/limits/properties/max_calls/maximum"),
+        limits::MAX_CALLS as f64
+    );
+    assert_eq!(
+        bound("/limits/properties/max_message_bytes/maximum"),
+        limits::MAX_MESSAGE_BYTES as f64
+    );
+    assert_eq!(
+        bound("/limits/properties/max_message_bytes/default"),
+        limits::DEFAULT_MAX_MESSAGE_BYTES as f64
+    );
+}

@@ -271,7 +271,10 @@ impl<'a> Checker<'a> {
             if !(limits::MIN_DEDUP_WINDOW..=limits::MAX_DEDUP_WINDOW).contains(&window) {
                 self.error(
                     "/dedup/window",
-                    format!("{:?} is out of range: a dedup window is from 1s to 90d", d.window),
+                    format!(
+                        "{:?} is out of range: a dedup window is from 1s to 90d",
+                        d.window
+                    ),
                 );
                 return None;
             }

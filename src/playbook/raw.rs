@@ -16,6 +16,8 @@ pub enum Scalar {
     Text(String),
     /// Written as a bare integer.
     Int(i64),
+    /// Written as a number JSON Schema counts as an integer (`12.0`, `3.2149910e9`).
+    Float(f64),
 }
 
 impl Scalar {
@@ -24,6 +26,11 @@ impl Scalar {
         match self {
             Scalar::Text(s) => s,
             Scalar::Int(i) => i.to_string(),
+            // Whole numbers read as the integer they are; anything else fails
+            // the number's own check with the value as written.
+            #[allow(clippy::cast_possible_truncation)]
+            Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => (f as i64).to_string(),
+            Scalar::Float(f) => f.to_string(),
         }
     }
 }
@@ -33,7 +40,7 @@ impl Scalar {
 #[serde(deny_unknown_fields)]
 pub struct RawPlaybook {
     /// The schema already holds it to `1`; kept so the key is accepted.
-    #[serde(rename = "version")]
+    #[serde(rename = "version", deserialize_with = "whole")]
     pub _version: u32,
     pub name: String,
     #[serde(default)]
@@ -68,8 +75,10 @@ pub struct RawDefaults {
 pub struct RawProvider {
     pub base_url: Option<String>,
     pub rate_limit: Option<f64>,
+    #[serde(default, deserialize_with = "whole_opt")]
     pub concurrency: Option<u32>,
     pub timeout: Option<String>,
+    #[serde(default, deserialize_with = "whole_opt")]
     pub retries: Option<u32>,
     pub retry_ambiguous: Option<bool>,
 }
@@ -143,6 +152,34 @@ pub struct RawDedup {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
+    #[serde(default, deserialize_with = "whole_opt")]
     pub max_calls: Option<u64>,
+    #[serde(default, deserialize_with = "whole_opt")]
     pub max_message_bytes: Option<u64>,
+}
+
+/// An integer key, also when YAML wrote it as a float (`1e3`, `8.0`).
+///
+/// JSON Schema counts `1000.0` as an integer, so the schema (which holds the
+/// range) accepts it; reading it must not then fail without a location.
+fn whole<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let n = f64::deserialize(deserializer)?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let whole = (n.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&n)).then(|| n as u64);
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("`{n}` is not a whole number in range")))
+}
+
+/// [`whole`] for an optional key.
+fn whole_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    whole(deserializer).map(Some)
 }

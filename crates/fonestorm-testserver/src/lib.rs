@@ -1,11 +1,12 @@
 //! A FoneStorm-compatible test server for callbook's integration tests and
 //! benchmarks, and for trying callbook by hand.
 //!
-//! It serves `POST /auth` and `POST /calls` at the root as the real API does (see
-//! FoneStorm's public API documentation), checks requests more strictly than the
-//! real API is known to, enforces a sliding one-second rate limit, and injects
-//! faults into calls and logins: error statuses (redirects included), hangs,
-//! malformed answers, dropped connections and expired tokens. It records every request so that tests can assert what the client did:
+//! It serves `POST /auth` and `POST /calls` at the root as the real API does
+//! (as FracTEL's FoneStorm API reference describes them), checks requests more
+//! strictly than the real API is known to, enforces a sliding one-second rate
+//! limit, and injects faults into calls and logins: error statuses (redirects
+//! included), hangs, malformed answers, dropped connections and expired
+//! tokens. It records every request so that tests can assert what the client did:
 //! which calls were placed (and whether any number was called twice), how many
 //! requests hit the rate limit, and the peak request rate.
 //!
