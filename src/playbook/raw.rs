@@ -28,7 +28,6 @@ impl Scalar {
             Scalar::Int(i) => i.to_string(),
             // Whole numbers read as the integer they are; anything else fails
             // the number's own check with the value as written.
-            #[allow(clippy::cast_possible_truncation)]
             Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => (f as i64).to_string(),
             Scalar::Float(f) => f.to_string(),
         }
@@ -167,9 +166,9 @@ where
     D: serde::Deserializer<'de>,
     T: TryFrom<u64>,
 {
+    // The schema bounds every such key far below 2^53, where f64 is exact.
     let n = f64::deserialize(deserializer)?;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let whole = (n.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&n)).then(|| n as u64);
+    let whole = (n.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&n)).then_some(n as u64);
     whole
         .and_then(|w| T::try_from(w).ok())
         .ok_or_else(|| serde::de::Error::custom(format!("`{n}` is not a whole number in range")))
