@@ -41,8 +41,10 @@ pub const MAX_DEDUP_WINDOW: Duration = Duration::from_secs(90 * 86_400);
 pub const MAX_CALLS: u64 = 1_000_000;
 
 /// Default `limits.max_message_bytes`: the longest rendered message, URL or
-/// destination (the `service_id` of a call request), in bytes. FoneStorm
-/// documents no limit of its own; 8 KiB is several minutes of speech.
+/// destination (the `service_id` of a call request), or rendered dedup key,
+/// in bytes. FoneStorm documents no limit of its own; 8 KiB is several
+/// minutes of speech. It keeps a huge `--input` value out of the report,
+/// the journal and the request.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 8 * 1024;
 
 /// Highest `limits.max_message_bytes`.

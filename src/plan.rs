@@ -374,7 +374,14 @@ fn decide(
         return Err(rendered_error(playbook, template, name, problem));
     }
     let dedup_key = match &playbook.dedup {
-        Some(d) => Some(templates.render(&d.key_template, ctx, name)?),
+        Some(d) => {
+            let key = templates.render(&d.key_template, ctx, name)?;
+            // The key is recorded with every call: it is bounded like a message.
+            if let Some(problem) = too_long(&key, "dedup key", playbook.max_message_bytes) {
+                return Err(rendered_error(playbook, &d.key_template, name, problem));
+            }
+            Some(key)
+        }
         None => None,
     };
     Ok((

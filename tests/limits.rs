@@ -398,6 +398,25 @@ fn a_long_connect_phone_is_refused_before_it_is_parsed() {
 }
 
 #[test]
+fn a_long_dedup_key_is_refused() {
+    let out = dry_run(
+        &playing(
+            "tts: hi",
+            "dedup:\n  key: \"{{ input.text }}\"\n  window: 30m\n",
+        ),
+        &["--input", "-"],
+        &long_input(9000),
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("for recipient `P1`: the dedup key renders to 9000 bytes"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_huge_message_is_refused_by_a_live_run_before_anything_is_called() {
     let server = TestServer::start(Config::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();

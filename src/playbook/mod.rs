@@ -57,7 +57,7 @@ pub struct Playbook {
     pub dedup: Option<Dedup>,
     /// `limits.max_calls`.
     pub max_calls: Option<u64>,
-    /// `limits.max_message_bytes`: the longest rendered `service_id`, in bytes.
+    /// `limits.max_message_bytes`: the longest rendered `service_id` or dedup key, in bytes.
     pub max_message_bytes: usize,
     /// Every compiled template.
     pub templates: Templates,
