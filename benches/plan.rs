@@ -129,7 +129,7 @@ fn journal_plan_100k(bencher: divan::Bencher) {
                 rule: Some("everyone else".to_string()),
                 service_type: Some("TTS".to_string()),
                 service_id: None,
-                fingerprint: Some(journal::fingerprint(&request)),
+                fingerprint: Some(journal::fingerprint(&request, Some("13214991000"))),
                 dedup_key: request.dedup_key.clone(),
                 state: "pending".to_string(),
                 reason: None,
@@ -152,6 +152,9 @@ fn journal_plan_100k(bencher: divan::Bencher) {
             started_at: "2026-11-26T15:00:00Z".to_string(),
             finished_at: None,
             state: "running".to_string(),
+            caller_id: Some("13214991000".to_string()),
+            pid: Some(std::process::id()),
+            fingerprint_version: journal::FINGERPRINT_VERSION,
         };
         journal.begin_run(&run, &calls).expect("plan recorded");
     });

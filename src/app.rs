@@ -139,6 +139,15 @@ fn count(n: usize, noun: &str) -> String {
 }
 
 fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
+    if args.now.is_some() && !args.dry_run {
+        // A moved clock would move dedup windows and the times the journal records.
+        out.diagnostics(&[Diagnostic::error(
+            None,
+            "`--now` is only for dry runs: a live run always uses the real clock (nothing was called)"
+                .to_string(),
+        )]);
+        return Exit::Invalid;
+    }
     let loaded = match playbook::load(&args.playbook, out.sources) {
         Ok(l) => l,
         Err(diagnostics) => {
@@ -193,12 +202,22 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
         &report::timestamp(chrono::Utc::now()),
     ) {
         Ok(l) => l,
-        Err(m) => return refused(out, m),
+        Err(m) => {
+            let recorded = Journal::open(&state_dir)
+                .and_then(|mut j| live::record_refused_run(&mut j, &playbook, &input));
+            if let Err(e) = recorded {
+                tracing::debug!("the refused run was not recorded: {e}");
+            }
+            return refused(out, m);
+        }
     };
     let journal = match Journal::open(&state_dir) {
         Ok(j) => j,
         Err(m) => return refused(out, format!("{m}: nothing was called")),
     };
+    if let Err(m) = claim_name(&journal, &playbook) {
+        return refused(out, m);
+    }
     let result = match args.resume.as_deref() {
         Some(id) => {
             let id = (!id.is_empty()).then_some(id);
@@ -244,6 +263,41 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
     }
 }
 
+/// Records this file as the one playbook of its `name` in the journal.
+///
+/// Runs share their dedup history, lock and resumable runs by name, so a
+/// second file with the same name is refused while the recorded one still
+/// holds that name; a recorded file that is gone (moved) or renamed is replaced.
+fn claim_name(journal: &Journal, playbook: &playbook::Playbook) -> Result<(), String> {
+    let here = std::fs::canonicalize(&playbook.path).map_err(|e| {
+        format!(
+            "playbook `{}`: {}",
+            playbook.path.display(),
+            playbook::io_reason(&e)
+        )
+    })?;
+    let here = here.display().to_string();
+    match journal.playbook_path(&playbook.name)? {
+        Some(there) if there == here => return Ok(()),
+        Some(there) if still_named(Path::new(&there), &playbook.name) => {
+            return Err(format!(
+                "playbook `{}` in `{}` has the same name as `{there}`, whose runs the journal holds: \
+                 give one of them another `name` (nothing was called)",
+                playbook.name,
+                playbook.path.display()
+            ));
+        }
+        _ => {}
+    }
+    journal.set_playbook_path(&playbook.name, &here)
+}
+
+/// Whether the playbook at `path` still exists and is still called `name`.
+fn still_named(path: &Path, name: &str) -> bool {
+    path.is_file()
+        && playbook::load(path, &mut Sources::default()).is_ok_and(|l| l.playbook.name == name)
+}
+
 fn live_context<'a>(
     playbook: &'a playbook::Playbook,
     input: &'a RunInput,
@@ -279,6 +333,15 @@ fn resumable(
                 Exit::Invalid,
             ));
         }
+        (Some(run), _) if run.state == "refused" => {
+            return Err((
+                format!(
+                    "run {} of `{playbook}` was refused before any call: nothing to resume, run the playbook again",
+                    run.id
+                ),
+                Exit::Invalid,
+            ));
+        }
         (Some(run), _) if run.state == "finished" => {
             return Err((
                 format!(
@@ -293,7 +356,7 @@ fn resumable(
         (None, Some(id)) => return Err((format!("no run `{id}` in the journal"), Exit::Invalid)),
         (None, None) => {
             return Err((
-                format!("no run of `{playbook}` in the journal to resume"),
+                format!("no unfinished run of `{playbook}` in the journal: nothing to resume"),
                 Exit::Invalid,
             ));
         }
@@ -360,10 +423,10 @@ fn dry_run(
 
 /// `callbook runs [PLAYBOOK]` and `callbook runs show RUN_ID`.
 fn runs(args: &RunsArgs, out: &Output<'_>) -> Exit {
-    let journal =
-        journal::state_dir(args.state_dir.as_deref()).and_then(|dir| Journal::open_read_only(&dir));
-    let journal = match journal {
-        Ok(j) => j,
+    let opened = journal::state_dir(args.state_dir.as_deref())
+        .and_then(|dir| Journal::open_read_only(&dir).map(|j| (dir, j)));
+    let (state_dir, journal) = match opened {
+        Ok(found) => found,
         Err(m) => {
             out.diagnostics(&[Diagnostic::error(None, m)]);
             return Exit::Refused;
@@ -375,6 +438,10 @@ fn runs(args: &RunsArgs, out: &Output<'_>) -> Exit {
                 None => Ok(Vec::new()),
                 Some(result) => result,
             };
+            let list = list.map(|mut list| {
+                settle_running(&state_dir, &mut list);
+                list
+            });
             match list {
                 Ok(list) => {
                     match args.format {
@@ -415,6 +482,26 @@ fn runs(args: &RunsArgs, out: &Output<'_>) -> Exit {
                     Exit::Invalid
                 }
             }
+        }
+    }
+}
+
+/// Shows a run recorded as `running` whose process is gone as `interrupted`.
+///
+/// A live run holds its playbook's lock for as long as its process lives, so
+/// a `running` run is still running only while the lock is held by its pid.
+fn settle_running(state_dir: &Path, runs: &mut [journal::RunSummary]) {
+    for run in runs.iter_mut().filter(|r| r.state == "running") {
+        let alive = match lock::probe(state_dir, &run.playbook) {
+            lock::Holder::Free => false,
+            lock::Holder::Held { pid } => match (pid, run.pid) {
+                (Some(holder), Some(recorded)) => holder == recorded,
+                // Not enough recorded to tell: trust the record.
+                _ => true,
+            },
+        };
+        if !alive {
+            run.state = "interrupted".to_string();
         }
     }
 }

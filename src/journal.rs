@@ -11,6 +11,11 @@
 //! Secrets are never written. Rendered messages are written only with
 //! `--journal-messages`; otherwise a SHA-256 fingerprint of each request lets
 //! a resumed run prove it would send exactly what was planned.
+//!
+//! The journal is private to its owner: the state directory is created 0700
+//! and the database, its WAL and shared-memory files are 0600. It records the
+//! canonical path of each playbook name, so two files sharing a `name:` never
+//! share (and silently suppress each other through) one dedup history.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,8 +29,17 @@ use crate::plan::{CallRequest, Decision, Plan};
 use crate::playbook::Playbook;
 use crate::report::{Status, timestamp};
 
-/// The journal format this build writes; a newer file is refused, not guessed at.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The journal format this build writes; a newer file is refused, not guessed at,
+/// and an older one is migrated when a live run opens it.
+///
+/// Format 2 added the caller id, the process id and the fingerprint format of
+/// each run, and the `playbooks` table of canonical paths.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The fingerprint format new runs record: 2 covers the caller id too.
+///
+/// Runs recorded by format 1 journals carry fingerprints without it.
+pub const FINGERPRINT_VERSION: i64 = 2;
 
 /// The journal's file name inside the state directory.
 pub const FILE_NAME: &str = "journal.sqlite3";
@@ -35,6 +49,10 @@ pub const FILE_NAME: &str = "journal.sqlite3";
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
+    /// The format of the file as opened (older files are read as they are).
+    version: i64,
+    /// A private copy read instead of a journal that could not be opened in place.
+    _copy: Option<tempfile::TempDir>,
 }
 
 /// A run as recorded.
@@ -52,8 +70,14 @@ pub struct RunRecord {
     pub started_at: String,
     /// When it ended, if it did.
     pub finished_at: Option<String>,
-    /// `running`, `finished`, `interrupted` or `stopped`.
+    /// `running`, `finished`, `interrupted`, `stopped` or `refused`.
     pub state: String,
+    /// The caller id the run calls from (`None` in runs of format 1 journals).
+    pub caller_id: Option<String>,
+    /// The process that runs (or ran) it, to tell a live run from a crashed one.
+    pub pid: Option<u32>,
+    /// How its fingerprints were computed (see [`FINGERPRINT_VERSION`]).
+    pub fingerprint_version: i64,
 }
 
 /// One entry of a recorded plan, with its progress.
@@ -98,8 +122,11 @@ pub struct RunSummary {
     pub started_at: String,
     /// When it ended, if it did.
     pub finished_at: Option<String>,
-    /// `running`, `finished`, `interrupted` or `stopped`.
+    /// `running`, `finished`, `interrupted`, `stopped` or `refused`.
     pub state: String,
+    /// The process recorded for the run, to tell whether a `running` run still is.
+    #[serde(skip)]
+    pub pid: Option<u32>,
     /// Calls placed.
     pub placed: u64,
     /// Calls failed.
@@ -112,18 +139,83 @@ pub struct RunSummary {
     pub skipped: u64,
 }
 
-/// The SHA-256 of exactly what a call request sends.
-pub fn fingerprint(call: &CallRequest) -> String {
+/// The SHA-256 of exactly what a call request sends, from `caller_id`.
+///
+/// `caller_id` is `None` only to check runs recorded with fingerprint format 1,
+/// which did not cover it.
+pub fn fingerprint(call: &CallRequest, caller_id: Option<&str>) -> String {
     let mut h = Sha256::new();
-    for part in [
-        call.to.as_str(),
-        call.service_type.as_str(),
-        call.service_id.as_str(),
-    ] {
+    let parts = [
+        Some(call.to.as_str()),
+        Some(call.service_type.as_str()),
+        Some(call.service_id.as_str()),
+        caller_id,
+    ];
+    for part in parts.into_iter().flatten() {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates `dir` (and its parents) readable by its owner only.
+pub fn create_private_dir(dir: &Path) -> Result<(), String> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| {
+        format!(
+            "state directory `{}`: {}",
+            dir.display(),
+            crate::playbook::io_reason(&e)
+        )
+    })
+}
+
+/// Makes an existing file readable by its owner only (best effort: a file
+/// that cannot be changed is reported by whatever opens it next).
+pub fn make_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+            && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::debug!("cannot make `{}` private: {e}", path.display());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// Creates the journal file 0600 before SQLite does, so SQLite (which gives
+/// the WAL and shared-memory files the database's mode) never makes it 0644.
+fn create_private_file(path: &Path) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!(
+            "journal `{}`: {}",
+            path.display(),
+            crate::playbook::io_reason(&e)
+        )),
+    }
+}
+
+/// The WAL and shared-memory files SQLite keeps next to `path`.
+fn side_files(path: &Path) -> [PathBuf; 2] {
+    let with = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [with("-wal"), with("-shm")]
 }
 
 /// The state directory: `--state-dir`, `CALLBOOK_STATE_DIR`, `$XDG_STATE_HOME/callbook`
@@ -156,8 +248,12 @@ CREATE TABLE IF NOT EXISTS runs (
     now TEXT NOT NULL,
     started_at TEXT NOT NULL,
     finished_at TEXT,
-    state TEXT NOT NULL
+    state TEXT NOT NULL,
+    caller_id TEXT,
+    pid INTEGER,
+    fingerprint_version INTEGER NOT NULL DEFAULT 1
 );
+CREATE TABLE IF NOT EXISTS playbooks (name TEXT PRIMARY KEY, path TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_by_playbook ON runs (playbook, started_at);
 CREATE TABLE IF NOT EXISTS calls (
     run_id TEXT NOT NULL REFERENCES runs (id),
@@ -179,6 +275,15 @@ CREATE TABLE IF NOT EXISTS calls (
     PRIMARY KEY (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS calls_by_dedup ON calls (dedup_key, dial, sent_at);
+";
+
+/// Format 1 to 2: what each run calls from and who runs it, and playbook paths.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE runs ADD COLUMN caller_id TEXT;
+ALTER TABLE runs ADD COLUMN pid INTEGER;
+ALTER TABLE runs ADD COLUMN fingerprint_version INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE IF NOT EXISTS playbooks (name TEXT PRIMARY KEY, path TEXT NOT NULL);
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
 ";
 
 fn db_error(path: &Path, e: &rusqlite::Error) -> String {
@@ -204,40 +309,101 @@ fn db_error(path: &Path, e: &rusqlite::Error) -> String {
 
 impl Journal {
     /// Opens (creating if needed) the journal in `dir` for a live run.
+    ///
+    /// Migrates a journal written by an older callbook; refuses a newer one.
     pub fn open(dir: &Path) -> Result<Journal, String> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            format!(
-                "state directory `{}`: {}",
-                dir.display(),
-                crate::playbook::io_reason(&e)
-            )
-        })?;
+        create_private_dir(dir)?;
         let path = dir.join(FILE_NAME);
+        create_private_file(&path)?;
+        make_private(&path);
+        for side in side_files(&path) {
+            make_private(&side);
+        }
         let conn = Connection::open(&path).map_err(|e| db_error(&path, &e))?;
-        let journal = Journal { conn, path };
+        let mut journal = Journal {
+            conn,
+            path,
+            version: SCHEMA_VERSION,
+            _copy: None,
+        };
         journal.prepare(true)?;
         Ok(journal)
     }
 
     /// Opens the journal in `dir` read-only, for dry runs and listings; `None` if there is none.
+    ///
+    /// Works on a read-only state directory too: SQLite cannot create the
+    /// shared-memory file a WAL database needs there, so the journal is then
+    /// read as an immutable file or, when a WAL file holds recent writes, from
+    /// a private copy of both.
     pub fn open_read_only(dir: &Path) -> Result<Option<Journal>, String> {
         let path = dir.join(FILE_NAME);
         if !path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| db_error(&path, &e))?;
-        let journal = Journal { conn, path };
+        let in_place = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| db_error(&path, &e))
+            .and_then(|conn| Journal::prepared(conn, path.clone(), None));
+        match in_place {
+            Ok(journal) => Ok(Some(journal)),
+            Err(first) => Journal::open_unwritable(&path).map(Some).map_err(|_| first),
+        }
+    }
+
+    /// Reads a journal whose directory does not let SQLite keep its WAL index.
+    fn open_unwritable(path: &Path) -> Result<Journal, String> {
+        let [wal, _] = side_files(path);
+        let wal_holds_writes = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+        if !wal_holds_writes {
+            let absolute = std::path::absolute(path).map_err(|e| e.to_string())?;
+            let mut uri = url::Url::from_file_path(&absolute)
+                .map_err(|()| format!("journal `{}`: not a usable path", path.display()))?;
+            uri.set_query(Some("immutable=1"));
+            let conn = Connection::open_with_flags(
+                uri.as_str(),
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(|e| db_error(path, &e))?;
+            return Journal::prepared(conn, path.to_path_buf(), None);
+        }
+        let copy = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let copied = copy.path().join(FILE_NAME);
+        let [copied_wal, _] = side_files(&copied);
+        std::fs::copy(path, &copied)
+            .and_then(|_| std::fs::copy(&wal, &copied_wal))
+            .map_err(|e| {
+                format!(
+                    "journal `{}`: {}",
+                    path.display(),
+                    crate::playbook::io_reason(&e)
+                )
+            })?;
+        let conn = Connection::open(&copied).map_err(|e| db_error(path, &e))?;
+        Journal::prepared(conn, path.to_path_buf(), Some(copy))
+    }
+
+    /// A read-only journal over `conn`, its format checked.
+    fn prepared(
+        conn: Connection,
+        path: PathBuf,
+        copy: Option<tempfile::TempDir>,
+    ) -> Result<Journal, String> {
+        let mut journal = Journal {
+            conn,
+            path,
+            version: SCHEMA_VERSION,
+            _copy: copy,
+        };
         journal.prepare(false)?;
-        Ok(Some(journal))
+        Ok(journal)
     }
 
     fn err(&self, e: &rusqlite::Error) -> String {
         db_error(&self.path, e)
     }
 
-    /// Checks the version and sets durability; creates tables when writable.
-    fn prepare(&self, writable: bool) -> Result<(), String> {
+    /// Checks the version and sets durability; creates or migrates tables when writable.
+    fn prepare(&mut self, writable: bool) -> Result<(), String> {
         let c = &self.conn;
         c.busy_timeout(Duration::from_secs(5))
             .map_err(|e| self.err(&e))?;
@@ -250,8 +416,9 @@ impl Journal {
             )
             .map_err(|e| self.err(&e))?
             > 0;
+        let mut version = SCHEMA_VERSION;
         if has_meta {
-            let version: Option<String> = c
+            let found: Option<String> = c
                 .query_row(
                     "SELECT value FROM meta WHERE key = 'schema_version'",
                     [],
@@ -259,7 +426,7 @@ impl Journal {
                 )
                 .optional()
                 .map_err(|e| self.err(&e))?;
-            let version = version.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+            version = found.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
             if version > SCHEMA_VERSION {
                 return Err(format!(
                     "journal `{}` was written by a newer callbook (format {version}; this one reads format {SCHEMA_VERSION})",
@@ -278,24 +445,69 @@ impl Journal {
                 .map_err(|e| self.err(&e))?;
             c.pragma_update(None, "synchronous", "FULL")
                 .map_err(|e| self.err(&e))?;
-            c.execute_batch(SCHEMA).map_err(|e| self.err(&e))?;
-            c.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
-                params![SCHEMA_VERSION.to_string()],
-            )
-            .map_err(|e| self.err(&e))?;
+            if version == 1 {
+                self.migrate_from_1()?;
+            } else {
+                let c = &self.conn;
+                c.execute_batch(SCHEMA).map_err(|e| self.err(&e))?;
+                c.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )
+                .map_err(|e| self.err(&e))?;
+            }
+            version = SCHEMA_VERSION;
         }
+        self.version = version;
         Ok(())
     }
 
+    /// Brings a format 1 journal to format 2 in one transaction.
+    fn migrate_from_1(&mut self) -> Result<(), String> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| db_error(&path, &e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        // Another process may have migrated it since this one read the version.
+        let version: Option<String> = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        if version.as_deref() == Some("1") {
+            tx.execute_batch(MIGRATE_1_TO_2).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        tracing::debug!(
+            "journal `{}` migrated to format {SCHEMA_VERSION}",
+            self.path.display()
+        );
+        Ok(())
+    }
+
+    /// The columns added by format 2, or NULLs in their place in an older file.
+    fn run_columns(&self) -> &'static str {
+        if self.version >= 2 {
+            "id, playbook, path, now, started_at, finished_at, state, caller_id, pid, fingerprint_version"
+        } else {
+            "id, playbook, path, now, started_at, finished_at, state, NULL, NULL, 1"
+        }
+    }
+
     /// When `dial` was last called (placed, unknown or possibly sent) for `playbook`
-    /// and `key` since `since`.
+    /// and `key` since `since`, by any run but `except_run`.
     pub fn last_call(
         &self,
         playbook: &str,
         key: &str,
         dial: &str,
         since: DateTime<Utc>,
+        except_run: Option<&str>,
     ) -> Result<Option<DateTime<Utc>>, String> {
         if !self.has_tables()? {
             return Ok(None);
@@ -305,8 +517,9 @@ impl Journal {
             .query_row(
                 "SELECT max(c.sent_at) FROM calls c JOIN runs r ON r.id = c.run_id
                  WHERE r.playbook = ?1 AND c.dedup_key = ?2 AND c.dial = ?3
-                   AND c.state IN ('placed', 'unknown', 'sending') AND c.sent_at >= ?4",
-                params![playbook, key, dial, timestamp(since)],
+                   AND c.state IN ('placed', 'unknown', 'sending') AND c.sent_at >= ?4
+                   AND (?5 IS NULL OR c.run_id != ?5)",
+                params![playbook, key, dial, timestamp(since), except_run],
                 |r| r.get(0),
             )
             .optional()
@@ -331,14 +544,29 @@ impl Journal {
     }
 
     /// Records a new run and its whole plan, in one durable transaction.
+    ///
+    /// The run is recorded in `run.state`: `running` for a run about to call,
+    /// `refused` (with `finished_at`) for one refused before any call.
     pub fn begin_run(&mut self, run: &RunRecord, calls: &[CallRecord]) -> Result<(), String> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| db_error(&path, &e);
         let tx = self.conn.transaction().map_err(err)?;
         tx.execute(
-            "INSERT INTO runs (id, playbook, path, now, started_at, finished_at, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL, 'running')",
-            params![run.id, run.playbook, run.path, run.now, run.started_at],
+            "INSERT INTO runs (id, playbook, path, now, started_at, finished_at, state,
+             caller_id, pid, fingerprint_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                run.id,
+                run.playbook,
+                run.path,
+                run.now,
+                run.started_at,
+                run.finished_at,
+                run.state,
+                run.caller_id,
+                run.pid,
+                run.fingerprint_version
+            ],
         )
         .map_err(err)?;
         {
@@ -428,18 +656,59 @@ impl Journal {
             .map_err(|e| self.err(&e))
     }
 
-    /// Marks a run as running again (a resume).
+    /// Marks a run as running again (a resume), in this process.
     pub fn reopen_run(&self, run_id: &str) -> Result<(), String> {
         self.conn
             .execute(
-                "UPDATE runs SET state = 'running', finished_at = NULL WHERE id = ?1",
-                params![run_id],
+                "UPDATE runs SET state = 'running', finished_at = NULL, pid = ?2 WHERE id = ?1",
+                params![run_id, std::process::id()],
             )
             .map(drop)
             .map_err(|e| self.err(&e))
     }
 
-    /// The run `id`, or the newest run of `playbook` when `id` is `None`.
+    /// Records that call `idx` is not made after all, and why.
+    pub fn skip(&self, run_id: &str, idx: usize, reason: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE calls SET state = 'skipped', reason = ?3 WHERE run_id = ?1 AND idx = ?2",
+                params![run_id, idx as i64, reason],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The canonical path recorded for playbook `name`, if any.
+    pub fn playbook_path(&self, name: &str) -> Result<Option<String>, String> {
+        if self.version < 2 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT path FROM playbooks WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Records `path` as the file of playbook `name` from now on.
+    pub fn set_playbook_path(&self, name: &str, path: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "INSERT INTO playbooks (name, path) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET path = excluded.path",
+                params![name, path],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The run `id`, or the newest unfinished run of `playbook` when `id` is `None`.
+    ///
+    /// Unfinished: `running` (which, under the run lock, means its process
+    /// is gone), `interrupted` or `stopped`; never `finished` or `refused`.
     pub fn find_run(&self, playbook: &str, id: Option<&str>) -> Result<Option<RunRecord>, String> {
         if !self.has_tables()? {
             return Ok(None);
@@ -453,9 +722,12 @@ impl Journal {
                 started_at: r.get(4)?,
                 finished_at: r.get(5)?,
                 state: r.get(6)?,
+                caller_id: r.get(7)?,
+                pid: r.get(8)?,
+                fingerprint_version: r.get(9)?,
             })
         };
-        let cols = "id, playbook, path, now, started_at, finished_at, state";
+        let cols = self.run_columns();
         let found = match id {
             Some(id) => self.conn.query_row(
                 &format!("SELECT {cols} FROM runs WHERE id = ?1"),
@@ -464,7 +736,9 @@ impl Journal {
             ),
             None => self.conn.query_row(
                 &format!(
-                    "SELECT {cols} FROM runs WHERE playbook = ?1 ORDER BY started_at DESC, rowid DESC LIMIT 1"
+                    "SELECT {cols} FROM runs WHERE playbook = ?1
+                     AND state IN ('running', 'interrupted', 'stopped')
+                     ORDER BY started_at DESC, rowid DESC LIMIT 1"
                 ),
                 params![playbook],
                 map,
@@ -509,17 +783,18 @@ impl Journal {
         if !self.has_tables()? {
             return Ok(Vec::new());
         }
+        let pid = if self.version >= 2 { "r.pid" } else { "NULL" };
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT r.id, r.playbook, r.started_at, r.finished_at, r.state,
                    sum(c.state = 'placed'), sum(c.state = 'failed'),
                    sum(c.state IN ('unknown', 'sending')), sum(c.state = 'pending'),
-                   sum(c.state = 'skipped')
+                   sum(c.state = 'skipped'), {pid}
                  FROM runs r LEFT JOIN calls c ON c.run_id = r.id
                  WHERE ?1 IS NULL OR r.playbook = ?1
-                 GROUP BY r.id ORDER BY r.started_at DESC, r.rowid DESC LIMIT ?2",
-            )
+                 GROUP BY r.id ORDER BY r.started_at DESC, r.rowid DESC LIMIT ?2"
+            ))
             .map_err(|e| self.err(&e))?;
         let rows = stmt
             .query_map(params![playbook, limit as i64], |r| {
@@ -538,6 +813,7 @@ impl Journal {
                     unknown: n(7)?,
                     pending: n(8)?,
                     skipped: n(9)?,
+                    pid: r.get(10)?,
                 })
             })
             .map_err(|e| self.err(&e))?;
@@ -556,26 +832,41 @@ pub fn apply_dedup(
     journal: &Journal,
     now: DateTime<Utc>,
 ) -> Result<(), String> {
-    let Some(dedup) = &playbook.dedup else {
-        return Ok(());
+    for entry in &mut plan.entries {
+        let Decision::Call(call) = &entry.decision else {
+            continue;
+        };
+        if let Some(reason) = already_called(journal, playbook, call, now, None)? {
+            entry.decision = Decision::Skip(reason);
+        }
+    }
+    Ok(())
+}
+
+/// Why `call` is not to be made at `now`: `already called 12m ago` when the
+/// dedup window holds a `placed` or `unknown` call (or one sent but never
+/// recorded) of the same playbook, key and number by any run but `except_run`.
+///
+/// A resume passes its own run, so its history is judged like a fresh run's.
+pub fn already_called(
+    journal: &Journal,
+    playbook: &Playbook,
+    call: &CallRequest,
+    now: DateTime<Utc>,
+    except_run: Option<&str>,
+) -> Result<Option<String>, String> {
+    let (Some(dedup), Some(key)) = (&playbook.dedup, &call.dedup_key) else {
+        return Ok(None);
     };
     let window = chrono::Duration::from_std(dedup.window).unwrap_or(chrono::Duration::MAX);
     let since = now
         .checked_sub_signed(window)
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    for entry in &mut plan.entries {
-        let Decision::Call(call) = &entry.decision else {
-            continue;
-        };
-        let Some(key) = &call.dedup_key else {
-            continue;
-        };
-        if let Some(at) = journal.last_call(&playbook.name, key, &call.to, since)? {
-            let ago = (now - at).to_std().unwrap_or_default();
-            entry.decision = Decision::Skip(format!("already called {} ago", short_duration(ago)));
-        }
-    }
-    Ok(())
+    let last = journal.last_call(&playbook.name, key, &call.to, since, except_run)?;
+    Ok(last.map(|at| {
+        let ago = (now - at).to_std().unwrap_or_default();
+        format!("already called {} ago", short_duration(ago))
+    }))
 }
 
 /// `45s`, `12m`, `1h5m`: how long ago, to the unit that matters.
@@ -625,9 +916,17 @@ mod tests {
 
     #[test]
     fn fingerprints_tell_requests_apart() {
-        assert_eq!(fingerprint(&call("a")), fingerprint(&call("a")));
-        assert_ne!(fingerprint(&call("a")), fingerprint(&call("b")));
-        assert_eq!(fingerprint(&call("a")).len(), 64);
+        let from = Some("13214991000");
+        assert_eq!(fingerprint(&call("a"), from), fingerprint(&call("a"), from));
+        assert_ne!(fingerprint(&call("a"), from), fingerprint(&call("b"), from));
+        assert_eq!(fingerprint(&call("a"), from).len(), 64);
+    }
+
+    #[test]
+    fn fingerprints_cover_the_caller_id() {
+        let a = fingerprint(&call("a"), Some("13214991000"));
+        assert_ne!(a, fingerprint(&call("a"), Some("13214991999")));
+        assert_ne!(a, fingerprint(&call("a"), None));
     }
 
     #[test]
@@ -642,6 +941,9 @@ mod tests {
             started_at: "2026-11-26T22:00:00Z".into(),
             finished_at: None,
             state: "running".into(),
+            caller_id: Some("13214991000".into()),
+            pid: Some(std::process::id()),
+            fingerprint_version: FINGERPRINT_VERSION,
         };
         let rec = CallRecord {
             idx: 0,
@@ -650,7 +952,7 @@ mod tests {
             rule: None,
             service_type: Some("TTS".into()),
             service_id: None,
-            fingerprint: Some(fingerprint(&call("x"))),
+            fingerprint: Some(fingerprint(&call("x"), None)),
             dedup_key: Some("k".into()),
             state: "pending".into(),
             reason: None,
@@ -665,14 +967,20 @@ mod tests {
         j.sending("r1", 0, 2).unwrap();
         let since = Utc::now() - chrono::Duration::minutes(5);
         assert!(
-            j.last_call("p", "k", "13214991008", since)
+            j.last_call("p", "k", "13214991008", since, None)
                 .unwrap()
                 .is_some()
         );
         assert!(
-            j.last_call("p", "other", "13214991008", since)
+            j.last_call("p", "other", "13214991008", since, None)
                 .unwrap()
                 .is_none()
+        );
+        assert!(
+            j.last_call("p", "k", "13214991008", since, Some("r1"))
+                .unwrap()
+                .is_none(),
+            "a run's own calls are not its dedup history"
         );
         assert_eq!(j.calls("r1").unwrap()[0].state, "sending");
         assert_eq!(j.find_run("p", None).unwrap().unwrap().state, "running");

@@ -44,23 +44,46 @@ pub struct Context<'a> {
 
 /// Places the calls of a new run and returns the report and the exit code.
 ///
+/// A run refused before its first call (`max_calls`, credentials, a declined
+/// confirmation, a rejected login) is recorded as `refused`.
+///
 /// # Errors
 /// When the run is refused before any call.
 pub fn run(mut ctx: Context<'_>, plan: Plan) -> Result<(Report, Exit), Refusal> {
     let calls = calls_of(&plan);
-    if let Some(why) = plan.over_limit(ctx.args.max_calls.or(ctx.playbook.max_calls)) {
-        return Err(refuse(format!("{why}: nothing was called"), Exit::Refused));
-    }
-    let client = client(&ctx)?;
+    let mut run = run_record(&ctx);
     let records = records(ctx.playbook, &plan, ctx.args.journal_messages);
+    let refused = |journal: &mut Journal, run: &mut RunRecord, refusal: Refusal| {
+        if refusal.1 == Exit::Refused {
+            record_refused(journal, run, &records);
+        }
+        refusal
+    };
+    if let Some(why) = plan.over_limit(ctx.args.max_calls.or(ctx.playbook.max_calls)) {
+        let refusal = refuse(format!("{why}: nothing was called"), Exit::Refused);
+        return Err(refused(&mut ctx.journal, &mut run, refusal));
+    }
+    let client = match client(&ctx) {
+        Ok(c) => c,
+        Err(refusal) => return Err(refused(&mut ctx.journal, &mut run, refusal)),
+    };
     let report = Report::from_plan(ctx.playbook, plan, ctx.input);
     if !calls.is_empty() && !ctx.args.yes && !confirm(ctx.playbook, calls.len()) {
-        return Err(refuse(
+        let refusal = refuse(
             "not confirmed: nothing was called".to_string(),
             Exit::Refused,
-        ));
+        );
+        return Err(refused(&mut ctx.journal, &mut run, refusal));
     }
-    let run = RunRecord {
+    ctx.journal
+        .begin_run(&run, &records)
+        .map_err(|m| refuse(format!("{m}: nothing was called"), Exit::Refused))?;
+    execute(ctx, client, report, calls, Resumed::No)
+}
+
+/// How a live run of this playbook is recorded when it starts.
+fn run_record(ctx: &Context<'_>) -> RunRecord {
+    RunRecord {
         id: ctx.input.run_id.clone(),
         playbook: ctx.playbook.name.clone(),
         path: ctx.playbook.path.display().to_string(),
@@ -68,11 +91,49 @@ pub fn run(mut ctx: Context<'_>, plan: Plan) -> Result<(Report, Exit), Refusal> 
         started_at: timestamp(chrono::Utc::now()),
         finished_at: None,
         state: "running".to_string(),
+        caller_id: Some(ctx.playbook.caller_id.clone()),
+        pid: Some(std::process::id()),
+        fingerprint_version: journal::FINGERPRINT_VERSION,
+    }
+}
+
+/// Records a run refused before any call, so `callbook runs` shows it as such.
+fn record_refused(journal: &mut Journal, run: &mut RunRecord, records: &[CallRecord]) {
+    run.state = "refused".to_string();
+    run.finished_at = Some(timestamp(chrono::Utc::now()));
+    if let Err(e) = journal.begin_run(run, records) {
+        tracing::warn!("the refused run was not recorded: {e}");
+    }
+}
+
+/// Records run `playbook` refused before it could plan (another run holds its lock).
+pub fn record_refused_run(
+    journal: &mut Journal,
+    playbook: &Playbook,
+    input: &RunInput,
+) -> Result<(), String> {
+    let now = timestamp(chrono::Utc::now());
+    let run = RunRecord {
+        id: input.run_id.clone(),
+        playbook: playbook.name.clone(),
+        path: playbook.path.display().to_string(),
+        now: timestamp(input.now),
+        started_at: now.clone(),
+        finished_at: Some(now),
+        state: "refused".to_string(),
+        caller_id: Some(playbook.caller_id.clone()),
+        pid: Some(std::process::id()),
+        fingerprint_version: journal::FINGERPRINT_VERSION,
     };
-    ctx.journal
-        .begin_run(&run, &records)
-        .map_err(|m| refuse(format!("{m}: nothing was called"), Exit::Refused))?;
-    execute(ctx, client, report, calls)
+    journal.begin_run(&run, &[])
+}
+
+/// Whether `execute` continues a recorded run, and the state to give it back if refused.
+enum Resumed<'a> {
+    /// A new run: refused, it is `refused`.
+    No,
+    /// A resume: refused, the run keeps this state, so it can still be resumed.
+    Yes(&'a str),
 }
 
 /// Continues recorded run `run`: nobody already placed is called again.
@@ -104,9 +165,21 @@ pub fn resume(
             plan.entries.len()
         )));
     }
+    if let Some(was) = &run.caller_id
+        && *was != ctx.playbook.caller_id
+    {
+        return Err(changed(format!(
+            "it called from `{was}`, the playbook now calls from `{}`",
+            ctx.playbook.caller_id
+        )));
+    }
+    // Fingerprints of runs recorded before format 2 do not cover the caller id.
+    let caller_id = (run.fingerprint_version >= 2).then_some(ctx.playbook.caller_id.as_str());
     let retry_unknown = ctx.playbook.provider.retry_ambiguous;
+    let now = chrono::Utc::now();
     let mut calls = Vec::new();
     let mut settled = Vec::new();
+    let mut deduped = Vec::new();
     for (i, (entry, rec)) in plan.entries.iter().zip(recorded).enumerate() {
         let name = &ctx.playbook.recipients[entry.recipient].name;
         if *name != rec.recipient || entry.to != rec.to {
@@ -124,7 +197,7 @@ pub fn resume(
                 "`{name}` was to be called, now is skipped"
             )));
         };
-        if rec.fingerprint.as_deref() != Some(fingerprint(call).as_str()) {
+        if rec.fingerprint.as_deref() != Some(fingerprint(call, caller_id).as_str()) {
             return Err(changed(format!(
                 "the call to `{name}` would now send something else"
             )));
@@ -135,10 +208,17 @@ pub fn resume(
             Status::Unknown => retry_unknown,
             Status::Failed | Status::Planned => true,
         };
-        if again {
-            calls.push((i, call.clone()));
-        } else {
+        if !again {
             settled.push((i, status, rec));
+            continue;
+        }
+        // A later run may have called them meanwhile: the dedup window decides, as for any run.
+        let skip = journal::already_called(&ctx.journal, ctx.playbook, call, now, Some(&run.id))
+            .map_err(|m| refuse(format!("{m}: nothing was called"), Exit::Refused))?;
+        if let Some(reason) = skip {
+            deduped.push((i, reason));
+        } else {
+            calls.push((i, call.clone()));
         }
     }
     let client = client(&ctx)?;
@@ -164,21 +244,37 @@ pub fn resume(
             }
         }
     }
+    for (i, reason) in &deduped {
+        if let Some(c) = report.calls.get_mut(*i) {
+            c.status = Status::Skipped;
+            c.reason = Some(reason.clone());
+            c.service_type = None;
+            c.service_id = None;
+        }
+    }
     if !calls.is_empty() && !ctx.args.yes && !confirm(ctx.playbook, calls.len()) {
         return Err(refuse(
             "not confirmed: nothing was called".to_string(),
             Exit::Refused,
         ));
     }
-    ctx.journal
-        .reopen_run(&run.id)
-        .map_err(|m| refuse(format!("{m}: nothing was called"), Exit::Refused))?;
+    let reopened = ctx.journal.reopen_run(&run.id).and_then(|()| {
+        deduped
+            .iter()
+            .try_for_each(|(i, reason)| ctx.journal.skip(&run.id, *i, reason))
+    });
+    reopened.map_err(|m| refuse(format!("{m}: nothing was called"), Exit::Refused))?;
     tracing::info!(
         run = %run.id,
         remaining = calls.len(),
         "resuming: calls already placed or possibly placed are not repeated"
     );
-    execute(ctx, client, report, calls)
+    // Refused from here on (a rejected login), it stays resumable.
+    let was = match run.state.as_str() {
+        "stopped" => "stopped",
+        _ => "interrupted",
+    };
+    execute(ctx, client, report, calls, Resumed::Yes(was))
 }
 
 /// The calls of a plan with their plan indices.
@@ -210,7 +306,7 @@ fn records(playbook: &Playbook, plan: &Plan, with_messages: bool) -> Vec<CallRec
                 rule: e.rule.clone(),
                 service_type: call.map(|c| c.service_type.as_str().to_string()),
                 service_id: call.filter(|_| with_messages).map(|c| c.service_id.clone()),
-                fingerprint: call.map(fingerprint),
+                fingerprint: call.map(|c| fingerprint(c, Some(&playbook.caller_id))),
                 dedup_key: call.and_then(|c| c.dedup_key.clone()),
                 state: if call.is_some() { "pending" } else { "skipped" }.to_string(),
                 reason,
@@ -247,16 +343,79 @@ fn execute(
     client: Client,
     mut report: Report,
     calls: Vec<(usize, CallRequest)>,
+    resumed: Resumed<'_>,
 ) -> Result<(Report, Exit), Refusal> {
-    let provider_settings = &ctx.playbook.provider;
     let run_id = report.run_id.clone();
-    let journal = Arc::new(Mutex::new(ctx.journal));
+    let Context {
+        playbook,
+        args,
+        quiet,
+        journal,
+        ..
+    } = ctx;
+    let ctx_parts = Parts {
+        playbook,
+        args,
+        quiet,
+    };
+    let journal = Arc::new(Mutex::new(journal));
     if calls.is_empty() {
         end_run(&journal, &run_id, "finished");
         report.recount();
         report.finished_at = timestamp(chrono::Utc::now());
-        return Ok((report, Exit::Success));
+        // Settled calls of a resumed run count like any: an `unknown` one is exit 1.
+        let exit = exit_code(&report, None);
+        return Ok((report, exit));
     }
+    let refused_state = match resumed {
+        Resumed::No => "refused",
+        Resumed::Yes(was) => was,
+    };
+    match dispatch_all(&ctx_parts, client, report, calls, &journal, &run_id) {
+        Ok((report, exit, stop)) => {
+            let state = match &stop {
+                Some(StopReason::Interrupted) => {
+                    tracing::error!("interrupted: calls in flight were finished and recorded");
+                    "interrupted"
+                }
+                Some(StopReason::AuthFailed(m) | StopReason::Fatal(m)) => {
+                    tracing::error!("the run stopped: {m}");
+                    // Refused before any call was placed or possibly placed.
+                    if exit == Exit::Refused {
+                        refused_state
+                    } else {
+                        "stopped"
+                    }
+                }
+                None => "finished",
+            };
+            end_run(&journal, &run_id, state);
+            Ok((report, exit))
+        }
+        Err(refusal) => {
+            end_run(&journal, &run_id, refused_state);
+            Err(refusal)
+        }
+    }
+}
+
+/// What dispatching needs of the run's context (the journal is shared apart).
+struct Parts<'a> {
+    playbook: &'a Playbook,
+    args: &'a RunArgs,
+    quiet: bool,
+}
+
+/// Logs in, places `calls` and completes the report; says why the run stopped, if it did.
+fn dispatch_all(
+    ctx: &Parts<'_>,
+    client: Client,
+    mut report: Report,
+    calls: Vec<(usize, CallRequest)>,
+    journal: &Arc<Mutex<Journal>>,
+    run_id: &str,
+) -> Result<(Report, Exit, Option<StopReason>), Refusal> {
+    let provider_settings = &ctx.playbook.provider;
     let settings = Settings {
         fonenumber: ctx.playbook.caller_id.clone(),
         concurrency: ctx
@@ -281,7 +440,7 @@ fn execute(
     ));
     let quiet = ctx.quiet;
     let observer_journal = journal.clone();
-    let observer_run = run_id.clone();
+    let observer_run = run_id.to_string();
     let (outcomes, stop) = runtime.block_on(async move {
         let client = Arc::new(client);
         if client.needs_login() {
@@ -319,19 +478,7 @@ fn execute(
     report.recount();
     report.finished_at = timestamp(chrono::Utc::now());
     let exit = exit_code(&report, stop.as_ref());
-    let state = match &stop {
-        Some(StopReason::Interrupted) => {
-            tracing::error!("interrupted: calls in flight were finished and recorded");
-            "interrupted"
-        }
-        Some(StopReason::AuthFailed(m) | StopReason::Fatal(m)) => {
-            tracing::error!("the run stopped: {m}");
-            "stopped"
-        }
-        None => "finished",
-    };
-    end_run(&journal, &run_id, state);
-    Ok((report, exit))
+    Ok((report, exit, stop))
 }
 
 fn end_run(journal: &Mutex<Journal>, run_id: &str, state: &str) {

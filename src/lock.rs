@@ -4,10 +4,19 @@
 //! The operating system releases it when the process ends, however it ends,
 //! so a crash never leaves a stale lock behind. The file names the holder
 //! (pid and start time) for the message the second run prints.
+//!
+//! Because the kernel holds it exactly as long as the process lives, the lock
+//! also tells `callbook runs` whether a run recorded as `running` still is:
+//! [`probe`] takes a *shared* lock for an instant, which a run never holds, so
+//! a run that meets only a prober waits a moment instead of giving up.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long a starting run waits out probers (shared holders) before refusing.
+const PROBE_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Held for the whole run; dropping it releases the lock.
 #[derive(Debug)]
@@ -18,28 +27,21 @@ pub struct RunLock {
 /// Takes the lock of playbook `name` in `state_dir`, or says who holds it.
 pub fn acquire(state_dir: &Path, name: &str, started_at: &str) -> Result<RunLock, String> {
     let dir = state_dir.join("locks");
-    std::fs::create_dir_all(&dir).map_err(|e| {
+    crate::journal::create_private_dir(&dir)?;
+    let path = dir.join(format!("{name}.lock"));
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(|e| {
         format!(
-            "state directory `{}`: {}",
-            dir.display(),
+            "lock `{}`: {}",
+            path.display(),
             crate::playbook::io_reason(&e)
         )
     })?;
-    let path = dir.join(format!("{name}.lock"));
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| {
-            format!(
-                "lock `{}`: {}",
-                path.display(),
-                crate::playbook::io_reason(&e)
-            )
-        })?;
-    match file.try_lock() {
+    crate::journal::make_private(&path);
+    match lock_exclusive(&file) {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut holder = String::new();
@@ -78,9 +80,74 @@ pub fn acquire(state_dir: &Path, name: &str, started_at: &str) -> Result<RunLock
     Ok(RunLock { _file: file })
 }
 
+/// Takes the exclusive lock; a shared holder is only a prober, so wait it out.
+fn lock_exclusive(file: &File) -> Result<(), TryLockError> {
+    let start = Instant::now();
+    loop {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock) if start.elapsed() < PROBE_PATIENCE => {}
+            done => return done,
+        }
+        // A shared lock is granted only when no run holds the exclusive one.
+        match file.try_lock_shared() {
+            Ok(()) => {
+                file.unlock().map_err(TryLockError::Error)?;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Who holds the lock of playbook `name`, if a run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// No run of the playbook is in progress.
+    Free,
+    /// A run is in progress, in process `pid` when the lock file says so.
+    Held {
+        /// The holder's process id.
+        pid: Option<u32>,
+    },
+}
+
+/// Whether a run of playbook `name` is in progress, without writing anything
+/// (it works on a read-only state directory).
+pub fn probe(state_dir: &Path, name: &str) -> Holder {
+    let path = state_dir.join("locks").join(format!("{name}.lock"));
+    let Ok(mut file) = File::open(&path) else {
+        return Holder::Free;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            Holder::Free
+        }
+        Err(TryLockError::WouldBlock) => {
+            let mut note = String::new();
+            let _ = file.read_to_string(&mut note);
+            Holder::Held {
+                pid: holder_pid(&note),
+            }
+        }
+        // Cannot tell: claim nothing about the run.
+        Err(TryLockError::Error(_)) => Holder::Held { pid: None },
+    }
+}
+
+/// The pid in a lock note such as `pid 4242, started 2026-11-26T22:00:00Z`.
+fn holder_pid(note: &str) -> Option<u32> {
+    note.strip_prefix("pid ")?
+        .split(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::acquire;
+    use super::{Holder, acquire, holder_pid, probe};
 
     #[test]
     fn second_holder_is_refused_with_the_first_named() {
@@ -92,5 +159,37 @@ mod tests {
         assert!(acquire(dir.path(), "other", "x").is_ok());
         drop(first);
         assert!(acquire(dir.path(), "disk-full", "x").is_ok());
+    }
+
+    #[test]
+    fn a_probe_tells_a_held_lock_and_never_blocks_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(probe(dir.path(), "p"), Holder::Free);
+        let held = acquire(dir.path(), "p", "now").unwrap();
+        assert_eq!(
+            probe(dir.path(), "p"),
+            Holder::Held {
+                pid: Some(std::process::id())
+            }
+        );
+        drop(held);
+        assert_eq!(probe(dir.path(), "p"), Holder::Free);
+        // A prober holding its shared lock does not refuse a run, it delays it.
+        let path = dir.path().join("locks/p.lock");
+        let prober = std::fs::File::open(path).unwrap();
+        prober.try_lock_shared().unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(prober);
+        });
+        assert!(acquire(dir.path(), "p", "now").is_ok());
+        releaser.join().unwrap();
+    }
+
+    #[test]
+    fn lock_notes_name_their_pid() {
+        assert_eq!(holder_pid("pid 4242, started x\n"), Some(4242));
+        assert_eq!(holder_pid("garbage"), None);
+        assert_eq!(holder_pid(""), None);
     }
 }
