@@ -444,6 +444,7 @@ fn runs_json(state: &Path) -> Vec<Value> {
 /// SIGKILL once `placed` calls went through, leaving the rest unfinished.
 #[cfg(unix)]
 fn kill_after_placed(server: &TestServer, state: &Path, playbook: &str, placed: usize) {
+    let placed = server.placed_calls().len() + placed;
     let mut child = support::spawn_live(playbook, &server.url(), state, &["-q"]);
     for _ in 0..2000 {
         if server.placed_calls().len() >= placed {
@@ -813,4 +814,43 @@ fn a_journal_of_format_1_still_opens_and_resumes() {
     assert_eq!(version, "2");
     #[cfg(unix)]
     assert_eq!(mode(&journal), 0o600);
+}
+
+/// `runs` and `--dry-run` (which reads dedup history) work on a read-only
+/// state directory: after a clean run, and after a killed run that left its
+/// WAL and shared-memory files behind.
+#[cfg(unix)]
+#[test]
+fn read_only_commands_work_on_a_read_only_state_directory() {
+    let can_mount = Command::new("unshare")
+        .args(["-m", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can_mount {
+        eprintln!("SKIPPED: read-only state directories need root for `unshare -m`");
+        return;
+    }
+    let server = slow_server();
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean");
+    let killed = dir.path().join("killed");
+    assert_eq!(live(&server, &clean, DEDUP, &[]).code, 0);
+    kill_after_placed(&server, &killed, DEDUP, 1);
+    assert!(killed.join("journal.sqlite3-wal").exists());
+    for state in [&clean, &killed] {
+        let s = state.display();
+        let out = in_mount_namespace(
+            &format!(
+                "mount --bind {s} {s}; mount -o remount,ro,bind {s}; \
+                 \"$CALLBOOK\" runs --format json --state-dir {s}; \
+                 \"$CALLBOOK\" run {DEDUP} --dry-run --format json --state-dir {s}"
+            ),
+            &server,
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{s}: {stderr}");
+        assert!(stdout.contains("\"playbook\": \"live-dedup\""), "{s}: {stdout}");
+        assert!(stdout.contains("already called"), "{s}: {stdout}");
+    }
 }
