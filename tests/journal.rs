@@ -403,7 +403,7 @@ fn a_crash_during_backoff_leaves_the_call_to_be_made() {
             .iter()
             .any(|r| r.to.as_deref() == Some("13214992003") && r.status == Some(429))
     };
-    for _ in 0..400 {
+    for _ in 0..2000 {
         if refused(&server) {
             break;
         }
