@@ -417,6 +417,7 @@ impl Journal {
             .map_err(|e| self.err(&e))?
             > 0;
         let mut version = SCHEMA_VERSION;
+        let mut unfinished = false;
         if has_meta {
             let found: Option<String> = c
                 .query_row(
@@ -426,7 +427,17 @@ impl Journal {
                 )
                 .optional()
                 .map_err(|e| self.err(&e))?;
-            version = found.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+            version = match found {
+                Some(v) => v.parse::<i64>().unwrap_or(0),
+                // Created by a callbook killed before it recorded the format
+                // (older ones did not create it in one transaction): no run
+                // yet, so it is read as empty and created again for writing.
+                None if !self.holds_runs()? => {
+                    unfinished = true;
+                    1
+                }
+                None => 0,
+            };
             if version > SCHEMA_VERSION {
                 return Err(format!(
                     "journal `{}` was written by a newer callbook (format {version}; this one reads format {SCHEMA_VERSION})",
@@ -445,21 +456,76 @@ impl Journal {
                 .map_err(|e| self.err(&e))?;
             c.pragma_update(None, "synchronous", "FULL")
                 .map_err(|e| self.err(&e))?;
-            if version == 1 {
+            if unfinished {
+                self.create_tables(true)?;
+            } else if version == 1 {
                 self.migrate_from_1()?;
             } else {
-                let c = &self.conn;
-                c.execute_batch(SCHEMA).map_err(|e| self.err(&e))?;
-                c.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
-                    params![SCHEMA_VERSION.to_string()],
-                )
-                .map_err(|e| self.err(&e))?;
+                self.create_tables(false)?;
             }
             version = SCHEMA_VERSION;
         }
         self.version = version;
         Ok(())
+    }
+
+    /// Creates the tables and records the format, all or nothing, so a
+    /// process killed meanwhile never leaves a journal without its format.
+    ///
+    /// `again`: the file holds the tables of a creation cut short (no format,
+    /// no run), which are dropped first unless another process finished it.
+    fn create_tables(&mut self, again: bool) -> Result<(), String> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| db_error(&path, &e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let finished: Option<String> = if again {
+            tx.query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?
+        } else {
+            None
+        };
+        if again && finished.is_none() {
+            tx.execute_batch(
+                "DROP TABLE IF EXISTS calls; DROP TABLE IF EXISTS runs;
+                 DROP TABLE IF EXISTS playbooks; DROP TABLE IF EXISTS meta;",
+            )
+            .map_err(err)?;
+        }
+        tx.execute_batch(SCHEMA).map_err(err)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+            params![SCHEMA_VERSION.to_string()],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Whether the file records any run (a `runs` table with a row in it).
+    fn holds_runs(&self) -> Result<bool, String> {
+        let has_table = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| self.err(&e))?
+            > 0;
+        if !has_table {
+            return Ok(false);
+        }
+        self.conn
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
+            .map(|n| n > 0)
+            .map_err(|e| self.err(&e))
     }
 
     /// Brings a format 1 journal to format 2 in one transaction.
@@ -1006,5 +1072,41 @@ mod tests {
         drop(conn);
         let e = Journal::open(dir.path()).unwrap_err();
         assert!(e.contains("newer callbook"), "{e}");
+    }
+
+    #[test]
+    fn a_creation_cut_short_is_created_again_but_a_journal_with_runs_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE runs (id TEXT PRIMARY KEY, playbook TEXT NOT NULL);",
+        )
+        .unwrap();
+        drop(conn);
+        assert!(
+            Journal::open_read_only(dir.path())
+                .unwrap()
+                .unwrap()
+                .runs(None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        let j = Journal::open(dir.path()).unwrap();
+        assert!(j.runs(None, 10).unwrap().is_empty());
+        assert_eq!(j.version, SCHEMA_VERSION);
+        drop(j);
+
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE runs (id TEXT PRIMARY KEY, playbook TEXT NOT NULL);
+             INSERT INTO runs VALUES ('r1', 'p');",
+        )
+        .unwrap();
+        drop(conn);
+        let e = Journal::open(dir.path()).unwrap_err();
+        assert!(e.contains("not a callbook journal"), "{e}");
     }
 }

@@ -850,7 +850,10 @@ fn read_only_commands_work_on_a_read_only_state_directory() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{s}: {stderr}");
-        assert!(stdout.contains("\"playbook\": \"live-dedup\""), "{s}: {stdout}");
+        assert!(
+            stdout.contains("\"playbook\": \"live-dedup\""),
+            "{s}: {stdout}"
+        );
         assert!(stdout.contains("already called"), "{s}: {stdout}");
     }
 }
