@@ -139,7 +139,9 @@ enum Resumed<'a> {
 /// Continues recorded run `run`: nobody already placed is called again.
 ///
 /// `plan` is the playbook planned again with the run's clock; it must match
-/// what was recorded, call for call.
+/// what was recorded, call for call. A call still to be made is skipped when
+/// the dedup window holds a call to the same person by a later run, exactly
+/// as a fresh run would skip it.
 ///
 /// # Errors
 /// When the plan no longer matches or the run is refused.
@@ -149,6 +151,55 @@ pub fn resume(
     run: &RunRecord,
     recorded: &[CallRecord],
 ) -> Result<(Report, Exit), Refusal> {
+    let sorted = sort_recorded(&ctx, &plan, run, recorded)?;
+    let client = client(&ctx)?;
+    let mut report = Report::from_plan(ctx.playbook, plan, ctx.input);
+    report.run_id = run.id.clone();
+    report.started_at = run.started_at.clone();
+    settle_report(&mut report, &sorted);
+    let Sorted { calls, deduped, .. } = sorted;
+    if !calls.is_empty() && !ctx.args.yes && !confirm(ctx.playbook, calls.len()) {
+        return Err(refuse(
+            "not confirmed: nothing was called".to_string(),
+            Exit::Refused,
+        ));
+    }
+    let reopened = ctx.journal.reopen_run(&run.id).and_then(|()| {
+        deduped
+            .iter()
+            .try_for_each(|(i, reason)| ctx.journal.skip(&run.id, *i, reason))
+    });
+    reopened.map_err(|m| refuse(format!("{m}: nothing was called"), Exit::Refused))?;
+    tracing::info!(
+        run = %run.id,
+        remaining = calls.len(),
+        "resuming: calls already placed or possibly placed are not repeated"
+    );
+    // Refused from here on (a rejected login), it stays resumable.
+    let was = match run.state.as_str() {
+        "stopped" => "stopped",
+        _ => "interrupted",
+    };
+    execute(ctx, client, report, calls, Resumed::Yes(was))
+}
+
+/// A recorded run's calls, sorted by what a resume does with them.
+struct Sorted<'r> {
+    /// Still to be made.
+    calls: Vec<(usize, CallRequest)>,
+    /// Settled by the run itself: placed, possibly placed, or skipped.
+    settled: Vec<(usize, Status, &'r CallRecord)>,
+    /// Still to be made, but a later run called them inside the dedup window.
+    deduped: Vec<(usize, String)>,
+}
+
+/// Checks that `plan` is the plan recorded for `run` and sorts its calls.
+fn sort_recorded<'r>(
+    ctx: &Context<'_>,
+    plan: &Plan,
+    run: &RunRecord,
+    recorded: &'r [CallRecord],
+) -> Result<Sorted<'r>, Refusal> {
     let changed = |what: String| {
         refuse(
             format!(
@@ -177,9 +228,11 @@ pub fn resume(
     let caller_id = (run.fingerprint_version >= 2).then_some(ctx.playbook.caller_id.as_str());
     let retry_unknown = ctx.playbook.provider.retry_ambiguous;
     let now = chrono::Utc::now();
-    let mut calls = Vec::new();
-    let mut settled = Vec::new();
-    let mut deduped = Vec::new();
+    let mut sorted = Sorted {
+        calls: Vec::new(),
+        settled: Vec::new(),
+        deduped: Vec::new(),
+    };
     for (i, (entry, rec)) in plan.entries.iter().zip(recorded).enumerate() {
         let name = &ctx.playbook.recipients[entry.recipient].name;
         if *name != rec.recipient || entry.to != rec.to {
@@ -189,7 +242,7 @@ pub fn resume(
             )));
         }
         if rec.state == "skipped" {
-            settled.push((i, Status::Skipped, rec));
+            sorted.settled.push((i, Status::Skipped, rec));
             continue;
         }
         let Decision::Call(call) = &entry.decision else {
@@ -209,25 +262,25 @@ pub fn resume(
             Status::Failed | Status::Planned => true,
         };
         if !again {
-            settled.push((i, status, rec));
+            sorted.settled.push((i, status, rec));
             continue;
         }
         // A later run may have called them meanwhile: the dedup window decides, as for any run.
         let skip = journal::already_called(&ctx.journal, ctx.playbook, call, now, Some(&run.id))
             .map_err(|m| refuse(format!("{m}: nothing was called"), Exit::Refused))?;
-        if let Some(reason) = skip {
-            deduped.push((i, reason));
-        } else {
-            calls.push((i, call.clone()));
+        match skip {
+            Some(reason) => sorted.deduped.push((i, reason)),
+            None => sorted.calls.push((i, call.clone())),
         }
     }
-    let client = client(&ctx)?;
-    let mut report = Report::from_plan(ctx.playbook, plan, ctx.input);
-    report.run_id = run.id.clone();
-    report.started_at = run.started_at.clone();
-    for (i, status, rec) in settled {
-        if let Some(c) = report.calls.get_mut(i) {
-            c.status = status;
+    Ok(sorted)
+}
+
+/// Fills in what the recorded run already settled and what dedup skips.
+fn settle_report(report: &mut Report, sorted: &Sorted<'_>) {
+    for (i, status, rec) in &sorted.settled {
+        if let Some(c) = report.calls.get_mut(*i) {
+            c.status = *status;
             c.call_id = rec.call_id.clone();
             c.attempts = rec.attempts;
             c.reason = rec.reason.clone().or(c.reason.take());
@@ -238,13 +291,13 @@ pub fn resume(
                 ),
                 (e, _) => e.clone(),
             };
-            if status == Status::Skipped {
+            if *status == Status::Skipped {
                 c.service_type = None;
                 c.service_id = None;
             }
         }
     }
-    for (i, reason) in &deduped {
+    for (i, reason) in &sorted.deduped {
         if let Some(c) = report.calls.get_mut(*i) {
             c.status = Status::Skipped;
             c.reason = Some(reason.clone());
@@ -252,29 +305,6 @@ pub fn resume(
             c.service_id = None;
         }
     }
-    if !calls.is_empty() && !ctx.args.yes && !confirm(ctx.playbook, calls.len()) {
-        return Err(refuse(
-            "not confirmed: nothing was called".to_string(),
-            Exit::Refused,
-        ));
-    }
-    let reopened = ctx.journal.reopen_run(&run.id).and_then(|()| {
-        deduped
-            .iter()
-            .try_for_each(|(i, reason)| ctx.journal.skip(&run.id, *i, reason))
-    });
-    reopened.map_err(|m| refuse(format!("{m}: nothing was called"), Exit::Refused))?;
-    tracing::info!(
-        run = %run.id,
-        remaining = calls.len(),
-        "resuming: calls already placed or possibly placed are not repeated"
-    );
-    // Refused from here on (a rejected login), it stays resumable.
-    let was = match run.state.as_str() {
-        "stopped" => "stopped",
-        _ => "interrupted",
-    };
-    execute(ctx, client, report, calls, Resumed::Yes(was))
 }
 
 /// The calls of a plan with their plan indices.
