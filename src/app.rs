@@ -278,7 +278,9 @@ fn claim_name(journal: &Journal, playbook: &playbook::Playbook) -> Result<(), St
     })?;
     let here = here.display().to_string();
     match journal.playbook_path(&playbook.name)? {
-        Some(there) if there == here => return Ok(()),
+        Some(there) if there == here || same_file(Path::new(&there), &playbook.path) => {
+            return Ok(());
+        }
         Some(there) if still_named(Path::new(&there), &playbook.name) => {
             return Err(format!(
                 "playbook `{}` in `{}` has the same name as `{there}`, whose runs the journal holds: \
@@ -290,6 +292,23 @@ fn claim_name(journal: &Journal, playbook: &playbook::Playbook) -> Result<(), St
         _ => {}
     }
     journal.set_playbook_path(&playbook.name, &here)
+}
+
+/// Whether `a` and `b` are one file (a hard link or another mount of it).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
+    }
 }
 
 /// Whether the playbook at `path` still exists and is still called `name`.
