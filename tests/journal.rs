@@ -856,4 +856,15 @@ fn read_only_commands_work_on_a_read_only_state_directory() {
         );
         assert!(stdout.contains("already called"), "{s}: {stdout}");
     }
+    // The killed run's process is gone, which the lock tells even read-only.
+    let s = killed.display();
+    let out = in_mount_namespace(
+        &format!(
+            "mount --bind {s} {s}; mount -o remount,ro,bind {s}; \
+             \"$CALLBOOK\" runs --format json --state-dir {s}"
+        ),
+        &server,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"state\": \"interrupted\""), "{stdout}");
 }
