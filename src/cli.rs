@@ -100,7 +100,7 @@ pub struct RunArgs {
     /// Only this recipient (repeatable).
     #[arg(long = "recipient", value_name = "NAME")]
     pub recipients: Vec<String>,
-    /// Evaluate rules and templates as if it were this RFC 3339 time.
+    /// Evaluate rules and templates as if it were this RFC 3339 time (dry runs only).
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
     /// What goes to standard output.
