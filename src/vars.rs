@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::diag::{Diagnostic, Sources};
-use crate::playbook::{MAX_INCLUDE_BYTES, io_reason, yaml};
+use crate::playbook::{MAX_INCLUDE_BYTES, ReadError, io_reason, read_bounded, yaml};
 
 /// Reads `--var KEY=VALUE`; VALUE is read as a YAML scalar.
 pub fn parse_var(arg: &str) -> Result<(String, Value), Diagnostic> {
@@ -62,20 +62,25 @@ pub fn read_document(path: &Path, flag: &str, sources: &mut Sources) -> Result<V
         path.display().to_string().into()
     };
     let fail = |m: String| Diagnostic::error(None, format!("{flag}: {m}"));
-    let mut bytes = Vec::new();
     let limit = MAX_INCLUDE_BYTES;
-    let read = if path == Path::new("-") {
-        std::io::stdin().take(limit + 1).read_to_end(&mut bytes)
+    let too_large = || fail(format!("`{display}` is larger than {} MiB", limit / (1024 * 1024)));
+    let bytes = if path == Path::new("-") {
+        // Standard input stays a stream (a pipe), but only `limit + 1` bytes are read.
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| fail(format!("cannot read `{display}`: {}", io_reason(&e))))?;
+        if bytes.len() as u64 > limit {
+            return Err(too_large());
+        }
+        bytes
     } else {
-        std::fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        read_bounded(path, limit).map_err(|e| match e {
+            ReadError::Unreadable(reason) => fail(format!("cannot read `{display}`: {reason}")),
+            ReadError::TooLarge(_) => too_large(),
+        })?
     };
-    read.map_err(|e| fail(format!("cannot read `{display}`: {}", io_reason(&e))))?;
-    if bytes.len() as u64 > limit {
-        return Err(fail(format!(
-            "`{display}` is larger than {} MiB",
-            limit / (1024 * 1024)
-        )));
-    }
     let text =
         String::from_utf8(bytes).map_err(|_| fail(format!("`{display}` is not valid UTF-8")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);

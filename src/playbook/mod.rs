@@ -238,30 +238,90 @@ pub fn load_text(
     checker.run(document)
 }
 
+/// Why [`read_bounded`] refused a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// It could not be opened or read, or it is not a regular file: a short lowercase reason.
+    Unreadable(String),
+    /// It holds more than the limit: the reason says how much.
+    TooLarge(String),
+}
+
+/// Reads the bytes of a regular file of at most `limit` bytes.
+///
+/// The size is bounded by what is actually read, not by what the file system
+/// claims: a symlink to `/dev/zero` or a FIFO is refused before it is opened
+/// (a FIFO would block the open), and a file that grows past `limit` while it
+/// is read stops at `limit + 1` bytes.
+///
+/// # Errors
+/// [`ReadError`], with a reason such as `no such file` or `not a regular file (a FIFO)`.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read as _;
+    let unreadable = |e: std::io::Error| ReadError::Unreadable(io_reason(&e));
+    let special = |meta: &std::fs::Metadata| {
+        use std::os::unix::fs::FileTypeExt as _;
+        let t = meta.file_type();
+        let what = if t.is_file() {
+            return None;
+        } else if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        Some(ReadError::Unreadable(format!("not a regular file ({what})")))
+    };
+    let mib = |n: u64| n / (1024 * 1024);
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if let Some(e) = special(&meta) {
+        return Err(e);
+    }
+    if meta.len() > limit {
+        return Err(ReadError::TooLarge(format!(
+            "{} MiB; the limit is {} MiB",
+            mib(meta.len()),
+            mib(limit)
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    // The file may have been swapped between the two looks: check what was opened.
+    if let Some(e) = special(&file.metadata().map_err(unreadable)?) {
+        return Err(e);
+    }
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadError::TooLarge(format!(
+            "more than {} MiB; the limit is {} MiB",
+            mib(limit),
+            mib(limit)
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Reads a UTF-8 text file of at most `limit` bytes.
 fn read_text(path: &Path, display: &Arc<str>, limit: u64) -> Result<Arc<str>, Diagnostic> {
-    let at_file = || {
-        Some(Location {
-            file: display.clone(),
-            line: 1,
-            col: 1,
-        })
-    };
-    let meta = std::fs::metadata(path).map_err(|e| {
-        Diagnostic::error(None, format!("cannot read `{display}`: {}", io_reason(&e)))
-    })?;
-    if meta.len() > limit {
-        return Err(Diagnostic::error(
-            at_file(),
-            format!(
-                "file is too large ({} MiB; the limit is {} MiB)",
-                meta.len() / (1024 * 1024),
-                limit / (1024 * 1024)
-            ),
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| {
-        Diagnostic::error(None, format!("cannot read `{display}`: {}", io_reason(&e)))
+    let bytes = read_bounded(path, limit).map_err(|e| match e {
+        ReadError::Unreadable(reason) => {
+            Diagnostic::error(None, format!("cannot read `{display}`: {reason}"))
+        }
+        ReadError::TooLarge(size) => Diagnostic::error(
+            Some(Location {
+                file: display.clone(),
+                line: 1,
+                col: 1,
+            }),
+            format!("file is too large ({size})"),
+        ),
     })?;
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
