@@ -32,7 +32,13 @@ pub fn main(cli: Cli) -> Exit {
         quiet: cli.quiet,
     };
     match cli.command {
-        Command::Validate { playbooks } => validate(&playbooks, &mut out),
+        Command::Validate {
+            playbooks,
+            include_root,
+        } => {
+            let options = playbook::LoadOptions { include_root };
+            validate(&playbooks, &options, &mut out)
+        }
         Command::Run(args) => run(&args, &mut out),
         Command::Runs(args) => runs(&args, &out),
         Command::Schema => {
@@ -95,10 +101,14 @@ fn print_stdout(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
-fn validate(paths: &[std::path::PathBuf], out: &mut Output<'_>) -> Exit {
+fn validate(
+    paths: &[std::path::PathBuf],
+    options: &playbook::LoadOptions,
+    out: &mut Output<'_>,
+) -> Exit {
     let mut failed = 0;
     for path in paths {
-        match playbook::load(path, out.sources) {
+        match playbook::load_with(path, out.sources, options) {
             Ok(loaded) => {
                 out.diagnostics(&loaded.warnings);
                 let p = &loaded.playbook;
@@ -148,7 +158,10 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
         )]);
         return Exit::Invalid;
     }
-    let loaded = match playbook::load(&args.playbook, out.sources) {
+    let options = playbook::LoadOptions {
+        include_root: args.include_root.clone(),
+    };
+    let loaded = match playbook::load_with(&args.playbook, out.sources, &options) {
         Ok(l) => l,
         Err(diagnostics) => {
             out.diagnostics(&diagnostics);

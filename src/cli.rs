@@ -38,6 +38,9 @@ pub enum Command {
         /// Playbook files.
         #[arg(required = true)]
         playbooks: Vec<PathBuf>,
+        /// Let `from:` includes read files under DIR (default: each playbook's own directory).
+        #[arg(long, value_name = "DIR")]
+        include_root: Option<PathBuf>,
     },
     /// Plan every call of a playbook, then place them (or only show them with --dry-run).
     Run(Box<RunArgs>),
@@ -85,6 +88,9 @@ pub struct RunArgs {
     /// Plan and render everything, contact nothing, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Let `from:` includes read files under DIR (default: the playbook's own directory).
+    #[arg(long, value_name = "DIR")]
+    pub include_root: Option<std::path::PathBuf>,
     /// Set a variable; VALUE is read as a YAML scalar (`93` is a number).
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,

@@ -63,7 +63,12 @@ pub fn read_document(path: &Path, flag: &str, sources: &mut Sources) -> Result<V
     };
     let fail = |m: String| Diagnostic::error(None, format!("{flag}: {m}"));
     let limit = MAX_INCLUDE_BYTES;
-    let too_large = || fail(format!("`{display}` is larger than {} MiB", limit / (1024 * 1024)));
+    let too_large = || {
+        fail(format!(
+            "`{display}` is larger than {} MiB",
+            limit / (1024 * 1024)
+        ))
+    };
     let bytes = if path == Path::new("-") {
         // Standard input stays a stream (a pipe), but only `limit + 1` bytes are read.
         let mut bytes = Vec::new();

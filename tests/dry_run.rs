@@ -338,3 +338,55 @@ fn unknown_flag_is_a_usage_error() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("--dry-run"), "{}", out.stderr);
 }
+
+#[test]
+fn vars_file_and_input_that_are_devices_or_fifos_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("vars.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fifo = fifo.display().to_string();
+    for (flag, file, what) in [
+        ("--vars-file", "/dev/zero", "a device"),
+        ("--input", "/dev/zero", "a device"),
+        ("--vars-file", fifo.as_str(), "a FIFO"),
+        ("--input", fifo.as_str(), "a FIFO"),
+    ] {
+        let out = support::finish(
+            support::callbook()
+                .args(["run", "playbooks/disk-full.yaml", "--dry-run", flag, file])
+                .timeout(std::time::Duration::from_secs(60)),
+        );
+        assert_eq!(out.code, 2, "{flag} {file}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("not a regular file ({what})")),
+            "{flag} {file}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn endless_standard_input_is_cut_at_the_limit() {
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("callbook"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            "playbooks/disk-full.yaml",
+            "--dry-run",
+            "--input",
+            "-",
+        ])
+        .env("NO_COLOR", "1")
+        .env("CALLBOOK_STATE_DIR", support::fresh_state_dir())
+        .stdin(zero)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is larger than"), "{stderr}");
+}

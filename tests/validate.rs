@@ -218,3 +218,147 @@ fn misspelt_variables_are_warnings_with_suggestions() {
     assert_eq!(out.code, 0);
     insta::assert_snapshot!(out.diagnostics());
 }
+
+/// A playbook in `dir` whose recipients come `from:` the given path.
+fn including(dir: &std::path::Path, from: &str) -> String {
+    write(
+        dir,
+        "p.yaml",
+        format!(
+            "version: 1\nname: inc\ncaller_id: \"321-499-1000\"\nrecipients:\n  - from: {from:?}\nrules:\n  - skip: nothing\n"
+        ),
+    )
+}
+
+/// A file outside the playbook's directory that must never be read or printed.
+fn private_file(dir: &std::path::Path) -> String {
+    write(
+        dir,
+        "vault.yaml",
+        "- name: SECRET-LINE\n  phone: SECRET-LINE\n",
+    )
+}
+
+#[test]
+fn include_outside_the_playbook_directory_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let vault = private_file(outside.path());
+    let dir = tempfile::tempdir().unwrap();
+    let path = including(dir.path(), &vault);
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is outside the playbook's directory"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("SECRET-LINE"), "{}", out.stderr);
+}
+
+#[test]
+fn include_climbing_out_with_dot_dot_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    private_file(outside.path());
+    let dir = outside.path().join("playbooks");
+    std::fs::create_dir(&dir).unwrap();
+    let path = including(&dir, "../vault.yaml");
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("outside the playbook's directory"));
+    assert!(!out.stderr.contains("SECRET-LINE"), "{}", out.stderr);
+}
+
+#[test]
+fn include_through_a_symlink_out_of_the_directory_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let vault = private_file(outside.path());
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&vault, dir.path().join("team.yaml")).unwrap();
+    let path = including(dir.path(), "team.yaml");
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("outside the playbook's directory"));
+    assert!(!out.stderr.contains("SECRET-LINE"), "{}", out.stderr);
+}
+
+#[test]
+fn include_root_widens_where_includes_may_come_from() {
+    let root = tempfile::tempdir().unwrap();
+    write(
+        root.path(),
+        "team.yaml",
+        "- name: Alice Ng\n  phone: \"+1 (321) 499-1008\"\n",
+    );
+    let dir = root.path().join("playbooks");
+    std::fs::create_dir(&dir).unwrap();
+    let path = including(&dir, "../team.yaml");
+    assert_eq!(run(&["validate", &path]).code, 2);
+    let root_arg = root.path().display().to_string();
+    let out = run(&["validate", &path, "--include-root", &root_arg]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&["run", &path, "--dry-run", "--include-root", &root_arg]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+/// Runs `validate` with a bound on how long it may take: a hang fails the test.
+fn validate_bounded(path: &str) -> support::Outcome {
+    support::finish(
+        support::callbook()
+            .args(["validate", path])
+            .timeout(std::time::Duration::from_secs(60)),
+    )
+}
+
+#[test]
+fn include_of_dev_zero_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.csv")).unwrap();
+    let path = including(dir.path(), "zero.csv");
+    // Outside the playbook's directory as well as not a file: allow it through the root.
+    let out = support::finish(
+        support::callbook()
+            .args(["validate", &path, "--include-root", "/"])
+            .timeout(std::time::Duration::from_secs(60)),
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot read `zero.csv`: not a regular file (a device)")
+            || out.stderr.contains("not a regular file (a device)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn include_of_a_fifo_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("team.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let path = including(dir.path(), "team.csv");
+    let out = validate_bounded(&path);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not a regular file (a FIFO)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn playbook_that_is_a_fifo_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("p.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = validate_bounded(&fifo.display().to_string());
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("not a regular file (a FIFO)"));
+}

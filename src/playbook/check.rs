@@ -6,7 +6,7 @@
 //! first, each with the place it comes from.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,6 +118,8 @@ pub(super) struct Checker<'a> {
     text: &'a str,
     positions: &'a Positions,
     sources: &'a mut Sources,
+    /// Where `from:` includes may resolve to (canonical), or why that is unknown.
+    include_root: Result<PathBuf, String>,
     diags: Vec<Diagnostic>,
 }
 
@@ -147,13 +149,29 @@ impl<'a> Checker<'a> {
         text: &'a str,
         positions: &'a Positions,
         sources: &'a mut Sources,
+        options: &super::LoadOptions,
     ) -> Self {
+        let root = match &options.include_root {
+            Some(dir) => dir.clone(),
+            None => match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+        };
+        let include_root = root.canonicalize().map_err(|e| {
+            format!(
+                "cannot read the include root `{}`: {}",
+                root.display(),
+                super::io_reason(&e)
+            )
+        });
         Checker {
             path,
             file,
             text,
             positions,
             sources,
+            include_root,
             diags: Vec::new(),
         }
     }
@@ -403,14 +421,12 @@ impl<'a> Checker<'a> {
                     let pointer = format!("/recipients/{i}/from");
                     let at = self.location(&pointer, false);
                     let base = self.path.parent().unwrap_or(Path::new(""));
-                    include::load(
-                        &base.join(&from),
-                        at,
-                        defaults,
-                        self.sources,
-                        &mut self.diags,
-                        &mut out,
-                    );
+                    let path = base.join(&from);
+                    if let Err(m) = self.inside_root(&path, &from) {
+                        self.error(&pointer, m);
+                        continue;
+                    }
+                    include::load(&path, at, defaults, self.sources, &mut self.diags, &mut out);
                 }
             }
         }
@@ -429,6 +445,28 @@ impl<'a> Checker<'a> {
         }
         self.diags.extend(duplicates);
         out
+    }
+
+    /// Whether the include `path` (written `from`) resolves, symlinks followed,
+    /// inside the include root: nothing else may be read, or printed in a snippet.
+    fn inside_root(&self, path: &Path, from: &str) -> Result<(), String> {
+        let outside = || {
+            format!(
+                "`{from}` is outside the playbook's directory (`--include-root DIR` allows another)"
+            )
+        };
+        let root = self.include_root.as_ref().map_err(Clone::clone)?;
+        let resolved = match path.canonicalize() {
+            Ok(p) => p,
+            // Missing: judge the path as written, so a missing file outside the
+            // root is not told apart from an existing one.
+            Err(_) => lexical_absolute(path).ok_or_else(outside)?,
+        };
+        if resolved.starts_with(root) {
+            Ok(())
+        } else {
+            Err(outside())
+        }
     }
 
     fn messages(
@@ -586,6 +624,29 @@ impl<'a> Checker<'a> {
             }
         }
     }
+}
+
+/// `path` made absolute with `.` and `..` resolved by name, following the
+/// symlinks of its longest existing ancestor.
+fn lexical_absolute(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).ok()?;
+    let mut out = PathBuf::new();
+    for c in absolute.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => {
+                out.push(other);
+                if let Ok(real) = out.canonicalize() {
+                    out = real;
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 fn with_path(d: Diagnostic, pointer: &str) -> Diagnostic {

@@ -208,6 +208,15 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// How a playbook is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The directory `from:` includes must resolve into (symlinks followed);
+    /// `None`: the playbook's own directory. A playbook read from a pull request
+    /// must not make `validate` print lines of any other file on the machine.
+    pub include_root: Option<PathBuf>,
+}
+
 /// Loads and checks the playbook at `path`.
 ///
 /// Every file read is added to `sources`, so diagnostics can show their lines.
@@ -215,10 +224,22 @@ pub struct Loaded {
 /// # Errors
 /// Every problem found, errors and warnings alike, when there is at least one error.
 pub fn load(path: &Path, sources: &mut Sources) -> Result<Loaded, Vec<Diagnostic>> {
+    load_with(path, sources, &LoadOptions::default())
+}
+
+/// As [`load`], with `options`.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with(
+    path: &Path,
+    sources: &mut Sources,
+    options: &LoadOptions,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let display: Arc<str> = path.display().to_string().into();
     let text = read_text(path, &display, MAX_PLAYBOOK_BYTES).map_err(|d| vec![d])?;
     sources.insert(display, text.clone());
-    load_text(path, &text, sources)
+    load_text_with(path, &text, sources, options)
 }
 
 /// Checks playbook `text` as if it had been read from `path`.
@@ -232,9 +253,18 @@ pub fn load_text(
     text: &str,
     sources: &mut Sources,
 ) -> Result<Loaded, Vec<Diagnostic>> {
+    load_text_with(path, text, sources, &LoadOptions::default())
+}
+
+fn load_text_with(
+    path: &Path,
+    text: &str,
+    sources: &mut Sources,
+    options: &LoadOptions,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let display: Arc<str> = path.display().to_string().into();
     let (document, positions) = yaml::parse(text).map_err(|e| vec![e.into_diagnostic(&display)])?;
-    let checker = check::Checker::new(path, display, text, &positions, sources);
+    let checker = check::Checker::new(path, display, text, &positions, sources, options);
     checker.run(document)
 }
 
@@ -275,7 +305,9 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
         } else {
             "a special file"
         };
-        Some(ReadError::Unreadable(format!("not a regular file ({what})")))
+        Some(ReadError::Unreadable(format!(
+            "not a regular file ({what})"
+        )))
     };
     let mib = |n: u64| n / (1024 * 1024);
     let meta = std::fs::metadata(path).map_err(unreadable)?;
