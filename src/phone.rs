@@ -23,6 +23,8 @@ pub enum PhoneError {
     CallerId(String),
     /// A `defaults.country` that is not an ISO 3166 alpha-2 code.
     Country(String),
+    /// An emergency number: a pager must never ring emergency services.
+    Emergency(String),
 }
 
 impl fmt::Display for PhoneError {
@@ -42,6 +44,10 @@ impl fmt::Display for PhoneError {
                 "{s:?} is not a FoneNumber (a 10-digit North American number)"
             ),
             PhoneError::Country(s) => write!(f, "{s:?} is not an ISO 3166 country code"),
+            PhoneError::Emergency(s) => write!(
+                f,
+                "{s:?} is an emergency number: callbook never calls emergency services"
+            ),
         }
     }
 }
@@ -73,6 +79,9 @@ impl Default for Country {
 /// `(321) 499-1008` with `country: US` → `13214991008`.
 pub fn dial_string(input: &str, country: Country) -> Result<String, PhoneError> {
     check_characters(input)?;
+    if is_emergency(input, country) {
+        return Err(PhoneError::Emergency(input.to_string()));
+    }
     let digits = input.bytes().filter(u8::is_ascii_digit).count();
     // `011` + up to 15 digits is an E.164 number dialled internationally.
     if !(7..=18).contains(&digits) {
@@ -112,13 +121,80 @@ fn international_form(input: &str, country: Country) -> Option<String> {
         .then(|| format!("+{}", &digits[exit_code.end()..]))
 }
 
-/// Checks a speed dial: 1 to 6 digits, dialled as written.
-pub fn speed_dial(input: &str) -> Result<String, PhoneError> {
+/// Checks a speed dial: 1 to 6 digits, dialled as written, and no emergency number.
+pub fn speed_dial(input: &str, country: Country) -> Result<String, PhoneError> {
+    if is_emergency(input, country) {
+        return Err(PhoneError::Emergency(input.to_string()));
+    }
     if (1..=6).contains(&input.len()) && input.bytes().all(|b| b.is_ascii_digit()) {
         Ok(input.to_string())
     } else {
         Err(PhoneError::SpeedDial(input.to_string()))
     }
+}
+
+/// Emergency numbers refused whatever the playbook's country: a phone that
+/// roams, a SIP trunk abroad or a speed dial may reach them anywhere.
+const EMERGENCY_EVERYWHERE: &[&str] = &["911", "112", "999", "000", "08"];
+
+/// Emergency numbers of the playbook's default country, by ISO 3166 code.
+const EMERGENCY_BY_COUNTRY: &[(&str, &[&str])] = &[
+    ("AR", &["100", "101", "107"]),
+    ("AT", &["122", "133", "144"]),
+    ("AU", &["106"]),
+    ("BE", &["100", "101"]),
+    ("BR", &["190", "192", "193", "199"]),
+    ("CH", &["117", "118", "144"]),
+    ("CN", &["110", "119", "120", "122"]),
+    ("CZ", &["150", "155", "158"]),
+    ("ES", &["061", "062", "080", "085", "091", "092"]),
+    ("DE", &["110"]),
+    ("FR", &["15", "17", "18", "114", "115", "196"]),
+    ("GR", &["100", "166", "199"]),
+    ("IL", &["100", "101", "102"]),
+    ("IN", &["100", "101", "102", "108"]),
+    ("IT", &["113", "115", "118"]),
+    ("JP", &["110", "118", "119"]),
+    ("KR", &["113", "119"]),
+    ("MX", &["060", "065", "066"]),
+    ("NO", &["110", "113"]),
+    ("NZ", &["111"]),
+    ("PL", &["997", "998"]),
+    ("RU", &["101", "102", "103", "104"]),
+    ("SG", &["995"]),
+    ("TR", &["155", "156"]),
+    ("ZA", &["10111", "10177"]),
+];
+
+/// Whether `input` dials an emergency number: one of [`EMERGENCY_EVERYWHERE`]
+/// or of the country's, alone or behind an exit code (`011`, `00`), a trunk
+/// prefix (`0`) or a country calling code (`+1 911`, `+44 999`).
+fn is_emergency(input: &str, country: Country) -> bool {
+    let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() || digits.len() > 9 {
+        return false;
+    }
+    let id: &str = country.0.as_ref();
+    let local = EMERGENCY_BY_COUNTRY
+        .iter()
+        .filter(|(c, _)| *c == id)
+        .flat_map(|(_, numbers)| numbers.iter());
+    let is_country_code = |prefix: &str| {
+        prefix
+            .parse::<u16>()
+            .ok()
+            .is_some_and(|code| phonenumber::metadata::DATABASE.by_code(&code).is_some())
+    };
+    EMERGENCY_EVERYWHERE.iter().chain(local).any(|number| {
+        let Some(prefix) = digits.strip_suffix(number) else {
+            return false;
+        };
+        let prefix = prefix
+            .strip_prefix("011")
+            .or_else(|| prefix.strip_prefix("00"))
+            .unwrap_or(prefix);
+        prefix.is_empty() || prefix == "0" || (prefix.len() <= 3 && is_country_code(prefix))
+    })
 }
 
 /// Normalises a caller ID to the account's 10-digit FoneNumber.
@@ -206,11 +282,67 @@ mod tests {
 
     #[test]
     fn speed_dials() {
-        assert_eq!(speed_dial("12").as_deref(), Ok("12"));
-        assert_eq!(speed_dial("123456").as_deref(), Ok("123456"));
-        assert!(speed_dial("1234567").is_err());
-        assert!(speed_dial("").is_err());
-        assert!(speed_dial("1a").is_err());
+        let us = Country::default();
+        assert_eq!(speed_dial("12", us).as_deref(), Ok("12"));
+        assert_eq!(speed_dial("123456", us).as_deref(), Ok("123456"));
+        assert!(speed_dial("1234567", us).is_err());
+        assert!(speed_dial("", us).is_err());
+        assert!(speed_dial("1a", us).is_err());
+    }
+
+    #[test]
+    fn emergency_numbers_are_refused_everywhere() {
+        let us = Country::default();
+        for n in ["911", "112", "999", "000", "08"] {
+            assert_eq!(
+                speed_dial(n, us),
+                Err(PhoneError::Emergency(n.into())),
+                "{n}"
+            );
+            assert_eq!(us_dial(n), Err(PhoneError::Emergency(n.into())), "{n}");
+        }
+        for n in [
+            "+1 911",
+            "1-911",
+            "+44 999",
+            "0044 999",
+            "011 49 112",
+            "0112",
+            "9-1-1",
+        ] {
+            assert_eq!(us_dial(n), Err(PhoneError::Emergency(n.into())), "{n}");
+        }
+    }
+
+    #[test]
+    fn emergency_numbers_of_the_default_country_are_refused() {
+        let fr = Country::parse("FR").unwrap();
+        let za = Country::parse("ZA").unwrap();
+        assert_eq!(
+            speed_dial("15", fr),
+            Err(PhoneError::Emergency("15".into()))
+        );
+        let de = Country::parse("DE").unwrap();
+        assert_eq!(
+            dial_string("110", de),
+            Err(PhoneError::Emergency("110".into()))
+        );
+        assert_eq!(
+            speed_dial("10111", za),
+            Err(PhoneError::Emergency("10111".into()))
+        );
+        // Elsewhere these are ordinary speed dials.
+        assert_eq!(speed_dial("15", Country::default()).as_deref(), Ok("15"));
+        assert_eq!(
+            speed_dial("4112", Country::default()).as_deref(),
+            Ok("4112")
+        );
+        // Real numbers that merely end in an emergency number still work.
+        assert_eq!(us_dial("+1 (321) 499-1911").as_deref(), Ok("13214991911"));
+    }
+
+    fn us_dial(s: &str) -> Result<String, PhoneError> {
+        dial_string(s, Country::default())
     }
 
     #[test]

@@ -362,3 +362,92 @@ fn playbook_that_is_a_fifo_is_refused_without_hanging() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("not a regular file (a FIFO)"));
 }
+
+/// A playbook whose one recipient has `recipient` (YAML) and whose rule is `rule`.
+fn one_recipient(dir: &std::path::Path, country: &str, recipient: &str, rule: &str) -> String {
+    write(
+        dir,
+        "p.yaml",
+        format!(
+            "version: 1\nname: e\ncaller_id: \"321-499-1000\"\ndefaults: {{ country: {country} }}\nrecipients:\n  - {{ name: Desk, {recipient} }}\nrules:\n  - {rule}\n"
+        ),
+    )
+}
+
+#[test]
+fn emergency_speed_dial_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = one_recipient(dir.path(), "US", "speed_dial: \"911\"", "skip: x");
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("recipients[0].speed_dial: \"911\" is an emergency number"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn emergency_speed_dial_of_the_default_country_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = one_recipient(dir.path(), "FR", "speed_dial: \"15\"", "skip: x");
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is an emergency number"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn emergency_phone_number_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = one_recipient(dir.path(), "GB", "phone: \"+44 999\"", "skip: x");
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is an emergency number"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn connect_to_an_emergency_number_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = one_recipient(
+        dir.path(),
+        "US",
+        "phone: \"+1 (321) 499-1008\"",
+        "connect: { phone: \"112\" }",
+    );
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("rules[0].connect.phone: \"112\" is an emergency number"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn connect_to_an_emergency_number_from_a_template_is_refused_at_planning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = one_recipient(
+        dir.path(),
+        "US",
+        "phone: \"+1 (321) 499-1008\"",
+        "connect: { phone: \"{{ bridge }}\" }",
+    );
+    let out = run(&["run", &path, "--dry-run", "--var", "bridge=911"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is an emergency number"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+}

@@ -76,7 +76,7 @@ pub(super) fn check_recipient(
         (Some(p), None) => phone::dial_string(&p.into_string(), defaults.country)
             .map(Target::Phone)
             .map_err(|e| fail("phone", e.to_string())),
-        (None, Some(s)) => phone::speed_dial(&s.into_string())
+        (None, Some(s)) => phone::speed_dial(&s.into_string(), defaults.country)
             .map(Target::SpeedDial)
             .map_err(|e| fail("speed_dial", e.to_string())),
         _ => {
