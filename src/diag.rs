@@ -16,7 +16,11 @@ use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
+use std::ops::Range;
+
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+
+mod redact;
 
 /// How serious a diagnostic is; only errors change the exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,20 +107,37 @@ impl fmt::Display for Diagnostic {
 /// The text of every file diagnostics may point into, by display path.
 #[derive(Default, Debug)]
 pub struct Sources {
-    files: HashMap<Arc<str>, Arc<str>>,
+    files: HashMap<Arc<str>, Source>,
+}
+
+/// One file's text and the parts of its lines a snippet must never show.
+#[derive(Debug)]
+struct Source {
+    text: Arc<str>,
+    /// Byte ranges to hide, by 1-based line: values of secret-looking keys.
+    masks: HashMap<u32, Vec<Range<usize>>>,
 }
 
 impl Sources {
     /// Remembers `text` as the content of `file`.
+    ///
+    /// The values of keys that look like secrets (`password`, `api_token`,
+    /// `client_secret` …) are found here, once, so that no snippet ever shows
+    /// them: not on the key's line, not on the lines a multi-line value spans.
     pub fn insert(&mut self, file: Arc<str>, text: Arc<str>) {
-        self.files.insert(file, text);
+        let masks = redact::secret_values(&text);
+        self.files.insert(file, Source { text, masks });
     }
 
-    /// The line `line` (1-based) of `file`, if known.
-    fn line(&self, file: &str, line: u32) -> Option<&str> {
-        let text = self.files.get(file)?;
-        text.lines()
-            .nth(usize::try_from(line).ok()?.checked_sub(1)?)
+    /// The line `line` (1-based) of `file`, if known, with the ranges to hide.
+    fn line(&self, file: &str, line: u32) -> Option<(&str, &[Range<usize>])> {
+        let source = self.files.get(file)?;
+        let text = source
+            .text
+            .lines()
+            .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        let masks = source.masks.get(&line).map_or(&[][..], Vec::as_slice);
+        Some((text, masks))
     }
 }
 
@@ -145,7 +166,7 @@ impl<'a> Printer<'a> {
     /// The diagnostic's header line and, when its file is known, the source line with a caret.
     pub fn render(&self, diagnostic: &Diagnostic) -> String {
         let mut out = String::new();
-        let header = diagnostic.to_string();
+        let header = crate::term::escape_controls(&diagnostic.to_string()).into_owned();
         if self.styled {
             let style = match diagnostic.severity {
                 Severity::Error => anstyle::AnsiColor::Red.on_default().bold(),
@@ -165,10 +186,19 @@ impl<'a> Printer<'a> {
 
     fn snippet(&self, diagnostic: &Diagnostic) -> Option<String> {
         let loc = diagnostic.location.as_ref()?;
-        let line = self.sources.line(&loc.file, loc.line)?;
-        let start = line
+        let (raw, masks) = self.sources.line(&loc.file, loc.line)?;
+        let raw_start = raw
             .char_indices()
             .nth(usize::try_from(loc.col).ok()?.saturating_sub(1))
+            .map_or(raw.len(), |(i, _)| i);
+        let (masked, start) = redact::apply(raw, masks, raw_start);
+        // Control characters become visible pictures, one character for one,
+        // so the caret stays under the same character.
+        let start_char = masked[..start].chars().count();
+        let line = crate::term::escape_controls(&masked);
+        let start = line
+            .char_indices()
+            .nth(start_char)
             .map_or(line.len(), |(i, _)| i);
         let end = start + token_len(&line[start..]);
         let level = match diagnostic.severity {
@@ -177,7 +207,7 @@ impl<'a> Printer<'a> {
         };
         let line_start = usize::try_from(loc.line).ok()?;
         let group = Group::with_level(level).element(
-            Snippet::source(line)
+            Snippet::source(line.as_ref())
                 .line_start(line_start)
                 .annotation(AnnotationKind::Primary.span(start..end.max(start))),
         );

@@ -2,7 +2,13 @@
 //!
 //! The bar exists only when standard error is a terminal (never under cron);
 //! log lines written while it is drawn are printed above it.
+//!
+//! Every text for people that carries data from users' files (recipient
+//! names, CSV fields, messages) passes through [`escape_controls`] first: a
+//! name holding `ESC [ 2 J` must not clear the operator's terminal, and a
+//! `\r` or `\n` must not forge a line of output.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal as _, Write};
 use std::sync::{Mutex, OnceLock};
 
@@ -71,7 +77,7 @@ impl Write for LineWriter {
 
 impl Drop for LineWriter {
     fn drop(&mut self) {
-        let text = std::mem::take(&mut self.0);
+        let text = escape_log_record(&std::mem::take(&mut self.0));
         let write = || {
             let _ = std::io::stderr().lock().write_all(&text);
         };
@@ -80,5 +86,97 @@ impl Drop for LineWriter {
             Some(bar) => bar.suspend(write),
             None => write(),
         }
+    }
+}
+
+/// The visible stand-in for control character `c`, if it is one.
+///
+/// C0 controls and DEL become their Unicode control pictures (`␛`, `␍`,
+/// `␊` …), one character for one so columns and carets stay put; C1 controls
+/// and the bidirectional overrides that reorder what a terminal shows
+/// ("Trojan Source") become `�`.
+fn picture(c: char) -> Option<char> {
+    match c {
+        '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32),
+        '\u{7f}' => Some('\u{2421}'),
+        '\u{80}'..='\u{9f}'
+        | '\u{200e}'
+        | '\u{200f}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{61c}' => Some('\u{fffd}'),
+        _ => None,
+    }
+}
+
+/// `text` with every control character made visible (see [`picture`]), for
+/// one line of human output: tabs and newlines included.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| picture(c).is_some()) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.chars().map(|c| picture(c).unwrap_or(c)).collect())
+}
+
+/// One formatted log record made safe for a terminal: its final newline and
+/// the colour sequences (`ESC [ … m`) of the log formatter stay, every other
+/// control character is made visible. (The formatter already writes an ESC
+/// inside a field value as the text `\x1b`.)
+fn escape_log_record(bytes: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(bytes);
+    let body = text.strip_suffix('\n');
+    let (body, newline) = match body {
+        Some(b) => (b, "\n"),
+        None => (text.as_ref(), ""),
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut chars = body.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\u{1b}' {
+            let rest = &body[i + 1..];
+            let sgr = rest.strip_prefix('[').and_then(|r| {
+                let n = r.find(|ch: char| !(ch.is_ascii_digit() || ch == ';'))?;
+                (r.as_bytes()[n] == b'm').then_some(n + 2)
+            });
+            if let Some(len) = sgr {
+                out.push(c);
+                out.push_str(&rest[..len]);
+                for _ in 0..len {
+                    chars.next();
+                }
+                continue;
+            }
+        }
+        out.push(picture(c).unwrap_or(c));
+    }
+    out.push_str(newline);
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_become_visible_one_for_one() {
+        assert_eq!(escape_controls("Alice Ng"), "Alice Ng");
+        assert_eq!(
+            escape_controls("A\u{1b}[2J\r\nB\u{7f}\u{9b}\u{202e}"),
+            "A\u{241b}[2J\u{240d}\u{240a}B\u{2421}\u{fffd}\u{fffd}"
+        );
+        assert_eq!(escape_controls("a\u{1b}b").chars().count(), 3);
+    }
+
+    #[test]
+    fn log_records_keep_colour_and_newline_only() {
+        let record = "\u{1b}[32m INFO\u{1b}[0m placed recipient=\"A\rB\u{7}\"\n";
+        assert_eq!(
+            String::from_utf8(escape_log_record(record.as_bytes())).unwrap(),
+            "\u{1b}[32m INFO\u{1b}[0m placed recipient=\"A\u{240d}B\u{2407}\"\n"
+        );
+        assert_eq!(
+            String::from_utf8(escape_log_record(b"a\nb\n")).unwrap(),
+            "a\u{240a}b\n"
+        );
     }
 }

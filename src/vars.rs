@@ -14,22 +14,30 @@ use crate::diag::{Diagnostic, Sources};
 use crate::playbook::{MAX_INCLUDE_BYTES, ReadError, io_reason, read_bounded, yaml};
 
 /// Reads `--var KEY=VALUE`; VALUE is read as a YAML scalar.
+///
+/// Messages name the key only, never the value: it may be a secret typed on
+/// the wrong command line, and a key that looks like a secret is refused as
+/// in a playbook (credentials come only from the environment).
 pub fn parse_var(arg: &str) -> Result<(String, Value), Diagnostic> {
     let Some((key, raw)) = arg.split_once('=') else {
         return Err(Diagnostic::error(
             None,
-            format!("--var {arg:?}: expected KEY=VALUE"),
+            "--var: expected KEY=VALUE (the argument has no `=`)",
         ));
     };
     let key = key.trim();
+    let shown = crate::term::escape_controls(key);
     let valid = !key.is_empty()
         && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !key.starts_with(|c: char| c.is_ascii_digit());
     if !valid {
         return Err(Diagnostic::error(
             None,
-            format!("--var {arg:?}: `{key}` is not a variable name (letters, digits and `_`)"),
+            format!("--var `{shown}`: not a variable name (letters, digits and `_`)"),
         ));
+    }
+    if crate::schema::looks_like_secret(key) {
+        return Err(Diagnostic::error(None, secret_key("--var", key)));
     }
     let value = if raw.is_empty() {
         Value::String(String::new())
@@ -95,9 +103,64 @@ pub fn read_document(path: &Path, flag: &str, sources: &mut Sources) -> Result<V
         )));
     }
     sources.insert(display.clone(), text.into());
-    yaml::parse(text)
-        .map(|(v, _)| v)
-        .map_err(|e| e.into_diagnostic(&display).at_path(flag))
+    let (value, positions) =
+        yaml::parse(text).map_err(|e| e.into_diagnostic(&display).at_path(flag))?;
+    if flag == "--vars-file" {
+        let mut found = Vec::new();
+        secret_keys(&value, &mut String::new(), 0, &mut found);
+        if let Some(pointer) = found.first() {
+            let key = pointer.rsplit('/').next().unwrap_or_default();
+            let key = key.replace("~1", "/").replace("~0", "~");
+            return Err(Diagnostic::error(
+                Some(positions.key(pointer).at(&display)),
+                secret_key(flag, &key),
+            )
+            .at_path(crate::playbook::display_path(pointer)));
+        }
+    }
+    Ok(value)
+}
+
+/// Deepest nesting searched for secret-looking keys (the parser allows less).
+const MAX_SECRET_DEPTH: usize = 64;
+
+/// JSON pointers of every key in `value` that looks like a secret, at any depth.
+fn secret_keys(value: &Value, pointer: &mut String, depth: usize, found: &mut Vec<String>) {
+    if depth > MAX_SECRET_DEPTH {
+        return;
+    }
+    let len = pointer.len();
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                pointer.push('/');
+                pointer.push_str(&yaml::escape_segment(k));
+                if crate::schema::looks_like_secret(k) {
+                    found.push(pointer.clone());
+                }
+                secret_keys(v, pointer, depth + 1, found);
+                pointer.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                pointer.push('/');
+                pointer.push_str(&i.to_string());
+                secret_keys(v, pointer, depth + 1, found);
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The refusal of a secret-looking variable name given on the command line.
+fn secret_key(flag: &str, key: &str) -> String {
+    format!(
+        "{flag}: `{}` looks like a secret: variables never hold credentials, set \
+         FONESTORM_TOKEN or FONESTORM_USERNAME and FONESTORM_PASSWORD in the environment",
+        crate::term::escape_controls(key)
+    )
 }
 
 /// Whether `text` holds no YAML or JSON document at all: only blank lines,
@@ -159,6 +222,25 @@ mod tests {
         assert_eq!(parse_var("msg=a=b").unwrap().1, Value::from("a=b"));
         assert!(parse_var("novalue").is_err());
         assert!(parse_var("bad-key=1").is_err());
+    }
+
+    #[test]
+    fn var_errors_never_echo_the_value() {
+        for arg in [
+            "db-password=hunter2",
+            "hunter2",
+            "api_token=hunter2",
+            "PASSWORD=hunter2",
+        ] {
+            let d = parse_var(arg).unwrap_err();
+            assert!(!d.message.contains("hunter2"), "{arg}: {}", d.message);
+        }
+        assert!(
+            parse_var("api_token=x")
+                .unwrap_err()
+                .message
+                .contains("`api_token` looks like a secret")
+        );
     }
 
     #[test]

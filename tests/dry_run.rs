@@ -311,10 +311,7 @@ fn bad_command_line_values_exit_2() {
             vec!["--now", "yesterday"],
             "error: --now \"yesterday\" is not an RFC 3339 time",
         ),
-        (
-            vec!["--var", "novalue"],
-            "error: --var \"novalue\": expected KEY=VALUE",
-        ),
+        (vec!["--var", "novalue"], "error: --var: expected KEY=VALUE"),
         (
             vec!["--vars-file", "no-such.yaml"],
             "error: --vars-file: cannot read `no-such.yaml`: no such file",
@@ -389,4 +386,86 @@ fn endless_standard_input_is_cut_at_the_limit() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("is larger than"), "{stderr}");
+}
+
+/// A value that must never be printed: it stands for a password.
+const HUNTER: &str = "hunter2-do-not-print";
+
+#[test]
+fn var_with_a_secret_name_is_refused_without_echoing_it() {
+    let arg = format!("db_password={HUNTER}");
+    let out = run(&[
+        "run",
+        "playbooks/disk-full.yaml",
+        "--dry-run",
+        "--var",
+        &arg,
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`db_password` looks like a secret"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(HUNTER), "{}", out.stderr);
+    assert!(!out.stdout.contains(HUNTER), "{}", out.stdout);
+}
+
+#[test]
+fn var_with_a_bad_name_does_not_echo_the_value() {
+    let arg = format!("db-password={HUNTER}");
+    let out = run(&[
+        "run",
+        "playbooks/disk-full.yaml",
+        "--dry-run",
+        "--var",
+        &arg,
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(!out.stderr.contains(HUNTER), "{}", out.stderr);
+}
+
+#[test]
+fn vars_file_with_a_secret_key_is_refused_without_printing_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = write(
+        dir.path(),
+        "vars.yaml",
+        format!("host: db-02\ndb:\n  client_secret: {HUNTER}\n"),
+    );
+    let out = run(&[
+        "run",
+        "playbooks/disk-full.yaml",
+        "--dry-run",
+        "--vars-file",
+        &vars,
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("db.client_secret: --vars-file: `client_secret` looks like a secret"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(HUNTER), "{}", out.stderr);
+}
+
+#[test]
+fn input_with_a_syntax_error_on_a_secret_line_does_not_print_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "input.json",
+        format!("{{\"commonLabels\": {{\"api_token\": \"{HUNTER}\" \"x\"}}}}\n"),
+    );
+    let out = run(&[
+        "run",
+        "playbooks/disk-full.yaml",
+        "--dry-run",
+        "--input",
+        &input,
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("input.json:1:"), "{}", out.stderr);
+    assert!(!out.stderr.contains(HUNTER), "{}", out.stderr);
 }

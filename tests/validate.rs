@@ -451,3 +451,121 @@ fn connect_to_an_emergency_number_from_a_template_is_refused_at_planning() {
     );
     assert!(out.stdout.is_empty(), "{}", out.stdout);
 }
+
+/// A value that must never be printed: it stands for a password.
+const HUNTER: &str = "hunter2-do-not-print";
+
+/// Validates `playbook` (with `{HUNTER}` replaced) in a fresh directory that
+/// also holds `extra` files, and checks that the secret never shows.
+fn validate_hiding(playbook: &str, extra: &[(&str, &str)]) -> support::Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in extra {
+        write(dir.path(), name, text.replace("{HUNTER}", HUNTER));
+    }
+    let path = write(dir.path(), "p.yaml", playbook.replace("{HUNTER}", HUNTER));
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(!out.stderr.contains(HUNTER), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter"), "{}", out.stderr);
+    out
+}
+
+const HEAD: &str = "version: 1\nname: s\ncaller_id: \"321-499-1000\"\n";
+const TAIL: &str = "rules:\n  - skip: x\n";
+
+#[test]
+fn secret_in_vars_is_not_shown_in_the_snippet() {
+    let out = validate_hiding(
+        &format!(
+            "{HEAD}vars:\n  host: a\n  api_token: {{HUNTER}}\nrecipients:\n  - {{ name: A, phone: \"+1 (321) 499-1008\" }}\n{TAIL}"
+        ),
+        &[],
+    );
+    assert!(out.stderr.contains("api_token: ***"), "{}", out.stderr);
+}
+
+#[test]
+fn secret_in_a_flow_mapping_is_not_shown() {
+    validate_hiding(
+        &format!(
+            "{HEAD}vars: {{ host: a, \"db_password\": '{{HUNTER}}' }}\nrecipients:\n  - {{ name: A, phone: \"+1 (321) 499-1008\" }}\n{TAIL}"
+        ),
+        &[],
+    );
+}
+
+#[test]
+fn secret_in_the_provider_section_is_not_shown() {
+    validate_hiding(
+        &format!(
+            "{HEAD}provider:\n  password: {{HUNTER}}\nrecipients:\n  - {{ name: A, phone: \"+1 (321) 499-1008\" }}\n{TAIL}"
+        ),
+        &[],
+    );
+}
+
+#[test]
+fn multi_line_secret_is_not_shown() {
+    validate_hiding(
+        &format!("{HEAD}vars:\n  client_secret: |\n    {{HUNTER}}\n   {{HUNTER}}\n{TAIL}"),
+        &[],
+    );
+}
+
+#[test]
+fn secret_in_recipient_vars_is_not_shown() {
+    validate_hiding(
+        &format!(
+            "{HEAD}recipients:\n  - name: A\n    phone: \"+1 (321) 499-1008\"\n    vars: {{ Api_Key: {{HUNTER}} }}\n{TAIL}"
+        ),
+        &[],
+    );
+}
+
+#[test]
+fn secret_next_to_an_error_on_the_same_line_is_not_shown() {
+    validate_hiding(
+        &format!(
+            "{HEAD}recipients:\n  - {{ name: A, phone: \"12345\", vars: {{ team: x, client_secret: {{HUNTER}} }} }}\n{TAIL}"
+        ),
+        &[],
+    );
+}
+
+#[test]
+fn syntax_error_inside_a_multi_line_secret_is_not_shown() {
+    validate_hiding(
+        &format!("{HEAD}vars:\n  password: \"{{HUNTER}}\n    {{HUNTER}} \\q {{HUNTER}}\"\n{TAIL}"),
+        &[],
+    );
+}
+
+#[test]
+fn secret_in_an_included_json_file_is_not_shown() {
+    validate_hiding(
+        &format!("{HEAD}recipients:\n  - from: team.json\n{TAIL}"),
+        &[(
+            "team.json",
+            "[{\"name\": \"A\", \"phone\": \"12345\", \"vars\": {\"api_token\": \"{HUNTER}\"}}]\n",
+        )],
+    );
+}
+
+#[test]
+fn secret_in_an_included_yaml_file_next_to_a_bad_phone_is_not_shown() {
+    validate_hiding(
+        &format!("{HEAD}recipients:\n  - from: team.yaml\n{TAIL}"),
+        &[(
+            "team.yaml",
+            "- { name: A, vars: { token: {HUNTER} }, phone: \"12345\" }\n",
+        )],
+    );
+}
+
+#[test]
+fn csv_column_named_like_a_secret_is_refused_and_not_shown() {
+    validate_hiding(
+        &format!("{HEAD}recipients:\n  - from: team.csv\n{TAIL}"),
+        &[("team.csv", "name,phone,db_password\nA,12345,{HUNTER}\n")],
+    );
+}

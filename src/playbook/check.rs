@@ -217,7 +217,8 @@ impl<'a> Checker<'a> {
             Ok(violations) if violations.is_empty() => {}
             Ok(violations) => {
                 for v in violations {
-                    let d = Diagnostic::error(Some(self.location(&v.pointer, v.at_key)), v.message);
+                    let message = hide_secret_values(v.message, &document, &v.pointer);
+                    let d = Diagnostic::error(Some(self.location(&v.pointer, v.at_key)), message);
                     self.diags.push(with_path(d, &v.pointer));
                 }
                 return Err(self.diags);
@@ -649,6 +650,41 @@ fn lexical_absolute(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
+/// `message` without any value found under a secret-looking key on the way
+/// to `pointer`: a schema message quotes the value it rejects, and that value
+/// may be a password.
+pub(super) fn hide_secret_values(message: String, document: &Value, pointer: &str) -> String {
+    let mut at = String::new();
+    let mut secret = None;
+    for segment in pointer.split('/').skip(1) {
+        at.push('/');
+        at.push_str(segment);
+        if schema::looks_like_secret(&segment.replace("~1", "/").replace("~0", "~")) {
+            secret = document.pointer(&at);
+            break;
+        }
+    }
+    let Some(secret) = secret else {
+        return message;
+    };
+    let mut scalars = Vec::new();
+    let mut stack = vec![secret];
+    while let Some(v) = stack.pop() {
+        if scalars.len() > 1000 {
+            break;
+        }
+        match v {
+            Value::Object(m) => stack.extend(m.values()),
+            Value::Array(a) => stack.extend(a.iter()),
+            Value::Null => {}
+            scalar => scalars.push(schema::describe(scalar)),
+        }
+    }
+    scalars.iter().fold(message, |m, shown| {
+        m.replace(shown.as_str(), "a hidden value")
+    })
+}
+
 fn with_path(d: Diagnostic, pointer: &str) -> Diagnostic {
     if pointer.is_empty() {
         d
@@ -674,6 +710,19 @@ pub fn check_sound_file(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_messages_never_quote_a_secret_value() {
+        let doc = serde_json::json!({"vars": {"db": {"api_token": "hunter2"}}, "name": "x"});
+        let m = hide_secret_values(
+            "\"hunter2\" is not a name".to_string(),
+            &doc,
+            "/vars/db/api_token",
+        );
+        assert_eq!(m, "a hidden value is not a name");
+        let m = hide_secret_values("\"x\" is bad".to_string(), &doc, "/name");
+        assert_eq!(m, "\"x\" is bad");
+    }
 
     #[test]
     fn durations() {

@@ -265,9 +265,9 @@ fn load_yaml(
                 } else {
                     positions.value(&pointer)
                 };
+                let message = super::check::hide_secret_values(v.message, &item, &v.pointer);
                 diags.push(
-                    Diagnostic::error(Some(pos.at(file)), v.message)
-                        .at_path(display_path(&pointer)),
+                    Diagnostic::error(Some(pos.at(file)), message).at_path(display_path(&pointer)),
                 );
             }
             continue;
