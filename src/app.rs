@@ -88,6 +88,7 @@ impl Output<'_> {
 
     fn note(&self, text: &str) {
         if !self.quiet {
+            let text = crate::term::escape_controls(text);
             let _ = writeln!(anstream::stderr(), "{text}");
         }
     }

@@ -469,3 +469,47 @@ fn input_with_a_syntax_error_on_a_secret_line_does_not_print_the_value() {
     assert!(out.stderr.contains("input.json:1:"), "{}", out.stderr);
     assert!(!out.stderr.contains(HUNTER), "{}", out.stderr);
 }
+
+/// A playbook and a CSV whose names and fields carry terminal escapes.
+fn hostile_csv(dir: &std::path::Path, rows: &str) -> String {
+    write(dir, "team.csv", format!("name,phone,note\n{rows}"));
+    write(
+        dir,
+        "p.yaml",
+        "version: 1\nname: esc\ncaller_id: \"321-499-1000\"\nrecipients:\n  - from: team.csv\nmessages:\n  m:\n    tts: \"Hi {{ recipient.name }}: {{ recipient.vars.note }}\"\nrules:\n  - play: m\n",
+    )
+}
+
+fn assert_no_controls(text: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|c| (c.is_control() && *c != '\n') || ('\u{202a}'..='\u{202e}').contains(c))
+        .collect();
+    assert!(bad.is_empty(), "control characters {bad:?} in:\n{text}");
+}
+
+#[test]
+fn control_characters_in_names_and_fields_never_reach_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = hostile_csv(
+        dir.path(),
+        "\"Eve\u{1b}[2J\u{1b}]0;pwned\u{7}\",+1 (321) 499-1008,\"x\u{1b}[31mred\rfake\u{202e}txt\"\n",
+    );
+    let out = run(&["run", &path, "--dry-run", "--now", NOW]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_no_controls(&out.stdout);
+    assert!(out.stdout.contains("Eve\u{241b}[2J"), "{}", out.stdout);
+}
+
+#[test]
+fn control_characters_never_reach_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = hostile_csv(
+        dir.path(),
+        "\"Eve\u{1b}[2J\",+1 (321) 499-1008,x\n\"Eve\u{1b}[2J\",12345\u{1b}[8m,y\n",
+    );
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_no_controls(&out.stderr);
+    assert!(out.stderr.contains("Eve\u{241b}[2J"), "{}", out.stderr);
+}

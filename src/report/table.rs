@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 
 use super::{Report, Status};
+use crate::term::escape_controls;
 
 /// Longest excerpt of a message shown in a table cell.
 const EXCERPT_CHARS: usize = 60;
@@ -36,13 +37,17 @@ pub fn render(report: &Report) -> String {
                 Status::Failed | Status::Unknown => c.error.clone().unwrap_or_default(),
                 _ => c.service_id.as_deref().map(excerpt).unwrap_or_default(),
             };
+            // Names, rules and CSV fields are data: never let them drive the terminal.
             [
-                cut(&c.recipient, NAME_CHARS),
-                c.to.clone(),
-                cut(c.rule.as_deref().unwrap_or("-"), NAME_CHARS),
+                cut(&escape_controls(&c.recipient), NAME_CHARS),
+                escape_controls(&c.to).into_owned(),
+                cut(
+                    &escape_controls(c.rule.as_deref().unwrap_or("-")),
+                    NAME_CHARS,
+                ),
                 c.service_type.clone().unwrap_or_else(|| "-".to_string()),
                 c.status.as_str().to_string(),
-                detail,
+                escape_controls(&detail).into_owned(),
             ]
         })
         .collect();
@@ -91,10 +96,10 @@ pub fn runs(list: &[crate::journal::RunSummary]) -> String {
         let _ = writeln!(
             out,
             "{:<28}  {:<24}  {:<20}  {:<11}  {:>6}  {:>6}  {:>7}  {:>7}  {:>7}",
-            r.run_id,
-            cut(&r.playbook, 24),
-            r.started_at,
-            r.state,
+            escape_controls(&r.run_id),
+            cut(&escape_controls(&r.playbook), 24),
+            escape_controls(&r.started_at),
+            escape_controls(&r.state),
             r.placed,
             r.failed,
             r.unknown,
@@ -155,7 +160,7 @@ pub fn excerpt(service_id: &str) -> String {
         .replace("&apos;", "'")
         .replace("&amp;", "&");
     let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    cut(&folded, EXCERPT_CHARS)
+    cut(&escape_controls(&folded), EXCERPT_CHARS)
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -171,6 +176,11 @@ fn cut(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::excerpt;
+
+    #[test]
+    fn excerpts_show_control_characters_as_pictures() {
+        assert_eq!(excerpt("a\u{1b}]0;x\u{7}b"), "a\u{241b}]0;x\u{2407}b");
+    }
 
     #[test]
     fn excerpts_drop_markup_and_fold_whitespace() {
