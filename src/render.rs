@@ -51,8 +51,16 @@ impl Site {
 }
 
 /// Every compiled template of a playbook, with where each came from.
+///
+/// Templates live in two environments. SSML messages render in one where
+/// *every* template escapes for XML, so no path into an SSML document skips
+/// escaping: not `{% include %}` of a `tts` message, not `{% import %}`,
+/// `{% extends %}` or macros, not `{% autoescape false %}` (the formatter
+/// escapes whatever the block says), not `| safe` (it cannot make data
+/// markup there) and not `| tojson`. Everything else renders in a plain one.
 pub struct Templates {
     env: Environment<'static>,
+    ssml_env: Environment<'static>,
     sites: HashMap<String, Site>,
 }
 
@@ -70,13 +78,35 @@ impl std::fmt::Debug for Templates {
     }
 }
 
+/// A strict, metered environment with nothing compiled yet.
+fn strict_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(64);
+    env
+}
+
+/// Writes `value` XML-escaped unless it is markup the template itself produced.
+fn write_xml(out: &mut minijinja::Output<'_>, value: &Value) -> Result<(), Error> {
+    let write_failed = |e: std::fmt::Error| Error::new(ErrorKind::WriteFailure, e.to_string());
+    if value.is_safe() {
+        return out
+            .write_str(value.as_str().unwrap_or_default())
+            .map_err(write_failed);
+    }
+    let text = if value.is_none() {
+        String::new()
+    } else {
+        value.to_string()
+    };
+    out.write_str(&xml_escape(&text)).map_err(write_failed)
+}
+
 impl Templates {
-    /// An empty, strict, metered environment.
+    /// Empty, strict, metered environments.
     pub fn new() -> Self {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_fuel(Some(FUEL));
-        env.set_recursion_limit(64);
+        let mut env = strict_env();
         env.set_auto_escape_callback(|name| {
             if name.starts_with(SSML_PREFIX) {
                 AutoEscape::Custom("xml".into())
@@ -85,22 +115,26 @@ impl Templates {
             }
         });
         env.set_formatter(|out, state, value| {
-            if matches!(state.auto_escape(), AutoEscape::Custom(n) if n == "xml")
-                && !value.is_safe()
-            {
-                let text = if value.is_none() {
-                    String::new()
-                } else {
-                    value.to_string()
-                };
-                out.write_str(&xml_escape(&text))
-                    .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
+            if matches!(state.auto_escape(), AutoEscape::Custom(n) if n == "xml") {
+                write_xml(out, value)
             } else {
                 minijinja::escape_formatter(out, state, value)
             }
         });
+        let mut ssml_env = strict_env();
+        ssml_env.set_auto_escape_callback(|_| AutoEscape::Custom("xml".into()));
+        // Whatever the scope says (`{% autoescape false %}`): data is escaped.
+        ssml_env.set_formatter(|out, _state, value| write_xml(out, value));
+        // `| safe` cannot turn data into markup; what is already markup stays.
+        ssml_env.add_filter("safe", |value: Value| value);
+        // `| tojson` marks its output safe, but a JSON string's `"` would end an attribute.
+        ssml_env.add_filter("tojson", |value: Value| -> Result<String, Error> {
+            serde_json::to_string(&value)
+                .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+        });
         Templates {
             env,
+            ssml_env,
             sites: HashMap::new(),
         }
     }
@@ -120,10 +154,14 @@ impl Templates {
         } else {
             name.to_string()
         };
-        match self
+        let added = self
             .env
             .add_template_owned(name.clone(), source.to_string())
-        {
+            .and_then(|()| {
+                self.ssml_env
+                    .add_template_owned(name.clone(), source.to_string())
+            });
+        match added {
             Ok(()) => {
                 self.sites.insert(name.clone(), site);
                 Ok(name)
@@ -154,7 +192,12 @@ impl Templates {
     /// Renders template `name` for `recipient` with `ctx`.
     pub fn render(&self, name: &str, ctx: &Value, recipient: &str) -> Result<String, Diagnostic> {
         let site = self.sites.get(name);
-        let result = self.env.get_template(name).and_then(|t| t.render(ctx));
+        let env = if name.starts_with(SSML_PREFIX) {
+            &self.ssml_env
+        } else {
+            &self.env
+        };
+        let result = env.get_template(name).and_then(|t| t.render(ctx));
         result.map_err(|e| match site {
             Some(site) => template_error(site, &e, Some(recipient)),
             None => Diagnostic::error(None, e.to_string()),

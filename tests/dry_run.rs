@@ -513,3 +513,75 @@ fn control_characters_never_reach_diagnostics() {
     assert_no_controls(&out.stderr);
     assert!(out.stderr.contains("Eve\u{241b}[2J"), "{}", out.stderr);
 }
+
+/// What an attacker puts in a CSV field or a variable to make the call play their sound.
+const INJECTED: &str = "<audio src=\"https://evil.example/x.wav\"/>";
+
+/// Renders the SSML message `page` (with a `tts` message `short` next to it)
+/// with `note` set to [`INJECTED`], and returns what would be sent.
+fn ssml_with(page: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "p.yaml",
+        format!(
+            "version: 1\nname: inj\ncaller_id: \"321-499-1000\"\nrecipients:\n  - {{ name: A, phone: \"+1 (321) 499-1008\" }}\nmessages:\n  short:\n    tts: \"{{{{ note }}}}\"\n  page:\n    ssml: '{page}'\nrules:\n  - tags: [never]\n    play: short\n  - play: page\n"
+        ),
+    );
+    let var = format!("note={INJECTED}");
+    let out = run(&[
+        "run",
+        &path,
+        "--dry-run",
+        "--format",
+        "json",
+        "--var",
+        &var,
+        "--now",
+        NOW,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let ssml = report["calls"][0]["service_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!ssml.contains("<audio"), "markup got through: {ssml}");
+    assert!(ssml.contains("&lt;audio"), "{ssml}");
+    ssml
+}
+
+#[test]
+fn ssml_including_a_tts_message_escapes_it() {
+    ssml_with(r#"<speak>{% include "messages.short" %}</speak>"#);
+}
+
+#[test]
+fn ssml_safe_filter_cannot_make_data_markup() {
+    ssml_with("<speak>{{ note | safe }}</speak>");
+}
+
+#[test]
+fn ssml_autoescape_false_block_still_escapes() {
+    ssml_with("<speak>{% autoescape false %}{{ note }}{% endautoescape %}</speak>");
+}
+
+#[test]
+fn ssml_macro_output_is_escaped() {
+    ssml_with("<speak>{% macro m(x) %}{{ x }}{% endmacro %}{{ m(note) }}</speak>");
+}
+
+#[test]
+fn ssml_macro_imported_from_a_tts_message_escapes() {
+    ssml_with(
+        r#"<speak>{% import "messages.short" as s %}{% set x %}{% include "messages.short" %}{% endset %}{{ x }}</speak>"#,
+    );
+}
+
+#[test]
+fn ssml_tojson_cannot_break_out_of_an_attribute() {
+    let ssml = ssml_with(
+        r#"<speak><say-as interpret-as="characters">{{ note | tojson }}</say-as></speak>"#,
+    );
+    assert!(!ssml.contains("\"https"), "{ssml}");
+}
