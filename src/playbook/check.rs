@@ -17,7 +17,7 @@ use super::raw::{RawConnect, RawEntry, RawPlaybook, RawRecipient, RawRule};
 use super::yaml::{Positions, escape_segment};
 use super::{
     Action, ConnectKind, Dedup, Loaded, Message, MessageKind, Playbook, ProviderSettings,
-    Recipient, Rule, Target, display_path, include,
+    Recipient, RecipientVars, Rule, Target, display_path, include,
 };
 use crate::diag::{Diagnostic, Location, Sources};
 use crate::limits;
@@ -58,8 +58,12 @@ pub(super) trait FieldPlaces {
 }
 
 /// Checks one recipient and converts it; problems go to `diags`.
+///
+/// `columns` holds the extra fields of a CSV row (their names were checked
+/// once, at the header); `raw.vars` is used otherwise.
 pub(super) fn check_recipient(
     raw: RawRecipient,
+    columns: Option<RecipientVars>,
     defaults: &RecipientDefaults,
     places: &dyn FieldPlaces,
     diags: &mut Vec<Diagnostic>,
@@ -107,7 +111,7 @@ pub(super) fn check_recipient(
         target,
         timezone,
         tags: raw.tags,
-        vars: raw.vars,
+        vars: columns.unwrap_or(RecipientVars::Map(raw.vars)),
     })
 }
 
@@ -414,7 +418,7 @@ impl<'a> Checker<'a> {
                         positions: self.positions,
                         pointer: format!("/recipients/{i}"),
                     };
-                    if let Some(r) = check_recipient(raw, defaults, &places, &mut self.diags) {
+                    if let Some(r) = check_recipient(raw, None, defaults, &places, &mut self.diags) {
                         out.push(r);
                     }
                 }

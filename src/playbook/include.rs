@@ -12,12 +12,18 @@ use serde_json::{Map, Value};
 use super::check::{FieldPlaces, PointerPlaces, RecipientDefaults, check_recipient};
 use super::raw::{RawRecipient, Scalar};
 use super::yaml;
-use super::{MAX_INCLUDE_BYTES, Recipient, display_path, read_text};
+use super::{MAX_INCLUDE_BYTES, Recipient, RecipientVars, display_path, read_text};
 use crate::diag::{Diagnostic, Location, Sources};
 use crate::schema::{self, Definition};
 
 /// CSV columns with a meaning; every other column becomes a `recipient.vars` entry.
 const CSV_COLUMNS: &[&str] = &["name", "phone", "speed_dial", "timezone", "tags"];
+
+/// Most columns a recipient file may have: real ones have a dozen.
+pub const MAX_CSV_COLUMNS: usize = 256;
+
+/// Longest field of a recipient file, in bytes: a name, a number, a note.
+pub const MAX_CSV_FIELD_BYTES: usize = 4096;
 
 /// Loads the recipients of `path` into `out`; `at` is the `from:` that names it.
 pub(super) fn load(
@@ -110,6 +116,26 @@ fn load_csv(
         }
     };
     let mut problems = Vec::new();
+    if headers.len() > MAX_CSV_COLUMNS {
+        diags.push(Diagnostic::error(
+            at_line(1, 1),
+            format!(
+                "the header row has {} columns; the limit is {MAX_CSV_COLUMNS}",
+                headers.len()
+            ),
+        ));
+        return;
+    }
+    if let Some(h) = headers.iter().find(|h| h.len() > MAX_CSV_FIELD_BYTES) {
+        diags.push(Diagnostic::error(
+            at_line(1, 1),
+            format!(
+                "a column name is {} bytes long; the limit is {MAX_CSV_FIELD_BYTES}",
+                h.len()
+            ),
+        ));
+        return;
+    }
     if !headers.iter().any(|h| h == "name") {
         problems.push("the header row has no `name` column".to_string());
     }
@@ -139,12 +165,13 @@ fn load_csv(
         column("timezone"),
         column("tags"),
     );
-    let extra: Vec<(usize, String)> = headers
+    let extra: Vec<usize> = headers
         .iter()
         .enumerate()
         .filter(|(_, h)| !CSV_COLUMNS.contains(h))
-        .map(|(i, h)| (i, h.to_string()))
+        .map(|(i, _)| i)
         .collect();
+    let names: Arc<[String]> = extra.iter().map(|&i| headers[i].to_string()).collect();
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -163,6 +190,23 @@ fn load_csv(
             }
         }
         let line = record.position().map_or(0, csv::Position::line);
+        if let Some(i) = record.iter().position(|f| f.len() > MAX_CSV_FIELD_BYTES) {
+            let column = headers.get(i).unwrap_or("?");
+            let col = record
+                .range(i)
+                .map_or(1, |r| u32::try_from(r.start + i + 1).unwrap_or(1));
+            diags.push(
+                Diagnostic::error(
+                    at_line(line, col),
+                    format!(
+                        "this field is {} bytes long; the limit is {MAX_CSV_FIELD_BYTES}",
+                        record.get(i).map_or(0, str::len)
+                    ),
+                )
+                .at_path(column.to_string()),
+            );
+            continue;
+        }
         let get = |c: Option<usize>| c.and_then(|i| record.get(i)).filter(|s| !s.is_empty());
         let places = CsvPlaces {
             file,
@@ -175,12 +219,18 @@ fn load_csv(
             diags.push(Diagnostic::error(Some(loc), "missing `name`").at_path("name"));
             continue;
         };
-        let mut vars = Map::with_capacity(extra.len());
-        for (i, key) in &extra {
-            if let Some(v) = record.get(*i) {
-                vars.insert(key.clone(), Value::String(v.to_string()));
-            }
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(extra.len());
+        for &i in &extra {
+            text.push_str(record.get(i).unwrap_or_default());
+            // A row is at most the file's 64 MiB: its offsets fit in 32 bits.
+            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
         }
+        let columns = RecipientVars::Columns {
+            names: names.clone(),
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        };
         let raw = RawRecipient {
             name: name.to_string(),
             phone: get(c_phone).map(|s| Scalar::Text(s.to_string())),
@@ -195,9 +245,9 @@ fn load_csv(
                         .collect()
                 })
                 .unwrap_or_default(),
-            vars,
+            vars: Map::new(),
         };
-        if let Some(r) = check_recipient(raw, defaults, &places, diags) {
+        if let Some(r) = check_recipient(raw, Some(columns), defaults, &places, diags) {
             out.push(r);
         }
     }
@@ -274,7 +324,7 @@ fn load_yaml(
         }
         match serde_json::from_value::<RawRecipient>(item) {
             Ok(raw) => {
-                if let Some(r) = check_recipient(raw, defaults, &places, diags) {
+                if let Some(r) = check_recipient(raw, None, defaults, &places, diags) {
                     out.push(r);
                 }
             }

@@ -123,9 +123,71 @@ pub struct Recipient {
     /// For rules and `--tag`.
     pub tags: Vec<String>,
     /// `recipient.vars` (for includes: the extra CSV columns).
-    pub vars: Map<String, Value>,
+    pub vars: RecipientVars,
     /// Where the recipient is defined.
     pub location: Location,
+}
+
+/// `recipient.vars`: a mapping as written in YAML or JSON, or the extra
+/// columns of one CSV row.
+///
+/// A CSV row is kept as its fields' text in one string plus where each field
+/// ends, with the column names shared by every row: memory stays within a few
+/// times the file's size however many (empty) columns it has, where a mapping
+/// per row would cost a hundred bytes for every one-byte empty field.
+#[derive(Debug, Clone)]
+pub enum RecipientVars {
+    /// Written as a mapping.
+    Map(Map<String, Value>),
+    /// Extra columns of a CSV row; every value is a string.
+    Columns {
+        /// The column names, shared by every row of the file.
+        names: Arc<[String]>,
+        /// The fields' text, one after the other.
+        text: Box<str>,
+        /// Where each field ends in `text`, one per name.
+        ends: Box<[u32]>,
+    },
+}
+
+impl Default for RecipientVars {
+    fn default() -> Self {
+        RecipientVars::Map(Map::new())
+    }
+}
+
+impl RecipientVars {
+    /// Every variable, in the order written.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&str, Value)> + '_> {
+        match self {
+            RecipientVars::Map(m) => Box::new(m.iter().map(|(k, v)| (k.as_str(), v.clone()))),
+            RecipientVars::Columns { names, text, ends } => {
+                let mut start = 0usize;
+                Box::new(names.iter().zip(ends.iter()).map(move |(name, &end)| {
+                    let end = usize::try_from(end).unwrap_or(text.len()).min(text.len());
+                    let value = text.get(start..end).unwrap_or_default();
+                    start = end;
+                    (name.as_str(), Value::String(value.to_string()))
+                }))
+            }
+        }
+    }
+}
+
+impl serde::Serialize for RecipientVars {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        match self {
+            RecipientVars::Map(m) => m.serialize(serializer),
+            RecipientVars::Columns { names, .. } => {
+                let mut map = serializer.serialize_map(Some(names.len()))?;
+                for (k, v) in self.iter() {
+                    map.serialize_entry(k, &v)?;
+                }
+                map.end()
+            }
+        }
+    }
 }
 
 /// What a message sends.
