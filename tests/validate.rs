@@ -569,3 +569,58 @@ fn csv_column_named_like_a_secret_is_refused_and_not_shown() {
         &[("team.csv", "name,phone,db_password\nA,12345,{HUNTER}\n")],
     );
 }
+
+/// Validates a playbook that includes `team.csv` holding `csv`.
+fn validate_csv(csv: &str) -> support::Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "team.csv", csv);
+    let path = including(dir.path(), "team.csv");
+    run(&["validate", &path])
+}
+
+#[test]
+fn csv_with_too_many_columns_is_refused_at_the_header() {
+    let extra: Vec<String> = (0..300).map(|i| format!("c{i}")).collect();
+    let csv = format!(
+        "name,phone,{}\nA,+1 (321) 499-1008{}\n",
+        extra.join(","),
+        ",".repeat(300)
+    );
+    let out = validate_csv(&csv);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("team.csv:1:1: error: the header row has 302 columns; the limit is 256"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn csv_with_a_huge_field_is_refused_at_its_row() {
+    let csv = format!(
+        "name,phone,note\nA,+1 (321) 499-1008,short\nB,+1 (321) 499-1009,{}\n",
+        "x".repeat(5000)
+    );
+    let out = validate_csv(&csv);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "team.csv:3:21: error: note: this field is 5000 bytes long; the limit is 4096"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn csv_at_the_column_limit_is_accepted() {
+    let extra: Vec<String> = (0..254).map(|i| format!("c{i}")).collect();
+    let csv = format!(
+        "name,phone,{}\nA,+1 (321) 499-1008{}\n",
+        extra.join(","),
+        ",".repeat(254)
+    );
+    let out = validate_csv(&csv);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

@@ -418,7 +418,8 @@ impl<'a> Checker<'a> {
                         positions: self.positions,
                         pointer: format!("/recipients/{i}"),
                     };
-                    if let Some(r) = check_recipient(raw, None, defaults, &places, &mut self.diags) {
+                    if let Some(r) = check_recipient(raw, None, defaults, &places, &mut self.diags)
+                    {
                         out.push(r);
                     }
                 }

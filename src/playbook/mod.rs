@@ -475,7 +475,23 @@ pub(crate) fn country_or_default(code: Option<&str>) -> Result<Country, crate::p
 
 #[cfg(test)]
 mod tests {
-    use super::display_path;
+    use super::{RecipientVars, display_path};
+    use std::sync::Arc;
+
+    #[test]
+    fn csv_columns_read_like_a_mapping() {
+        let names: Arc<[String]> =
+            vec!["team".to_string(), "note".to_string(), "x".to_string()].into();
+        let vars = RecipientVars::Columns {
+            names,
+            text: "storageon call".into(),
+            ends: vec![7, 14, 14].into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&vars).unwrap(),
+            serde_json::json!({"team": "storage", "note": "on call", "x": ""})
+        );
+    }
 
     #[test]
     fn display_paths() {
