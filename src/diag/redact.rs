@@ -431,4 +431,33 @@ mod tests {
         let (out, at) = apply(line, &masks[&1], value);
         assert_eq!(&out[at..at + 3], MASK);
     }
+
+    #[test]
+    fn hostile_text_never_panics() {
+        let pieces = [
+            "token", ":", " ", "\"", "'", "\\", "{", "}", "[", "]", ",", "#", "\n", "\r\n", "\t",
+            "é", "\u{2028}", "-", "|", "password", "x", "  ",
+        ];
+        let mut seed = 0x9e37_79b9_u32;
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..24 {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                text.push_str(pieces[seed as usize % pieces.len()]);
+            }
+            let masks = secret_values(&text);
+            for (n, line) in text.lines().enumerate() {
+                let m = masks
+                    .get(&u32::try_from(n + 1).unwrap())
+                    .cloned()
+                    .unwrap_or_default();
+                for (at, _) in line.char_indices() {
+                    let (out, mapped) = apply(line, &m, at);
+                    assert!(out.is_char_boundary(mapped), "{text:?}");
+                }
+            }
+        }
+    }
 }
