@@ -231,16 +231,26 @@ pub fn check_base_url(raw: &str) -> Result<Url, String> {
 
 /// `raw` with anything before an `@` in its authority replaced by `…`, so
 /// that a URL can be shown in a message without the credentials written into it.
-/// Works on text that does not even parse as a URL.
+/// Works on text that does not even parse as a URL: there a password holding
+/// `/`, `?` or `#` ends the authority early, so everything up to the last `@`
+/// is hidden.
 pub fn without_userinfo(raw: &str) -> String {
     let (scheme, rest) = match raw.find("://") {
         Some(i) => raw.split_at(i + 3),
         None => ("", raw),
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let parses = Url::parse(raw).is_ok();
+    let authority_end = if parses {
+        rest.find(['/', '?', '#']).unwrap_or(rest.len())
+    } else {
+        rest.len()
+    };
     let (authority, tail) = rest.split_at(authority_end);
     match authority.rfind('@') {
-        Some(at) => format!("{scheme}…@{}{tail}", &authority[at + 1..]),
+        Some(at) if parses => {
+            format!("{scheme}…@{}{tail}", &authority[at + 1..])
+        }
+        Some(at) => format!("{scheme}…@{}", &authority[at + 1..]),
         None => raw.to_string(),
     }
 }

@@ -753,6 +753,20 @@ fn userinfo_in_a_malformed_base_url_is_not_shown() {
 }
 
 #[test]
+fn userinfo_with_a_slash_or_hash_in_the_password_is_not_shown() {
+    // The parser ends the authority at the `/`, `?` or `#`, so the URL does
+    // not parse; the message must still hide everything before the `@`.
+    for sep in ['/', '?', '#'] {
+        let url = format!("https://ops:{URL_SECRET}{sep}x@api.fonestorm.com/v2");
+        let run = live(&url, TEAM, Creds::Token, &[]);
+        assert_eq!(run.out.code, 2, "{}", run.out.stderr);
+        assert!(run.out.stderr.contains("not a URL"), "{}", run.out.stderr);
+        assert!(!run.out.stderr.contains(URL_SECRET), "{}", run.out.stderr);
+        assert!(!run.out.stderr.contains("ops:"), "{}", run.out.stderr);
+    }
+}
+
+#[test]
 fn userinfo_in_the_playbook_base_url_is_refused_unseen() {
     let mut cmd = callbook();
     cmd.args(["run", USERINFO, "--yes", "-vv"])
