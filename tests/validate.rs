@@ -563,6 +563,25 @@ fn secret_in_an_included_yaml_file_next_to_a_bad_phone_is_not_shown() {
 }
 
 #[test]
+fn secret_key_spelt_with_an_escape_is_not_shown() {
+    validate_hiding(
+        &format!("{HEAD}vars:\n  \"pass\\x77ord\": {{HUNTER}}\n{TAIL}"),
+        &[],
+    );
+}
+
+#[test]
+fn secret_key_spelt_with_a_unicode_escape_in_json_is_not_shown() {
+    validate_hiding(
+        &format!("{HEAD}recipients:\n  - from: team.json\n{TAIL}"),
+        &[(
+            "team.json",
+            "[{\"name\": \"A\", \"phone\": \"12345\", \"vars\": {\"api_\\u0074oken\": \"{HUNTER}\"}}]\n",
+        )],
+    );
+}
+
+#[test]
 fn csv_column_named_like_a_secret_is_refused_and_not_shown() {
     validate_hiding(
         &format!("{HEAD}recipients:\n  - from: team.csv\n{TAIL}"),

@@ -65,20 +65,22 @@ pub(super) fn secret_values(text: &str) -> HashMap<u32, Vec<Range<usize>>> {
     masks
 }
 
-/// A cheap test that skips most lines: a key needs a `:` and a secret word.
+/// A cheap test that skips most lines: a key needs a `:` and a secret word,
+/// or an escape that could spell one (`"pass\x77ord"`, `"api_\u0074oken"`).
 fn might_hold_secret(line: &str) -> bool {
     line.contains(':')
-        && [
-            "password",
-            "passwd",
-            "secret",
-            "token",
-            "apikey",
-            "api_key",
-            "credential",
-        ]
-        .iter()
-        .any(|w| contains_ignore_case(line.as_bytes(), w.as_bytes()))
+        && (line.contains('\\')
+            || [
+                "password",
+                "passwd",
+                "secret",
+                "token",
+                "apikey",
+                "api_key",
+                "credential",
+            ]
+            .iter()
+            .any(|w| contains_ignore_case(line.as_bytes(), w.as_bytes())))
 }
 
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
@@ -117,7 +119,8 @@ fn secret_values_in_line(line: &str) -> (Vec<Range<usize>>, Option<Continuation>
                     j += 1;
                 }
                 if j < b.len() && b[j] == b':' {
-                    if looks_like_secret(key) {
+                    // An escape may spell a secret name: hide rather than decode.
+                    if looks_like_secret(key) || (q == b'"' && key.contains('\\')) {
                         let (range, next) = value_after(b, j + 1, key_start, flow_depth);
                         ranges.push(range.clone());
                         cont = next;
@@ -411,6 +414,14 @@ mod tests {
         assert_eq!(
             shown(text),
             ["credentials:", "  ***", "  ***", "name: c", ""]
+        );
+    }
+
+    #[test]
+    fn keys_with_escapes_are_hidden() {
+        assert_eq!(
+            shown("vars: {\"pass\\x77ord\": x, host: y}"),
+            ["vars: {\"pass\\x77ord\": ***, host: y}"]
         );
     }
 
