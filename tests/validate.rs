@@ -582,6 +582,16 @@ fn secret_key_spelt_with_a_unicode_escape_in_json_is_not_shown() {
 }
 
 #[test]
+fn secret_reached_through_an_alias_is_not_shown_in_messages() {
+    validate_hiding(
+        &format!(
+            "{HEAD}x-base: &b\n  password: &s {{HUNTER}}\nrecipients:\n  - {{ name: A, phone: \"+1 (321) 499-1008\", tags: *s }}\ndedup:\n  window: *s\n{TAIL}"
+        ),
+        &[],
+    );
+}
+
+#[test]
 fn csv_column_named_like_a_secret_is_refused_and_not_shown() {
     validate_hiding(
         &format!("{HEAD}recipients:\n  - from: team.csv\n{TAIL}"),

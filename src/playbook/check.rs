@@ -655,34 +655,29 @@ fn lexical_absolute(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// `message` without any value found under a secret-looking key on the way
-/// to `pointer`: a schema message quotes the value it rejects, and that value
-/// may be a password.
+/// `message` without any value found under a secret-looking key anywhere in
+/// `document`: a schema message quotes the value it rejects, and that value
+/// may be a password, reached on the way to `pointer` or through an alias.
 pub(super) fn hide_secret_values(message: String, document: &Value, pointer: &str) -> String {
-    let mut at = String::new();
-    let mut secret = None;
-    for segment in pointer.split('/').skip(1) {
-        at.push('/');
-        at.push_str(segment);
-        if schema::looks_like_secret(&segment.replace("~1", "/").replace("~0", "~")) {
-            secret = document.pointer(&at);
-            break;
-        }
-    }
-    let Some(secret) = secret else {
-        return message;
-    };
+    let _ = pointer;
     let mut scalars = Vec::new();
-    let mut stack = vec![secret];
-    while let Some(v) = stack.pop() {
-        if scalars.len() > 1000 {
+    // (value, whether it is under a secret-looking key)
+    let mut stack = vec![(document, false)];
+    let mut visited = 0usize;
+    while let Some((v, secret)) = stack.pop() {
+        visited += 1;
+        if scalars.len() > 1000 || visited > 100_000 {
             break;
         }
         match v {
-            Value::Object(m) => stack.extend(m.values()),
-            Value::Array(a) => stack.extend(a.iter()),
+            Value::Object(m) => stack.extend(
+                m.iter()
+                    .map(|(k, v)| (v, secret || schema::looks_like_secret(k))),
+            ),
+            Value::Array(a) => stack.extend(a.iter().map(|v| (v, secret))),
             Value::Null => {}
-            scalar => scalars.push(schema::describe(scalar)),
+            scalar if secret => scalars.push(schema::describe(scalar)),
+            _ => {}
         }
     }
     scalars.iter().fold(message, |m, shown| {
