@@ -178,6 +178,18 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
             return Exit::Invalid;
         }
     };
+    if let Some(report) = args.report_file.as_deref()
+        && let Some(what) = overwritten_by_report(args, report)
+    {
+        out.diagnostics(&[Diagnostic::error(
+            None,
+            format!(
+                "--report-file: `{}` is the {what}, which the report would replace; nothing was called",
+                report.display()
+            ),
+        )]);
+        return Exit::Invalid;
+    }
     let report_file = match args
         .report_file
         .as_deref()
@@ -537,6 +549,22 @@ fn settle_running(state_dir: &Path, runs: &mut [journal::RunSummary]) {
             run.state = "interrupted".to_string();
         }
     }
+}
+
+/// Which file of the run `report` would replace: the playbook, the
+/// `--vars-file` or the `--input` (so that the next cron run still finds them).
+fn overwritten_by_report(args: &RunArgs, report: &Path) -> Option<&'static str> {
+    let report = report.canonicalize().ok()?;
+    [
+        (Some(args.playbook.as_path()), "playbook"),
+        (args.vars_file.as_deref(), "--vars-file"),
+        (args.input.as_deref(), "--input file"),
+    ]
+    .into_iter()
+    .find_map(|(path, what)| {
+        let path = path?.canonicalize().ok()?;
+        (path == report).then_some(what)
+    })
 }
 
 /// Prints the report and writes `--report-file`, made ready before the run.

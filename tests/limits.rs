@@ -510,6 +510,44 @@ fn a_report_file_leaves_no_temporary_file_behind() {
     assert_eq!(names, ["report.json"]);
 }
 
+#[test]
+fn a_report_file_that_is_the_playbook_is_refused_and_the_playbook_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = playing("tts: hi", "");
+    let path = write(dir.path(), "p.yaml", &text);
+    let same = dir.path().join(".").join("p.yaml");
+    let out = finish(callbook().args([
+        "run",
+        &path,
+        "--dry-run",
+        "--report-file",
+        same.to_str().unwrap(),
+    ]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--report-file"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}
+
+#[test]
+fn a_report_file_that_is_the_input_is_refused_and_the_input_kept() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "alert.json", "{\"status\": \"firing\"}");
+    let out = live(
+        &server,
+        TEAM,
+        &["--input", &input, "--report-file", &input],
+        "",
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was called"), "{}", out.stderr);
+    assert_nothing_called(&server);
+    assert_eq!(
+        std::fs::read_to_string(&input).unwrap(),
+        "{\"status\": \"firing\"}"
+    );
+}
+
 /// Waits (generously) until the server has seen a call request.
 fn wait_for_a_call(server: &TestServer) {
     let deadline = Instant::now() + Duration::from_secs(60);
