@@ -456,6 +456,7 @@ impl Client {
         let text = read_body(response)
             .await
             .map_err(|e| LoginFailure::Final(AuthError::Failed(format!("HTTP {code}, but {e}"))))?;
+        let text = hide_secrets(text, &[password.expose()]);
         if status == StatusCode::UNAUTHORIZED {
             return Err(LoginFailure::Final(AuthError::Rejected(provider_message(
                 &text,
@@ -558,8 +559,29 @@ impl Client {
                 )));
             }
         };
+        let password = match &self.credentials {
+            Credentials::Login { password, .. } => password.expose(),
+            Credentials::Token(_) => "",
+        };
+        let text = hide_secrets(text, &[token.expose(), password]);
         classify(status, &text, retry_after)
     }
+}
+
+/// `body` with every `secret` (as written, or escaped inside a JSON string)
+/// replaced by `***`: a provider that echoes the token or the password in its
+/// error message must not put it in the report, the journal or a log.
+fn hide_secrets(mut body: String, secrets: &[&str]) -> String {
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        let escaped = serde_json::to_string(secret).unwrap_or_default();
+        let escaped = escaped.trim_matches('"');
+        for form in [*secret, escaped] {
+            if !form.is_empty() && body.contains(form) {
+                body = body.replace(form, "***");
+            }
+        }
+    }
+    body
 }
 
 /// The `Retry-After` of an answer in seconds, capped at [`MAX_RETRY_AFTER`].

@@ -1071,3 +1071,97 @@ fn a_failed_renewal_keeps_the_still_valid_token() {
     );
     assert_nobody_twice(&server);
 }
+
+// ---------------------------------------------------------------------------
+// A provider that echoes the credentials in its error messages.
+
+/// A server answering every login with 401 and every call with `call_status`,
+/// each message quoting the password or the token it was sent.
+fn echoing_server(call_status: u16) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve_echo(stream, call_status));
+        }
+    });
+    url
+}
+
+fn serve_echo(stream: TcpStream, call_status: u16) {
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half.take(1 << 20));
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut length = 0usize;
+    let mut token = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            } else if name.eq_ignore_ascii_case("token") {
+                token = value.trim().to_string();
+            }
+        }
+    }
+    let mut body = vec![0; length.min(1 << 16)];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (status, message) = if request_line.contains("/auth") {
+        let password = request["password"].as_str().unwrap_or("");
+        (401, format!("wrong password {password}"))
+    } else {
+        (call_status, format!("token {token} is not valid here"))
+    };
+    let answer = serde_json::json!({ "error": "no", "message": message }).to_string();
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} No\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+}
+
+#[test]
+fn a_token_echoed_in_a_call_error_is_hidden() {
+    let url = echoing_server(400);
+    let state = tempfile::tempdir().unwrap();
+    // `live` checks stdout, stderr and the report for the token.
+    let run = live(
+        &url,
+        PATIENT,
+        Creds::Token,
+        &["--state-dir", state.path().to_str().unwrap()],
+    );
+    assert_eq!(run.out.code, 1, "{}", run.out.stderr);
+    let c = call(&run.report, "13214991001");
+    assert_eq!(c["status"], "failed", "{c}");
+    assert!(c["error"].as_str().unwrap().contains("token ***"), "{c}");
+    for entry in std::fs::read_dir(state.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(TOKEN), "the token is in the journal");
+    }
+}
+
+#[test]
+fn a_password_echoed_in_a_login_error_is_hidden() {
+    let url = echoing_server(400);
+    let run = live(&url, TEAM, Creds::Login(PASSWORD), &[]);
+    assert_eq!(run.out.code, 3, "{}", run.out.stderr);
+    assert!(
+        run.out.stderr.contains("wrong password ***"),
+        "{}",
+        run.out.stderr
+    );
+}
