@@ -626,6 +626,19 @@ fn csv_with_too_many_columns_is_refused_at_the_header() {
 }
 
 #[test]
+fn csv_with_a_column_twice_is_refused_at_the_header() {
+    // Which `phone` would be called? Neither: the file is ambiguous.
+    let out = validate_csv("name,phone,phone\nA,+1 (321) 499-1008,+1 (321) 499-1009\n");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("team.csv:1:1: error: the header row has column `phone` twice"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn csv_with_a_huge_field_is_refused_at_its_row() {
     let csv = format!(
         "name,phone,note\nA,+1 (321) 499-1008,short\nB,+1 (321) 499-1009,{}\n",

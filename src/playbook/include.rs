@@ -142,6 +142,11 @@ fn load_csv(
     if !headers.iter().any(|h| h == "phone" || h == "speed_dial") {
         problems.push("the header row has no `phone` or `speed_dial` column".to_string());
     }
+    // A column twice makes a row ambiguous (which `phone` is called?).
+    let mut seen = std::collections::HashSet::new();
+    if let Some(h) = headers.iter().find(|h| !seen.insert(*h)) {
+        problems.push(format!("the header row has column `{h}` twice"));
+    }
     for h in headers.iter() {
         if schema::looks_like_secret(h) {
             problems.push(format!(
