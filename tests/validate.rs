@@ -639,6 +639,43 @@ fn csv_with_a_column_twice_is_refused_at_the_header() {
 }
 
 #[test]
+fn duplicate_key_in_an_included_file_is_told_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "team.yaml",
+        "- name: A\n  phone: \"+1 (321) 499-1008\"\n  phone: \"+1 (321) 499-1009\"\n",
+    );
+    let path = including(dir.path(), "team.yaml");
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("team.yaml:3:3: error: duplicate mapping key: phone\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn non_finite_number_is_told_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "p.yaml",
+        "version: 1\nname: s\ncaller_id: \"321-499-1000\"\nprovider: { rate_limit: .nan }\nrecipients:\n  - { name: A, phone: \"+1 (321) 499-1008\" }\nrules:\n  - skip: x\n",
+    );
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(!out.stderr.contains("policy"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("non-finite float `.nan`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn csv_with_a_huge_field_is_refused_at_its_row() {
     let csv = format!(
         "name,phone,note\nA,+1 (321) 499-1008,short\nB,+1 (321) 499-1009,{}\n",

@@ -131,6 +131,13 @@ fn plain_message(e: &serde_saphyr::Error) -> String {
     let rendered = e.without_snippet().to_string();
     let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
     let cut = first.find(" at line ").map_or(first, |i| &first[..i]);
+    // The parser's advice about its own options means nothing to a reader.
+    let cut = cut
+        .strip_suffix(", set DuplicateKeyPolicy in Options if acceptable")
+        .unwrap_or(cut);
+    let cut = cut
+        .strip_suffix(" rejected by the configured policy")
+        .unwrap_or(cut);
     let mut message = cut.trim_end_matches('.').to_string();
     if let Some(c) = message.get(..1) {
         let lower = c.to_lowercase();
