@@ -442,6 +442,25 @@ fn max_message_bytes_out_of_range_is_invalid() {
     );
 }
 
+#[test]
+fn a_playbook_name_too_long_for_a_lock_file_is_refused_by_validate() {
+    // A live run names its lock file after the playbook: a name the file
+    // system cannot hold must fail `validate`, not the 3 a.m. run.
+    let text =
+        playing("tts: hi", "").replace("name: bounds", &format!("name: {}", "a".repeat(300)));
+    let out = validate(&text);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("error: name:"), "{}", out.stderr);
+}
+
+#[test]
+fn a_playbook_name_of_100_characters_is_accepted() {
+    let text =
+        playing("tts: hi", "").replace("name: bounds", &format!("name: {}", "a".repeat(100)));
+    let out = validate(&text);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
 // ---- --report-file ----
 
 #[test]
