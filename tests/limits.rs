@@ -567,6 +567,48 @@ fn a_report_file_that_is_the_input_is_refused_and_the_input_kept() {
     );
 }
 
+/// A dry run with `--report-file` at `report`, which must be refused and left as it was.
+fn assert_report_file_refused(report: &std::path::Path) {
+    let out = dry_run(
+        &playing("tts: hi", ""),
+        &["--report-file", report.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is not a regular file"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_report_file_that_is_a_fifo_is_refused_and_not_replaced() {
+    // `--report-file /dev/stdout` run as root would replace the system's
+    // /dev/stdout with a regular file; a FIFO stands for any special file.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert_report_file_refused(&fifo);
+    let meta = std::fs::symlink_metadata(&fifo).unwrap();
+    assert!(!meta.is_file(), "the FIFO was replaced by a file");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_report_file_that_is_a_symlink_is_refused_and_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = write(dir.path(), "target.json", "{}");
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert_report_file_refused(&link);
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+}
+
 /// Waits (generously) until the server has seen a call request.
 fn wait_for_a_call(server: &TestServer) {
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -56,12 +56,21 @@ impl ReportFile {
     /// Creates the temporary file that will become `path`.
     ///
     /// # Errors
-    /// When `path` is a directory or its directory cannot be written.
+    /// When `path` is a directory, a symbolic link or another file that is
+    /// not a regular one, or its directory cannot be written.
     pub fn create(path: &Path) -> std::io::Result<ReportFile> {
         if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::IsADirectory,
                 "it is a directory",
+            ));
+        }
+        // The report replaces the file by a rename: that would replace a
+        // symbolic link, a FIFO or a device (`/dev/stdout`, `/dev/null` when
+        // run as root) with a regular file instead of writing through it.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(std::io::Error::other(
+                "it is not a regular file (a symbolic link, a FIFO or a device)",
             ));
         }
         let dir = path
