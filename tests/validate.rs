@@ -592,6 +592,16 @@ fn secret_reached_through_an_alias_is_not_shown_in_messages() {
 }
 
 #[test]
+fn secret_in_a_comment_next_to_an_error_is_not_shown() {
+    validate_hiding(
+        &format!(
+            "{HEAD}recipients:\n  - name: A\n    phone: \"12345\"  # old api_token: {{HUNTER}}\n{TAIL}"
+        ),
+        &[],
+    );
+}
+
+#[test]
 fn csv_column_named_like_a_secret_is_refused_and_not_shown() {
     validate_hiding(
         &format!("{HEAD}recipients:\n  - from: team.csv\n{TAIL}"),

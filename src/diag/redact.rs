@@ -94,6 +94,7 @@ fn secret_values_in_line(line: &str) -> (Vec<Range<usize>>, Option<Continuation>
     let mut ranges = Vec::new();
     let mut cont = None;
     let mut flow_depth = 0usize;
+    let mut in_comment = false;
     let mut i = 0;
     while i < b.len() {
         match b[i] {
@@ -106,7 +107,13 @@ fn secret_values_in_line(line: &str) -> (Vec<Range<usize>>, Option<Continuation>
                 flow_depth = flow_depth.saturating_sub(1);
                 i += 1;
             }
-            b'#' if i == 0 || matches!(b[i - 1], b' ' | b'\t') => break,
+            // A comment may hold `api_token: …` too: read on, but what it
+            // hides ends with the line.
+            b'#' if i == 0 || matches!(b[i - 1], b' ' | b'\t') => {
+                in_comment = true;
+                flow_depth = 0;
+                i += 1;
+            }
             q @ (b'"' | b'\'') => {
                 let key_start = i;
                 let close = closing_quote(b, i + 1, q);
@@ -123,7 +130,9 @@ fn secret_values_in_line(line: &str) -> (Vec<Range<usize>>, Option<Continuation>
                     if looks_like_secret(key) || (q == b'"' && key.contains('\\')) {
                         let (range, next) = value_after(b, j + 1, key_start, flow_depth);
                         ranges.push(range.clone());
-                        cont = next;
+                        if !in_comment {
+                            cont = next;
+                        }
                         i = range.end.max(j + 1);
                         continue;
                     }
@@ -159,7 +168,9 @@ fn secret_values_in_line(line: &str) -> (Vec<Range<usize>>, Option<Continuation>
                     if looks_like_secret(key) {
                         let (range, next) = value_after(b, j + 1, key_start, flow_depth);
                         ranges.push(range.clone());
-                        cont = next;
+                        if !in_comment {
+                            cont = next;
+                        }
                         i = range.end.max(j + 1);
                         continue;
                     }
@@ -423,6 +434,15 @@ mod tests {
             shown("vars: {\"pass\\x77ord\": x, host: y}"),
             ["vars: {\"pass\\x77ord\": ***, host: y}"]
         );
+    }
+
+    #[test]
+    fn secrets_in_comments_are_hidden_to_the_end_of_the_line() {
+        assert_eq!(
+            shown("phone: \"123\"  # old api_token: abc\n  next: x\n"),
+            ["phone: \"123\"  # old api_token: ***", "  next: x", ""]
+        );
+        assert_eq!(shown("# password: abc"), ["# password: ***"]);
     }
 
     #[test]
