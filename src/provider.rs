@@ -267,6 +267,15 @@ fn is_loopback(url: &Url) -> bool {
 impl Client {
     /// A client for `base` with requests bounded by `timeout`.
     pub fn new(base: Url, credentials: Credentials, timeout: Duration) -> Result<Client, String> {
+        if let Credentials::Token(t) = &credentials
+            && HeaderValue::from_str(t.expose()).is_err()
+        {
+            // Found now, not at the first call: nothing is sent with it.
+            return Err(
+                "FONESTORM_TOKEN holds a line break or another character a token cannot have; nothing was called"
+                    .to_string(),
+            );
+        }
         let mut headers = HeaderMap::new();
         headers.insert("accept", HeaderValue::from_static("application/json"));
         let mut builder = reqwest::Client::builder()

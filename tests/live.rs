@@ -1165,3 +1165,30 @@ fn a_password_echoed_in_a_login_error_is_hidden() {
         run.out.stderr
     );
 }
+
+#[test]
+fn a_token_with_a_line_break_is_refused_before_any_call() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let token = format!("{TOKEN}\r\n");
+    let run = live_with_env(
+        &server.url(),
+        TEAM,
+        Creds::None,
+        &[],
+        &[("FONESTORM_TOKEN", token.as_str())],
+    );
+    assert_eq!(run.out.code, 3, "{}", run.out.stderr);
+    assert!(
+        run.out
+            .stderr
+            .contains("FONESTORM_TOKEN holds a line break"),
+        "{}",
+        run.out.stderr
+    );
+    assert!(
+        run.out.stderr.contains("nothing was called"),
+        "{}",
+        run.out.stderr
+    );
+    assert!(server.requests().is_empty());
+}
