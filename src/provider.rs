@@ -465,7 +465,12 @@ impl Client {
         let text = read_body(response)
             .await
             .map_err(|e| LoginFailure::Final(AuthError::Failed(format!("HTTP {code}, but {e}"))))?;
-        let text = hide_secrets(text, &[password.expose()]);
+        // Only an error's message is shown; the token of a success stays whole.
+        let text = if status.is_success() {
+            text
+        } else {
+            hide_secrets(text, &[password.expose()])
+        };
         if status == StatusCode::UNAUTHORIZED {
             return Err(LoginFailure::Final(AuthError::Rejected(provider_message(
                 &text,
@@ -572,7 +577,12 @@ impl Client {
             Credentials::Login { password, .. } => password.expose(),
             Credentials::Token(_) => "",
         };
-        let text = hide_secrets(text, &[token.expose(), password]);
+        // Only an error's message is shown; the call id of a success stays whole.
+        let text = if status.is_success() {
+            text
+        } else {
+            hide_secrets(text, &[token.expose(), password])
+        };
         classify(status, &text, retry_after)
     }
 }

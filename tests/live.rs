@@ -1192,3 +1192,17 @@ fn a_token_with_a_line_break_is_refused_before_any_call() {
     );
     assert!(server.requests().is_empty());
 }
+
+#[test]
+fn a_password_that_is_part_of_the_token_leaves_the_token_whole() {
+    // Every JWT starts with `eyJ`: hiding the password in a successful
+    // answer would break the token and fail every call.
+    let server = TestServer::start(Config {
+        password: "eyJ".to_string(),
+        ..Config::default()
+    })
+    .unwrap();
+    let run = live(&server.url(), TEAM, Creds::Login("eyJ"), &[]);
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(run.report["totals"]["placed"], 6);
+}
