@@ -602,6 +602,46 @@ fn secret_in_a_comment_next_to_an_error_is_not_shown() {
 }
 
 #[test]
+fn userinfo_in_the_playbook_base_url_fails_validate_unseen() {
+    let out = validate_hiding(
+        &format!(
+            "{HEAD}provider:\n  base_url: \"https://ops:{{HUNTER}}@api.fonestorm.com/v2\"\nrecipients:\n  - {{ name: A, phone: \"+1 (321) 499-1008\" }}\n{TAIL}"
+        ),
+        &[],
+    );
+    assert!(
+        out.stderr.contains("holds a user name or password"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn userinfo_with_a_slash_in_the_playbook_base_url_is_not_shown() {
+    validate_hiding(
+        &format!(
+            "{HEAD}provider:\n  base_url: \"https://ops:{{HUNTER}}/x@api.fonestorm.com/v2\"\nrecipients:\n  - {{ name: A, phone: \"+1 (321) 499-1008\" }}\n{TAIL}"
+        ),
+        &[],
+    );
+}
+
+#[test]
+fn plain_http_to_another_machine_fails_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "p.yaml",
+        format!(
+            "{HEAD}provider:\n  base_url: \"http://api.fonestorm.com/v2\"\nrecipients:\n  - {{ name: A, phone: \"+1 (321) 499-1008\" }}\n{TAIL}"
+        ),
+    );
+    let out = run(&["validate", &path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("uses plain http"), "{}", out.stderr);
+}
+
+#[test]
 fn csv_column_named_like_a_secret_is_refused_and_not_shown() {
     validate_hiding(
         &format!("{HEAD}recipients:\n  - from: team.csv\n{TAIL}"),

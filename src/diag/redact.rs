@@ -53,6 +53,10 @@ pub(super) fn secret_values(text: &str) -> HashMap<u32, Vec<Range<usize>>> {
             }
             cont = None;
         }
+        let userinfo = url_userinfo(line);
+        if !userinfo.is_empty() {
+            masks.entry(number).or_default().extend(userinfo);
+        }
         if !might_hold_secret(line) {
             continue;
         }
@@ -63,6 +67,25 @@ pub(super) fn secret_values(text: &str) -> HashMap<u32, Vec<Range<usize>>> {
         cont = next;
     }
     masks
+}
+
+/// The user names and passwords written into URLs on `line`
+/// (`https://ops:pw@host`): everything between `://` and the last `@` of the
+/// URL, so that a password holding `/` is hidden too.
+fn url_userinfo(line: &str) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut from = 0;
+    while let Some(i) = line[from..].find("://") {
+        let start = from + i + 3;
+        let end = line[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '}' | ']' | '>'))
+            .map_or(line.len(), |j| start + j);
+        if let Some(at) = line[start..end].rfind('@') {
+            ranges.push(start..start + at);
+        }
+        from = end.max(start);
+    }
+    ranges
 }
 
 /// A cheap test that skips most lines: a key needs a `:` and a secret word,
@@ -443,6 +466,15 @@ mod tests {
             ["phone: \"123\"  # old api_token: ***", "  next: x", ""]
         );
         assert_eq!(shown("# password: abc"), ["# password: ***"]);
+    }
+
+    #[test]
+    fn userinfo_in_urls_is_hidden() {
+        assert_eq!(
+            shown("  base_url: \"https://ops:pw/x@host/v2\" # or http://a@b"),
+            ["  base_url: \"https://***@host/v2\" # or http://***@b"]
+        );
+        assert_eq!(shown("url: https://host/v2"), ["url: https://host/v2"]);
     }
 
     #[test]

@@ -379,8 +379,17 @@ impl<'a> Checker<'a> {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 self.error(
                     "/provider/base_url",
-                    format!("{url:?} is not an http(s) URL"),
+                    format!(
+                        "{:?} is not an http(s) URL",
+                        crate::provider::without_userinfo(&url)
+                    ),
                 );
+                return None;
+            }
+            // What a live run would refuse (a user name or password in the
+            // URL, plain http to another machine) fails `validate` too.
+            if let Err(m) = crate::provider::check_base_url(&url) {
+                self.error("/provider/base_url", m);
                 return None;
             }
             p.base_url = url.trim_end_matches('/').to_string();
