@@ -255,6 +255,13 @@ fn sort_recorded<'r>(
                 "the call to `{name}` would now send something else"
             )));
         }
+        // The dedup history is looked up, and the resumed calls recorded, by key:
+        // under another key a later run's calls to them would go unseen.
+        if rec.dedup_key != call.dedup_key {
+            return Err(changed(format!(
+                "the dedup key of the call to `{name}` changed"
+            )));
+        }
         let status = journal::status_of(&rec.state);
         let again = match status {
             Status::Placed | Status::Skipped => false,

@@ -1,0 +1,80 @@
+//! Never twice, never lost: resume, dedup and playbook names under careless use.
+
+mod support;
+
+use std::path::Path;
+
+use fonestorm_testserver::{Config, Fault, FaultRule, TestServer};
+use serde_json::Value;
+use support::{Outcome, assert_nobody_twice, callbook, finish};
+
+const DEDUP: &str = "tests/fixtures/live/dedup.yaml";
+
+/// `callbook run PLAYBOOK` live against `server`, journal in `state`.
+fn live(server: &TestServer, state: &Path, playbook: &str, extra: &[&str]) -> Outcome {
+    finish(
+        callbook()
+            .args([
+                "run",
+                playbook,
+                "--yes",
+                "--format",
+                "json",
+                "--base-url",
+                &server.url(),
+            ])
+            .arg("--state-dir")
+            .arg(state)
+            .args(extra)
+            .env("FONESTORM_TOKEN", "test-token"),
+    )
+}
+
+fn json(out: &Outcome) -> Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr))
+}
+
+/// A run stopped by a 402 after two calls, the account topped up, and the
+/// next cron run (same key) calling the other four; then the stopped run is
+/// resumed under another dedup key (a `--var` forgotten). Under that key the
+/// later run's calls are not seen, so the four would be called twice: the
+/// resume is refused instead, like any other change of plan.
+#[test]
+fn resume_refuses_a_changed_dedup_key() {
+    let server = TestServer::start(Config {
+        faults: vec![FaultRule::new(Fault::Status(402)).after(2)],
+        ..Config::default()
+    })
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let cpu = ["--var", "alert=cpu"];
+    let stopped = live(&server, state.path(), DEDUP, &cpu);
+    assert_eq!(stopped.code, 1, "{}", stopped.stderr);
+    let stopped = json(&stopped)["run_id"].as_str().unwrap().to_string();
+    server.set_faults(Vec::new());
+    let cron = live(&server, state.path(), DEDUP, &cpu);
+    assert_eq!(cron.code, 0, "{}", cron.stderr);
+    assert_eq!(json(&cron)["totals"]["placed"], 4);
+    let out = live(&server, state.path(), DEDUP, &["--resume", &stopped]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the dedup key of the call to `P1` changed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.placed_calls().len(), 6);
+    assert_nobody_twice(&server);
+    // With the key it started with, the resume skips whom the cron run called.
+    let out = live(
+        &server,
+        state.path(),
+        DEDUP,
+        &["--resume", &stopped, "--var", "alert=cpu"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json(&out)["totals"]["skipped"], 4, "{}", out.stdout);
+    assert_eq!(server.placed_calls().len(), 6);
+    assert_nobody_twice(&server);
+}
