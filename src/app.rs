@@ -338,9 +338,19 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Whether the playbook at `path` still exists and is still called `name`.
+///
+/// Only its `name:` is read: a playbook that needs `--include-root`, or
+/// fails another check right now, still holds its name.
 fn still_named(path: &Path, name: &str) -> bool {
-    path.is_file()
-        && playbook::load(path, &mut Sources::default()).is_ok_and(|l| l.playbook.name == name)
+    let Ok(bytes) = playbook::read_bounded(path, playbook::MAX_PLAYBOOK_BYTES) else {
+        return false;
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return false;
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    playbook::yaml::parse(text)
+        .is_ok_and(|(doc, _)| doc.get("name").and_then(serde_json::Value::as_str) == Some(name))
 }
 
 fn live_context<'a>(

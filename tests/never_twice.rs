@@ -78,3 +78,51 @@ fn resume_refuses_a_changed_dedup_key() {
     assert_eq!(server.placed_calls().len(), 6);
     assert_nobody_twice(&server);
 }
+
+/// A playbook in `dir/sub/page.yaml` named `shared-name` whose recipients come
+/// from `dir/shared/staff.csv`, outside its directory, so that it runs only
+/// with `--include-root`; `greeting` tells two such files apart.
+fn playbook_needing_include_root(dir: &Path, sub: &str, greeting: &str) -> String {
+    std::fs::create_dir_all(dir.join("shared")).unwrap();
+    std::fs::create_dir_all(dir.join(sub)).unwrap();
+    support::write(
+        &dir.join("shared"),
+        "staff.csv",
+        "name,phone\nQ1,+1 321 499 3001\nQ2,+1 321 499 3002\n",
+    );
+    support::write(
+        &dir.join(sub),
+        "page.yaml",
+        format!(
+            "version: 1\nname: shared-name\ncaller_id: \"321-499-1000\"\n\
+             recipients:\n  - from: ../shared/staff.csv\n\
+             messages:\n  m: {{ tts: \"{greeting} {{{{ recipient.name }}}}\" }}\n\
+             rules:\n  - play: m\ndedup: {{ key: \"k\", window: 30m }}\n"
+        ),
+    )
+}
+
+/// A second file with the same `name:` is refused even when the first one
+/// only loads with `--include-root`: it still holds its name, and sharing it
+/// would let one file's calls silently suppress the other's.
+#[test]
+fn a_playbook_that_needs_include_root_keeps_its_name() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let shared = files.path().join("shared").display().to_string();
+    let first = playbook_needing_include_root(files.path(), "a", "Hello");
+    let second = playbook_needing_include_root(files.path(), "b", "Other");
+    let root = ["--include-root", shared.as_str()];
+    let out = live(&server, state.path(), &first, &root);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = live(&server, state.path(), &second, &root);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("has the same name as"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("a/page.yaml"), "{}", out.stderr);
+    assert_eq!(server.placed_calls().len(), 2);
+}
