@@ -222,7 +222,7 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
         Ok(d) => d,
         Err(m) => return refused(out, m),
     };
-    let _lock = match lock::acquire(
+    let run_lock = match lock::acquire(
         &state_dir,
         &playbook.name,
         &report::timestamp(chrono::Utc::now()),
@@ -261,7 +261,7 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
             let Some(plan) = plan_or_report(&playbook, &input, out) else {
                 return Exit::Invalid;
             };
-            let ctx = live_context(&playbook, &input, args, out, journal);
+            let ctx = live_context(&playbook, &input, args, out, (journal, &run_lock));
             live::resume(ctx, plan, &run, &recorded)
         }
         None => {
@@ -271,7 +271,7 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
             if let Err(m) = journal::apply_dedup(&mut plan, &playbook, &journal, input.now) {
                 return refused(out, format!("{m}: nothing was called"));
             }
-            let ctx = live_context(&playbook, &input, args, out, journal);
+            let ctx = live_context(&playbook, &input, args, out, (journal, &run_lock));
             live::run(ctx, plan)
         }
     };
@@ -358,7 +358,7 @@ fn live_context<'a>(
     input: &'a RunInput,
     args: &'a RunArgs,
     out: &Output<'_>,
-    journal: Journal,
+    (journal, lock): (Journal, &lock::RunLock),
 ) -> live::Context<'a> {
     live::Context {
         playbook,
@@ -366,6 +366,7 @@ fn live_context<'a>(
         args,
         quiet: out.quiet,
         journal,
+        lock: lock.identity(),
     }
 }
 

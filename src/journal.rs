@@ -53,6 +53,57 @@ pub struct Journal {
     version: i64,
     /// A private copy read instead of a journal that could not be opened in place.
     _copy: Option<tempfile::TempDir>,
+    /// The file a live run writes, to notice it being deleted or replaced.
+    file: Option<FileIdentity>,
+}
+
+/// Which file a path named when it was opened, to tell whether it still does.
+///
+/// A file deleted or replaced while a process holds it open is still written
+/// by that process, but nobody will ever read it: a journal written there
+/// records nothing, a lock held there excludes nobody.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    /// The identity of the open `file`, known by `path`.
+    pub fn of(path: &Path, file: &std::fs::File) -> Option<FileIdentity> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let meta = file.metadata().ok()?;
+            Some(FileIdentity {
+                path: path.to_path_buf(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (path, file);
+            None
+        }
+    }
+
+    /// Whether the path still names the file opened.
+    pub fn intact(&self) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata(&self.path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino)
+        }
+        #[cfg(not(unix))]
+        true
+    }
+
+    /// The path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// A run as recorded.
@@ -316,6 +367,9 @@ impl Journal {
         let path = dir.join(FILE_NAME);
         create_private_file(&path)?;
         make_private(&path);
+        let file = std::fs::File::open(&path)
+            .ok()
+            .and_then(|f| FileIdentity::of(&path, &f));
         for side in side_files(&path) {
             make_private(&side);
         }
@@ -325,6 +379,7 @@ impl Journal {
             path,
             version: SCHEMA_VERSION,
             _copy: None,
+            file,
         };
         journal.prepare(true)?;
         Ok(journal)
@@ -393,6 +448,7 @@ impl Journal {
             path,
             version: SCHEMA_VERSION,
             _copy: copy,
+            file: None,
         };
         journal.prepare(false)?;
         Ok(journal)
@@ -665,7 +721,16 @@ impl Journal {
     }
 
     /// Records that a request for call `idx` is about to be sent.
+    ///
+    /// Refuses when the journal file was deleted or replaced since it was
+    /// opened: what is written then is lost, and the next run would call again.
     pub fn sending(&self, run_id: &str, idx: usize, attempt: u32) -> Result<(), String> {
+        if let Some(file) = self.file.as_ref().filter(|f| !f.intact()) {
+            return Err(format!(
+                "journal `{}` was deleted or replaced during the run: no call is recorded any more, so no new call is started",
+                file.path().display()
+            ));
+        }
         let now = timestamp(Utc::now());
         self.conn
             .execute(

@@ -40,6 +40,8 @@ pub struct Context<'a> {
     pub quiet: bool,
     /// Where the plan and every outcome are recorded.
     pub journal: Journal,
+    /// The run lock's file: no call starts once it is deleted or replaced.
+    pub lock: Option<journal::FileIdentity>,
 }
 
 /// Places the calls of a new run and returns the report and the exit code.
@@ -388,12 +390,14 @@ fn execute(
         args,
         quiet,
         journal,
+        lock,
         ..
     } = ctx;
     let ctx_parts = Parts {
         playbook,
         args,
         quiet,
+        lock,
     };
     let journal = Arc::new(Mutex::new(journal));
     if calls.is_empty() {
@@ -441,6 +445,7 @@ struct Parts<'a> {
     playbook: &'a Playbook,
     args: &'a RunArgs,
     quiet: bool,
+    lock: Option<journal::FileIdentity>,
 }
 
 /// Logs in, places `calls` and completes the report; says why the run stopped, if it did.
@@ -478,6 +483,7 @@ fn dispatch_all(
     let quiet = ctx.quiet;
     let observer_journal = journal.clone();
     let observer_run = run_id.to_string();
+    let observer_lock = ctx.lock.clone();
     let (outcomes, stop) = runtime.block_on(async move {
         let client = Arc::new(client);
         if client.needs_login() {
@@ -494,6 +500,7 @@ fn dispatch_all(
             bar: bar.clone(),
             journal: observer_journal,
             run_id: observer_run,
+            lock: observer_lock,
         });
         let indices: Vec<usize> = calls.iter().map(|(i, _)| *i).collect();
         let outcomes =
@@ -610,6 +617,7 @@ struct RunObserver {
     bar: Option<indicatif::ProgressBar>,
     journal: Arc<Mutex<Journal>>,
     run_id: String,
+    lock: Option<journal::FileIdentity>,
 }
 
 impl RunObserver {
@@ -622,6 +630,12 @@ impl RunObserver {
 
 impl Observer for RunObserver {
     fn sending(&self, index: usize, attempt: u32) -> Result<(), String> {
+        if let Some(lock) = self.lock.as_ref().filter(|l| !l.intact()) {
+            return Err(format!(
+                "lock `{}` was deleted or replaced during the run: another run may be calling now, so no new call is started",
+                lock.path().display()
+            ));
+        }
         self.journal().sending(&self.run_id, index, attempt)
     }
 

@@ -22,6 +22,16 @@ const PROBE_PATIENCE: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
+    identity: Option<crate::journal::FileIdentity>,
+}
+
+impl RunLock {
+    /// Which file the lock is held on, so the run can notice it being
+    /// deleted (a careless clean-up of a "stale" lock): from then on the lock
+    /// excludes nobody and another run may start.
+    pub fn identity(&self) -> Option<crate::journal::FileIdentity> {
+        self.identity.clone()
+    }
 }
 
 /// Takes the lock of playbook `name` in `state_dir`, or says who holds it.
@@ -77,7 +87,18 @@ pub fn acquire(state_dir: &Path, name: &str, started_at: &str) -> Result<RunLock
             crate::playbook::io_reason(&e)
         )
     })?;
-    Ok(RunLock { _file: file })
+    let identity = crate::journal::FileIdentity::of(&path, &file);
+    if identity.as_ref().is_some_and(|i| !i.intact()) {
+        // Deleted between opening and locking: that lock excludes nobody.
+        return Err(format!(
+            "lock `{}` was removed while it was taken: nothing was called",
+            path.display()
+        ));
+    }
+    Ok(RunLock {
+        _file: file,
+        identity,
+    })
 }
 
 /// Takes the exclusive lock; a shared holder is only a prober, so wait it out.

@@ -126,3 +126,77 @@ fn a_playbook_that_needs_include_root_keeps_its_name() {
     assert!(out.stderr.contains("a/page.yaml"), "{}", out.stderr);
     assert_eq!(server.placed_calls().len(), 2);
 }
+
+/// Waits (boundedly) until `server` has seen `n` requests.
+fn wait_for_requests(server: &TestServer, n: usize) {
+    for _ in 0..2000 {
+        if server.requests().len() >= n {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("the server never saw {n} requests");
+}
+
+/// An operator deletes the lock of a run in progress, taking it for a stale
+/// one, and the next cron run starts beside it. The run whose lock is gone
+/// starts no new call (the other run may be calling the same people), so
+/// nobody is called twice; it stops, resumable, and says why.
+#[cfg(unix)]
+#[test]
+fn a_run_whose_lock_is_deleted_starts_no_new_call() {
+    let server = TestServer::start(Config {
+        latency: std::time::Duration::from_millis(1500),
+        rate_limit: None,
+        ..Config::default()
+    })
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let first = support::spawn_live(DEDUP, &server.url(), state.path(), &["-q"]);
+    // Four calls in flight (the playbook's concurrency), two still to start.
+    wait_for_requests(&server, 4);
+    std::fs::remove_dir_all(state.path().join("locks")).unwrap();
+    let second = live(&server, state.path(), DEDUP, &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let first = first.wait_with_output().unwrap();
+    assert_nobody_twice(&server);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("was deleted or replaced during the run"),
+        "{stderr}"
+    );
+    assert_eq!(server.placed_calls().len(), 6);
+}
+
+/// The journal of a run in progress is deleted (or replaced by a restore):
+/// what the run would record from then on is lost, and the next run would
+/// call those people again, so it starts no new call and says why.
+#[cfg(unix)]
+#[test]
+fn a_run_whose_journal_is_deleted_starts_no_new_call() {
+    let server = TestServer::start(Config {
+        latency: std::time::Duration::from_millis(1500),
+        rate_limit: None,
+        ..Config::default()
+    })
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = support::spawn_live(DEDUP, &server.url(), state.path(), &["-q"]);
+    wait_for_requests(&server, 4);
+    for file in [
+        "journal.sqlite3",
+        "journal.sqlite3-wal",
+        "journal.sqlite3-shm",
+    ] {
+        let _ = std::fs::remove_file(state.path().join(file));
+    }
+    let run = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(server.requests().len(), 4, "{stderr}");
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("was deleted or replaced during the run"),
+        "{stderr}"
+    );
+}
