@@ -294,8 +294,14 @@ fn run(args: &RunArgs, out: &mut Output<'_>) -> Exit {
 /// Runs share their dedup history, lock and resumable runs by name, so a
 /// second file with the same name is refused while the recorded one still
 /// holds that name; a recorded file that is gone (moved) or renamed is replaced.
+///
+/// The path is recorded as given (made absolute), symbolic links unresolved:
+/// a deployment that points `current/` at a new release directory runs the
+/// same playbook, although the old release still holds a file of that name.
+/// Another spelling of the recorded file is the same playbook too, and
+/// leaves the recorded path as it is.
 fn claim_name(journal: &Journal, playbook: &playbook::Playbook) -> Result<(), String> {
-    let here = std::fs::canonicalize(&playbook.path).map_err(|e| {
+    let here = std::path::absolute(&playbook.path).map_err(|e| {
         format!(
             "playbook `{}`: {}",
             playbook.path.display(),

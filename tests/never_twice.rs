@@ -200,3 +200,45 @@ fn a_run_whose_journal_is_deleted_starts_no_new_call() {
         "{stderr}"
     );
 }
+
+/// A deployment keeps each release in its own directory and points a
+/// `current` symbolic link at the newest: cron runs `current/page.yaml`. The
+/// old release still holds a file of that name, but it is the same playbook
+/// to its operator, so the run after a deploy is not refused (which would
+/// page nobody until someone noticed).
+#[cfg(unix)]
+#[test]
+fn a_playbook_run_through_a_release_symlink_survives_a_deploy() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(DEDUP).unwrap();
+    for release in ["r1", "r2"] {
+        std::fs::create_dir(files.path().join(release)).unwrap();
+        support::write(&files.path().join(release), "page.yaml", &text);
+    }
+    let current = files.path().join("current");
+    std::os::unix::fs::symlink("r1", &current).unwrap();
+    let page = current.join("page.yaml").display().to_string();
+    let out = live(&server, state.path(), &page, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The deploy: `current` now points at the new release.
+    let next = files.path().join("current.new");
+    std::os::unix::fs::symlink("r2", &next).unwrap();
+    std::fs::rename(&next, &current).unwrap();
+    let out = live(&server, state.path(), &page, &["--var", "alert=cpu"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json(&out)["totals"]["placed"], 6);
+    // Within the window, the same alert is still deduplicated across the deploy.
+    let out = live(&server, state.path(), &page, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json(&out)["totals"]["skipped"], 6);
+    assert_nobody_twice_per_alert(&server);
+}
+
+/// Each number was called exactly twice: once per alert of the test above.
+fn assert_nobody_twice_per_alert(server: &TestServer) {
+    for (to, count) in server.placed_counts() {
+        assert_eq!(count, 2, "{to} was called {count} times");
+    }
+}
