@@ -80,6 +80,8 @@ impl StopReason {
 pub struct Control {
     stopped: AtomicBool,
     reason: Mutex<Option<StopReason>>,
+    /// Wakes the calls waiting between retries when the run stops.
+    wake: tokio::sync::Notify,
 }
 
 impl Control {
@@ -93,6 +95,23 @@ impl Control {
             *slot = Some(reason);
         }
         self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    /// Waits `pause` before a retry, or less once the run stops: a
+    /// `Retry-After` of a minute must not hold an interrupted run that long.
+    pub async fn pause(&self, pause: std::time::Duration) {
+        let stopped = self.wake.notified();
+        tokio::pin!(stopped);
+        // Registered before the flag is read, so a stop in between still wakes it.
+        stopped.as_mut().enable();
+        if self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = stopped => {}
+        }
     }
 
     /// Why the run stopped, if it did.
@@ -253,7 +272,7 @@ impl Job {
                     }
                     let pause = retry_after.unwrap_or_else(|| backoff(attempts));
                     tracing::debug!(to = %call.to, attempt = attempts, ?pause, "retrying: {reason}");
-                    tokio::time::sleep(pause).await;
+                    self.control.pause(pause).await;
                 }
                 CallError::Unauthorized(m) => {
                     if renewed {
@@ -284,7 +303,7 @@ impl Job {
                         };
                     }
                     tracing::debug!(to = %call.to, attempt = attempts, "retrying (at-least-once): {m}");
-                    tokio::time::sleep(backoff(attempts)).await;
+                    self.control.pause(backoff(attempts)).await;
                 }
             }
         }

@@ -242,3 +242,98 @@ fn assert_nobody_twice_per_alert(server: &TestServer) {
         assert_eq!(count, 2, "{to} was called {count} times");
     }
 }
+
+/// A server that answers every request `503` with `Retry-After: 60`, and
+/// counts the requests; each connection serves one request.
+fn busy_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let Ok(read_half) = stream.try_clone() else {
+                    return;
+                };
+                let mut reader = std::io::BufReader::new(read_half.take(1 << 20));
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length.min(1 << 16)];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = "HTTP/1.1 503 Service Unavailable\r\nretry-after: 60\r\n\
+                              content-type: application/json\r\ncontent-length: 17\r\n\
+                              connection: close\r\n\r\n{\"error\":\"busy\"}\n";
+                let mut stream = stream;
+                let _ = stream.write_all(answer.as_bytes());
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// SIGTERM while calls wait out a `Retry-After: 60` (a `docker stop` or a
+/// systemd stop): the run stops waiting at once, records those calls as not
+/// placed (a resume calls them), and exits 130 well before a supervisor's
+/// SIGKILL would lose the report.
+#[cfg(unix)]
+#[test]
+fn an_interrupt_during_a_long_retry_after_stops_at_once() {
+    let (url, seen) = busy_server();
+    let state = tempfile::tempdir().unwrap();
+    let mut child = support::spawn_live(
+        "tests/fixtures/live/eight.yaml",
+        &url,
+        state.path(),
+        &["--format", "json"],
+    );
+    for _ in 0..2000 {
+        if seen.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The answers were read and the calls are waiting to retry.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the interrupted run was still waiting after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(130));
+    let runs = finish(
+        callbook()
+            .args(["runs", "--format", "json", "--state-dir"])
+            .arg(state.path()),
+    );
+    let runs = json(&runs);
+    assert_eq!(runs[0]["state"], "interrupted", "{runs}");
+    assert_eq!(runs[0]["failed"], 8, "{runs}");
+}
