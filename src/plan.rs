@@ -423,11 +423,15 @@ fn rendered_error(
     }
 }
 
-/// A short random suffix so runs started in the same second differ.
+/// A random suffix so runs started in the same second differ.
+///
+/// 32 bits: with 16, runs started together (a cron line and the runs its
+/// lock refuses, which are recorded too) shared an id often enough that the
+/// run holding the lock was refused, unable to record its plan.
 pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!(
-        "{}-{:04x}",
+        "{}-{:08x}",
         now.to_rfc3339_opts(SecondsFormat::Secs, true),
-        fastrand::u16(..)
+        fastrand::u32(..)
     )
 }

@@ -337,3 +337,30 @@ fn an_interrupt_during_a_long_retry_after_stops_at_once() {
     assert_eq!(runs[0]["state"], "interrupted", "{runs}");
     assert_eq!(runs[0]["failed"], 8, "{runs}");
 }
+
+/// Runs started in the same second never share an id. Every id a 16-bit
+/// suffix could give for the next five seconds is taken (as runs refused by the
+/// lock in a busy cron second take them); the run must still record its plan
+/// and call, not be refused for a clash of ids.
+#[test]
+fn a_run_never_clashes_with_the_id_of_another_run_of_its_second() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = live(&server, state.path(), DEDUP, &["--max-calls", "0"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let conn = rusqlite::Connection::open(state.path().join("journal.sqlite3")).unwrap();
+    let start = chrono::Utc::now().timestamp();
+    conn.execute(
+        "WITH RECURSIVE s(t) AS (SELECT ?1 UNION ALL SELECT t + 1 FROM s WHERE t < ?1 + 5),
+              n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 65535)
+         INSERT OR IGNORE INTO runs (id, playbook, path, now, started_at, finished_at, state)
+         SELECT strftime('%Y-%m-%dT%H:%M:%SZ', t, 'unixepoch') || '-' || printf('%04x', i),
+                'other', 'other.yaml', '', '', '', 'refused' FROM s, n",
+        [start],
+    )
+    .unwrap();
+    drop(conn);
+    let out = live(&server, state.path(), DEDUP, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.placed_calls().len(), 6);
+}

@@ -4,7 +4,7 @@
 //! {
 //!   "callbook_version": "0.1.0",
 //!   "playbook": { "name": "disk-full", "path": "playbooks/disk-full.yaml" },
-//!   "run_id": "2026-11-26T22:00:00Z-4f3a",
+//!   "run_id": "2026-11-26T22:00:00Z-4f3a9c07",
 //!   "dry_run": true,
 //!   "started_at": "2026-11-26T22:00:00Z",
 //!   "finished_at": "2026-11-26T22:00:00Z",

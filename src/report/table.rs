@@ -89,13 +89,13 @@ pub fn runs(list: &[crate::journal::RunSummary]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<28}  {:<24}  {:<20}  {:<11}  {:>6}  {:>6}  {:>7}  {:>7}  {:>7}",
+        "{:<29}  {:<24}  {:<20}  {:<11}  {:>6}  {:>6}  {:>7}  {:>7}  {:>7}",
         "RUN", "PLAYBOOK", "STARTED", "STATE", "PLACED", "FAILED", "UNKNOWN", "PENDING", "SKIPPED"
     );
     for r in list {
         let _ = writeln!(
             out,
-            "{:<28}  {:<24}  {:<20}  {:<11}  {:>6}  {:>6}  {:>7}  {:>7}  {:>7}",
+            "{:<29}  {:<24}  {:<20}  {:<11}  {:>6}  {:>6}  {:>7}  {:>7}  {:>7}",
             escape_controls(&r.run_id),
             cut(&escape_controls(&r.playbook), 24),
             escape_controls(&r.started_at),
