@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::check::{FieldPlaces, PointerPlaces, RecipientDefaults, check_recipient};
+use super::recipient::{FieldPlaces, PointerPlaces, RecipientDefaults, check_recipient};
 use super::raw::{RawRecipient, Scalar};
 use super::yaml;
 use super::{MAX_INCLUDE_BYTES, Recipient, RecipientVars, display_path, read_text};
@@ -320,7 +320,7 @@ fn load_yaml(
                 } else {
                     positions.value(&pointer)
                 };
-                let message = super::check::hide_secret_values(v.message, &item, &v.pointer);
+                let message = super::recipient::hide_secret_values(v.message, &item, &v.pointer);
                 diags.push(
                     Diagnostic::error(Some(pos.at(file)), message).at_path(display_path(&pointer)),
                 );

@@ -7,6 +7,7 @@
 mod check;
 mod include;
 mod raw;
+mod recipient;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
