@@ -7,11 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use callbook::diag::Sources;
-use callbook::journal::{self, CallRecord, Journal, RunRecord};
+use callbook::model::{CallRecord, CallState, FINGERPRINT_VERSION, RunRecord, RunState};
 use callbook::plan::{self, RunInput, Selection};
 use callbook::plan::{CallRequest, ServiceType};
 use callbook::playbook::{self, Loaded};
 use callbook::report::{self, Report};
+use callbook::store::sqlite::journal::Journal;
 
 const RECIPIENTS: usize = 100_000;
 
@@ -127,11 +128,11 @@ fn journal_plan_100k(bencher: divan::Bencher) {
                 recipient: format!("Person {i}"),
                 to: request.to.clone(),
                 rule: Some("everyone else".to_string()),
-                service_type: Some("TTS".to_string()),
+                service_type: Some(ServiceType::Tts),
                 service_id: None,
-                fingerprint: Some(journal::fingerprint(&request, Some("13214991000"))),
+                fingerprint: Some(plan::fingerprint(&request, Some("13214991000"))),
                 dedup_key: request.dedup_key.clone(),
-                state: "pending".to_string(),
+                state: CallState::Pending,
                 reason: None,
                 call_id: None,
                 attempts: 0,
@@ -148,13 +149,13 @@ fn journal_plan_100k(bencher: divan::Bencher) {
             id: format!("bench-{n}"),
             playbook: "bench".to_string(),
             path: "bench.yaml".to_string(),
-            now: "2026-11-26T15:00:00Z".to_string(),
-            started_at: "2026-11-26T15:00:00Z".to_string(),
+            now: "2026-11-26T15:00:00Z".parse().expect("a timestamp"),
+            started_at: "2026-11-26T15:00:00Z".parse().expect("a timestamp"),
             finished_at: None,
-            state: "running".to_string(),
+            state: RunState::Running,
             caller_id: Some("13214991000".to_string()),
             pid: Some(std::process::id()),
-            fingerprint_version: journal::FINGERPRINT_VERSION,
+            fingerprint_version: FINGERPRINT_VERSION,
         };
         journal.begin_run(&run, &calls).expect("plan recorded");
     });

@@ -166,7 +166,7 @@ impl<'a> Printer<'a> {
     /// The diagnostic's header line and, when its file is known, the source line with a caret.
     pub fn render(&self, diagnostic: &Diagnostic) -> String {
         let mut out = String::new();
-        let header = crate::term::escape_controls(&diagnostic.to_string()).into_owned();
+        let header = crate::escape::escape_controls(&diagnostic.to_string()).into_owned();
         if self.styled {
             let style = match diagnostic.severity {
                 Severity::Error => anstyle::AnsiColor::Red.on_default().bold(),
@@ -195,7 +195,7 @@ impl<'a> Printer<'a> {
         // Control characters become visible pictures, one character for one,
         // so the caret stays under the same character.
         let start_char = masked[..start].chars().count();
-        let line = crate::term::escape_controls(&masked);
+        let line = crate::escape::escape_controls(&masked);
         let start = line
             .char_indices()
             .nth(start_char)
@@ -253,6 +253,32 @@ fn token_len(rest: &str) -> usize {
                 token => token.len(),
             }
         }
+    }
+}
+
+/// The words that make a key name look like a credential's.
+pub const SECRET_WORDS: [&str; 7] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "credential",
+];
+
+/// Key names that suggest a credential was put into a playbook.
+pub fn looks_like_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|s| k.contains(s))
+}
+
+/// Escapes one JSON pointer segment (RFC 6901).
+pub fn escape_segment(segment: &str) -> std::borrow::Cow<'_, str> {
+    if segment.contains(['~', '/']) {
+        segment.replace('~', "~0").replace('/', "~1").into()
+    } else {
+        segment.into()
     }
 }
 

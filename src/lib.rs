@@ -1,20 +1,27 @@
 #![warn(missing_docs)]
 //! callbook: run declarative YAML call playbooks through the FoneStorm API.
 //!
-//! Loading and checking (`playbook`, `schema`, `phone`, `render`, `ssml`,
-//! `rules` → a [`plan::Plan`]) is pure and synchronous; the live side
-//! (`provider`, `limiter`, `dispatch`) consumes a plan; `report` only formats.
-//! `main.rs` parses arguments and calls [`app::main`].
-pub mod app;
+//! The layers, each knowing only those below it:
+//!
+//! - [`model`]: the shared vocabulary (states, statuses, service types,
+//!   timestamps, recorded runs and calls);
+//! - loading and checking (`playbook`, `schema`, `phone`, `render`, `ssml`,
+//!   `rules` → a [`plan::Plan`]), pure and synchronous;
+//! - [`store`]: everything durable behind an async trait, with the SQLite
+//!   journal and file locks as its implementation;
+//! - [`engine`]: async functions that place a plan's calls through
+//!   [`provider`] against a store and an observer, cancellable, with no
+//!   terminal, signals, runtime or process of their own;
+//! - [`report`]: formats only;
+//! - [`cli`]: the command line, the prompt, signals, the progress bar and
+//!   exit codes. `main.rs` parses arguments and calls [`cli::main`].
+pub mod base_url;
 pub mod cli;
 pub mod diag;
-pub mod dispatch;
-pub mod exit;
-pub mod journal;
-pub mod limiter;
+pub mod engine;
+pub mod escape;
 pub mod limits;
-pub mod live;
-pub mod lock;
+pub mod model;
 pub mod phone;
 pub mod plan;
 pub mod playbook;
@@ -24,6 +31,5 @@ pub mod report;
 pub mod rules;
 pub mod schema;
 pub mod ssml;
+pub mod store;
 pub mod suggest;
-pub mod term;
-pub mod vars;

@@ -23,34 +23,7 @@ use crate::suggest;
 /// How many per-recipient errors are listed before the rest are only counted.
 pub const MAX_LISTED_ERRORS: usize = 20;
 
-/// FoneStorm's `service_type`: what the callee is connected to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum ServiceType {
-    /// Text or SSML spoken by text-to-speech.
-    #[serde(rename = "TTS")]
-    Tts,
-    /// A WAV file played from a URL.
-    SoundFile,
-    /// A registered device.
-    Device,
-    /// A voicemail box.
-    VoiceMail,
-    /// Another phone number.
-    Phonenumber,
-}
-
-impl ServiceType {
-    /// The name FoneStorm uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceType::Tts => "TTS",
-            ServiceType::SoundFile => "SoundFile",
-            ServiceType::Device => "Device",
-            ServiceType::VoiceMail => "VoiceMail",
-            ServiceType::Phonenumber => "Phonenumber",
-        }
-    }
-}
+pub use crate::model::ServiceType;
 
 /// One call exactly as it will be requested.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +36,26 @@ pub struct CallRequest {
     pub service_id: String,
     /// The rendered dedup key, when the playbook has `dedup`.
     pub dedup_key: Option<String>,
+}
+
+/// The SHA-256 of exactly what a call request sends, from `caller_id`.
+///
+/// `caller_id` is `None` only to check runs recorded with fingerprint format 1,
+/// which did not cover it.
+pub fn fingerprint(call: &CallRequest, caller_id: Option<&str>) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    let parts = [
+        Some(call.to.as_str()),
+        Some(call.service_type.as_str()),
+        Some(call.service_id.as_str()),
+        caller_id,
+    ];
+    for part in parts.into_iter().flatten() {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What happens to one recipient.
@@ -434,4 +427,33 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
         now.to_rfc3339_opts(SecondsFormat::Secs, true),
         fastrand::u32(..)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(id: &str) -> CallRequest {
+        CallRequest {
+            to: "13214991008".into(),
+            service_type: ServiceType::Tts,
+            service_id: id.into(),
+            dedup_key: None,
+        }
+    }
+
+    #[test]
+    fn fingerprints_tell_requests_apart() {
+        let from = Some("13214991000");
+        assert_eq!(fingerprint(&call("a"), from), fingerprint(&call("a"), from));
+        assert_ne!(fingerprint(&call("a"), from), fingerprint(&call("b"), from));
+        assert_eq!(fingerprint(&call("a"), from).len(), 64);
+    }
+
+    #[test]
+    fn fingerprints_cover_the_caller_id() {
+        let a = fingerprint(&call("a"), Some("13214991000"));
+        assert_ne!(a, fingerprint(&call("a"), Some("13214991999")));
+        assert_ne!(a, fingerprint(&call("a"), None));
+    }
 }

@@ -52,6 +52,16 @@ impl Site {
 
 /// Every compiled template of a playbook, with where each came from.
 ///
+/// How a template's values are escaped: a kind kept beside the template,
+/// not read back from its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Escaping {
+    /// Plain text: values are written as they are.
+    None,
+    /// SSML: every value is XML-escaped, whatever the template says.
+    Xml,
+}
+
 /// Templates live in two environments. SSML messages render in one where
 /// *every* template escapes for XML, so no path into an SSML document skips
 /// escaping: not `{% include %}` of a `tts` message, not `{% import %}`,
@@ -62,6 +72,7 @@ pub struct Templates {
     env: Environment<'static>,
     ssml_env: Environment<'static>,
     sites: HashMap<String, Site>,
+    escaping: HashMap<String, Escaping>,
 }
 
 impl Default for Templates {
@@ -136,10 +147,11 @@ impl Templates {
             env,
             ssml_env,
             sites: HashMap::new(),
+            escaping: HashMap::new(),
         }
     }
 
-    /// Compiles `source` under `name`; `ssml` turns on XML escaping of values.
+    /// Compiles `source` under `name`, its values escaped as `escaping` says.
     ///
     /// Returns the name to render it by.
     pub fn add(
@@ -147,9 +159,12 @@ impl Templates {
         name: &str,
         source: &str,
         site: Site,
-        ssml: bool,
+        escaping: Escaping,
     ) -> Result<String, Diagnostic> {
-        let name = if ssml {
+        // SSML templates live under their own names, so that an `include`
+        // from a plain template still escapes them (the environment's
+        // auto-escape callback sees only a name).
+        let name = if escaping == Escaping::Xml {
             format!("{SSML_PREFIX}{name}")
         } else {
             name.to_string()
@@ -164,6 +179,7 @@ impl Templates {
         match added {
             Ok(()) => {
                 self.sites.insert(name.clone(), site);
+                self.escaping.insert(name.clone(), escaping);
                 Ok(name)
             }
             Err(e) => Err(template_error(&site, &e, None)),
@@ -192,10 +208,9 @@ impl Templates {
     /// Renders template `name` for `recipient` with `ctx`.
     pub fn render(&self, name: &str, ctx: &Value, recipient: &str) -> Result<String, Diagnostic> {
         let site = self.sites.get(name);
-        let env = if name.starts_with(SSML_PREFIX) {
-            &self.ssml_env
-        } else {
-            &self.env
+        let env = match self.escaping.get(name) {
+            Some(Escaping::Xml) => &self.ssml_env,
+            Some(Escaping::None) | None => &self.env,
         };
         let result = env.get_template(name).and_then(|t| t.render(ctx));
         result.map_err(|e| match site {
@@ -383,7 +398,9 @@ mod tests {
     #[test]
     fn ssml_values_are_escaped() {
         let mut t = Templates::new();
-        let name = t.add("m", "<speak>{{ s }}</speak>", site(), true).unwrap();
+        let name = t
+            .add("m", "<speak>{{ s }}</speak>", site(), Escaping::Xml)
+            .unwrap();
         let out = t
             .render(&name, &context! { s => "CPU > 90% & <b>rising</b>" }, "A")
             .unwrap();
@@ -396,7 +413,7 @@ mod tests {
     #[test]
     fn plain_text_is_not_escaped() {
         let mut t = Templates::new();
-        let name = t.add("m", "{{ s }}", site(), false).unwrap();
+        let name = t.add("m", "{{ s }}", site(), Escaping::None).unwrap();
         let out = t.render(&name, &context! { s => "a & b" }, "A").unwrap();
         assert_eq!(out, "a & b");
     }
@@ -405,7 +422,12 @@ mod tests {
     fn undefined_variable_names_recipient_and_line() {
         let mut t = Templates::new();
         let name = t
-            .add("m", "<speak>\nHi {{ nope }}\n</speak>", site(), true)
+            .add(
+                "m",
+                "<speak>\nHi {{ nope }}\n</speak>",
+                site(),
+                Escaping::Xml,
+            )
             .unwrap();
         let d = t.render(&name, &context! {}, "Bob").unwrap_err();
         let loc = d.location.clone().unwrap();
@@ -421,7 +443,7 @@ mod tests {
                 "m",
                 "{% for a in range(10000) %}{% for b in range(10000) %}x{% endfor %}{% endfor %}",
                 site(),
-                false,
+                Escaping::None,
             )
             .unwrap();
         let d = t.render(&name, &context! {}, "A").unwrap_err();
@@ -440,7 +462,9 @@ mod tests {
     #[test]
     fn syntax_error_is_reported_at_compile_time() {
         let mut t = Templates::new();
-        let d = t.add("m", "Hello {{ name", site(), false).unwrap_err();
+        let d = t
+            .add("m", "Hello {{ name", site(), Escaping::None)
+            .unwrap_err();
         assert!(
             d.message.starts_with("template syntax error"),
             "{}",

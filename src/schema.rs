@@ -93,7 +93,7 @@ fn explain(error: &ValidationError<'_>, schema: &Value, out: &mut Vec<Violation>
                 .unwrap_or_default();
             for key in unexpected {
                 out.push(Violation {
-                    pointer: format!("{pointer}/{}", crate::playbook::yaml::escape_segment(key)),
+                    pointer: format!("{pointer}/{}", crate::diag::escape_segment(key)),
                     at_key: true,
                     message: unknown_key(key, &known),
                 });
@@ -104,7 +104,7 @@ fn explain(error: &ValidationError<'_>, schema: &Value, out: &mut Vec<Violation>
             let key = error.instance();
             let key = key.as_str().unwrap_or_default();
             out.push(Violation {
-                pointer: format!("{pointer}/{}", crate::playbook::yaml::escape_segment(key)),
+                pointer: format!("{pointer}/{}", crate::diag::escape_segment(key)),
                 at_key: true,
                 message: if looks_like_secret(key) {
                     secret_key(key)
@@ -215,21 +215,7 @@ fn join_or(names: &[String]) -> String {
     }
 }
 
-/// Key names that suggest a credential was put into a playbook.
-pub fn looks_like_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "apikey",
-        "api_key",
-        "credential",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-}
+pub use crate::diag::looks_like_secret;
 
 fn secret_key(key: &str) -> String {
     format!(

@@ -4,7 +4,7 @@
 //! multi-line value spans) holds `password: hunter2`, the value would end up
 //! in a terminal, a CI log or a cron mail. This module finds, once per file,
 //! the byte ranges of every value whose key looks like a secret (see
-//! [`crate::schema::looks_like_secret`]), in block and flow YAML and in JSON,
+//! [`super::looks_like_secret`]), in block and flow YAML and in JSON,
 //! and [`apply`] replaces them with `***` when a line is shown.
 //!
 //! It errs on the side of hiding: a line it cannot read is hidden from the
@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use crate::schema::looks_like_secret;
+use super::looks_like_secret;
 
 /// What replaces a hidden value.
 const MASK: &str = "***";
@@ -93,17 +93,9 @@ fn url_userinfo(line: &str) -> Vec<Range<usize>> {
 fn might_hold_secret(line: &str) -> bool {
     line.contains(':')
         && (line.contains('\\')
-            || [
-                "password",
-                "passwd",
-                "secret",
-                "token",
-                "apikey",
-                "api_key",
-                "credential",
-            ]
-            .iter()
-            .any(|w| contains_ignore_case(line.as_bytes(), w.as_bytes())))
+            || super::SECRET_WORDS
+                .iter()
+                .any(|w| contains_ignore_case(line.as_bytes(), w.as_bytes())))
 }
 
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {

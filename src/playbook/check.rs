@@ -14,18 +14,18 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use super::raw::{RawConnect, RawEntry, RawPlaybook, RawRule};
+use super::recipient::{
+    PointerPlaces, RecipientDefaults, check_recipient, hide_secret_values, parse_timezone,
+};
 use super::yaml::{Positions, escape_segment};
 use super::{
     Action, ConnectKind, Dedup, Loaded, Message, MessageKind, Playbook, ProviderSettings,
     Recipient, Rule, display_path, include,
 };
-use super::recipient::{
-    PointerPlaces, RecipientDefaults, check_recipient, hide_secret_values, parse_timezone,
-};
 use crate::diag::{Diagnostic, Location, Sources};
 use crate::limits;
 use crate::phone::{self, Country};
-use crate::render::{Site, Templates};
+use crate::render::{Escaping, Site, Templates};
 use crate::schema::{self, Definition};
 use crate::suggest;
 
@@ -34,8 +34,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|_| format!("{text:?} is not a duration (write it like `90s`, `30m` or `1h30m`)"))
 }
-
-
 
 /// The state of one playbook's meaning checks.
 pub(super) struct Checker<'a> {
@@ -48,7 +46,6 @@ pub(super) struct Checker<'a> {
     include_root: Result<PathBuf, String>,
     diags: Vec<Diagnostic>,
 }
-
 
 impl<'a> Checker<'a> {
     pub(super) fn new(
@@ -208,7 +205,7 @@ impl<'a> Checker<'a> {
             let key = d.key.unwrap_or_else(|| raw.name.clone());
             let site = self.site("/dedup/key");
             let key_template = templates
-                .add("dedup.key", &key, site, false)
+                .add("dedup.key", &key, site, Escaping::None)
                 .map_err(|d| self.diags.push(d))
                 .ok()?;
             Some(Dedup {
@@ -285,14 +282,14 @@ impl<'a> Checker<'a> {
                     "/provider/base_url",
                     format!(
                         "{:?} is not an http(s) URL",
-                        crate::provider::without_userinfo(&url)
+                        crate::base_url::without_userinfo(&url)
                     ),
                 );
                 return None;
             }
             // What a live run would refuse (a user name or password in the
             // URL, plain http to another machine) fails `validate` too.
-            if let Err(m) = crate::provider::check_base_url(&url) {
+            if let Err(m) = crate::base_url::check_base_url(&url) {
                 self.error("/provider/base_url", m);
                 return None;
             }
@@ -413,7 +410,11 @@ impl<'a> Checker<'a> {
                 &format!("messages.{name}"),
                 &source,
                 site,
-                kind == MessageKind::Ssml,
+                if kind == MessageKind::Ssml {
+                    Escaping::Xml
+                } else {
+                    Escaping::None
+                },
             ) {
                 Ok(template) => out.push(Message {
                     name,
@@ -535,7 +536,12 @@ impl<'a> Checker<'a> {
             self.error(&pointer, e.to_string());
         }
         let site = self.site(&pointer);
-        match templates.add(&format!("rules[{index}].connect"), &value, site, false) {
+        match templates.add(
+            &format!("rules[{index}].connect"),
+            &value,
+            site,
+            Escaping::None,
+        ) {
             Ok(template) => Some(Action::Connect { kind, template }),
             Err(d) => {
                 self.diags.push(d);
@@ -567,7 +573,6 @@ fn lexical_absolute(path: &Path) -> Option<PathBuf> {
     }
     Some(out)
 }
-
 
 fn with_path(d: Diagnostic, pointer: &str) -> Diagnostic {
     if pointer.is_empty() {

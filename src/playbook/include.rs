@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::recipient::{FieldPlaces, PointerPlaces, RecipientDefaults, check_recipient};
 use super::raw::{RawRecipient, Scalar};
+use super::recipient::{FieldPlaces, PointerPlaces, RecipientDefaults, check_recipient};
 use super::yaml;
 use super::{MAX_INCLUDE_BYTES, Recipient, RecipientVars, display_path, read_text};
 use crate::diag::{Diagnostic, Location, Sources};

@@ -146,14 +146,7 @@ fn plain_message(e: &serde_saphyr::Error) -> String {
     message
 }
 
-/// Escapes one JSON pointer segment (RFC 6901).
-pub fn escape_segment(segment: &str) -> std::borrow::Cow<'_, str> {
-    if segment.contains(['~', '/']) {
-        segment.replace('~', "~0").replace('/', "~1").into()
-    } else {
-        segment.into()
-    }
-}
+pub use crate::diag::escape_segment;
 
 /// A YAML node as read, before conversion to JSON.
 enum Node {

@@ -7,10 +7,10 @@
 pub mod json;
 pub mod table;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{CallRecord, RunRecord};
+use crate::model::{CallRecord, RunRecord};
+pub use crate::model::{Status, timestamp};
 use crate::plan::{Decision, Plan, RunInput};
 use crate::playbook::Playbook;
 
@@ -64,35 +64,6 @@ pub struct Totals {
     pub skipped: usize,
 }
 
-/// What happened to one recipient.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Would be called (dry run).
-    Planned,
-    /// Called: the provider accepted the call.
-    Placed,
-    /// Not called: the request failed.
-    Failed,
-    /// The request may have reached the provider; the outcome is not known.
-    Unknown,
-    /// Not called on purpose.
-    Skipped,
-}
-
-impl Status {
-    /// The word used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Planned => "planned",
-            Status::Placed => "placed",
-            Status::Failed => "failed",
-            Status::Unknown => "unknown",
-            Status::Skipped => "skipped",
-        }
-    }
-}
-
 /// One recipient's line of the report.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -117,11 +88,6 @@ pub struct CallReport {
     pub reason: Option<String>,
     /// Why the call failed.
     pub error: Option<String>,
-}
-
-/// RFC 3339 in UTC with seconds, as every time in a report.
-pub fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 impl Report {
@@ -188,9 +154,9 @@ impl Report {
                 recipient: c.recipient.clone(),
                 to: c.to.clone(),
                 rule: c.rule.clone(),
-                service_type: c.service_type.clone(),
+                service_type: c.service_type.map(|t| t.as_str().to_string()),
                 service_id: c.service_id.clone(),
-                status: crate::journal::status_of(&c.state),
+                status: c.state.status(),
                 call_id: c.call_id.clone(),
                 attempts: c.attempts,
                 reason: c.reason.clone(),
@@ -205,8 +171,8 @@ impl Report {
             },
             run_id: run.id.clone(),
             dry_run: false,
-            started_at: run.started_at.clone(),
-            finished_at: run.finished_at.clone().unwrap_or_default(),
+            started_at: run.started_at.to_string(),
+            finished_at: run.finished_at.map(|t| t.to_string()).unwrap_or_default(),
             totals: Totals::default(),
             calls,
         };

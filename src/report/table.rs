@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 
 use super::{Report, Status};
-use crate::term::escape_controls;
+use crate::escape::escape_controls;
 
 /// Longest excerpt of a message shown in a table cell.
 const EXCERPT_CHARS: usize = 60;
@@ -82,7 +82,7 @@ fn write_row(out: &mut String, cells: &[String; 6], widths: &[usize; 6]) {
 }
 
 /// The list of `callbook runs`: one line per run, newest first.
-pub fn runs(list: &[crate::journal::RunSummary]) -> String {
+pub fn runs(list: &[crate::model::RunSummary]) -> String {
     if list.is_empty() {
         return "no runs in the journal\n".to_string();
     }
@@ -98,8 +98,8 @@ pub fn runs(list: &[crate::journal::RunSummary]) -> String {
             "{:<29}  {:<24}  {:<20}  {:<11}  {:>6}  {:>6}  {:>7}  {:>7}  {:>7}",
             escape_controls(&r.run_id),
             cut(&escape_controls(&r.playbook), 24),
-            escape_controls(&r.started_at),
-            escape_controls(&r.state),
+            r.started_at,
+            r.state,
             r.placed,
             r.failed,
             r.unknown,

@@ -26,7 +26,7 @@ pub fn parse_var(arg: &str) -> Result<(String, Value), Diagnostic> {
         ));
     };
     let key = key.trim();
-    let shown = crate::term::escape_controls(key);
+    let shown = crate::escape::escape_controls(key);
     let valid = !key.is_empty()
         && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !key.starts_with(|c: char| c.is_ascii_digit());
@@ -159,7 +159,7 @@ fn secret_key(flag: &str, key: &str) -> String {
     format!(
         "{flag}: `{}` looks like a secret: variables never hold credentials, set \
          FONESTORM_TOKEN or FONESTORM_USERNAME and FONESTORM_PASSWORD in the environment",
-        crate::term::escape_controls(key)
+        crate::escape::escape_controls(key)
     )
 }
 

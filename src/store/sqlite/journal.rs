@@ -1,12 +1,6 @@
-//! The journal: what every run planned and what became of each call.
-//!
-//! An SQLite database (WAL, `synchronous=FULL`) in the state directory. A
-//! live run records its whole plan before the first call, records that a
-//! request is *about to be sent* before sending it, and its outcome when the
-//! answer comes. So after a crash every call is either known (`placed`,
-//! `failed`, `unknown`), known to have been possibly sent (`sending`, treated
-//! as `unknown`), or certainly not sent (`pending`) — which is what makes
-//! `--resume` safe and dedup windows work across cron runs.
+//! The SQLite journal: one file in the state directory (WAL,
+//! `synchronous=FULL`), read and written synchronously; [`super::SqliteStore`]
+//! runs it on the blocking pool.
 //!
 //! Secrets are never written. Rendered messages are written only with
 //! `--journal-messages`; otherwise a SHA-256 fingerprint of each request lets
@@ -20,14 +14,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
-use crate::dispatch::Outcome;
-use crate::plan::{CallRequest, Decision, Plan};
-use crate::playbook::Playbook;
-use crate::report::{Status, timestamp};
+use crate::model::{
+    CallRecord, CallState, Outcome, RunRecord, RunState, RunSummary, ServiceType, Timestamp,
+    UnknownValue,
+};
+use crate::store::{DedupQuery, RunQuery, StoreError};
 
 /// The journal format this build writes; a newer file is refused, not guessed at,
 /// and an older one is migrated when a live run opens it.
@@ -35,11 +29,6 @@ use crate::report::{Status, timestamp};
 /// Format 2 added the caller id, the process id and the fingerprint format of
 /// each run, and the `playbooks` table of canonical paths.
 pub const SCHEMA_VERSION: i64 = 2;
-
-/// The fingerprint format new runs record: 2 covers the caller id too.
-///
-/// Runs recorded by format 1 journals carry fingerprints without it.
-pub const FINGERPRINT_VERSION: i64 = 2;
 
 /// The journal's file name inside the state directory.
 pub const FILE_NAME: &str = "journal.sqlite3";
@@ -106,121 +95,16 @@ impl FileIdentity {
     }
 }
 
-/// A run as recorded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunRecord {
-    /// The run's id.
-    pub id: String,
-    /// `name` of the playbook.
-    pub playbook: String,
-    /// The playbook's path as given.
-    pub path: String,
-    /// The run's clock (`now`), RFC 3339.
-    pub now: String,
-    /// When it started, RFC 3339.
-    pub started_at: String,
-    /// When it ended, if it did.
-    pub finished_at: Option<String>,
-    /// `running`, `finished`, `interrupted`, `stopped` or `refused`.
-    pub state: String,
-    /// The caller id the run calls from (`None` in runs of format 1 journals).
-    pub caller_id: Option<String>,
-    /// The process that runs (or ran) it, to tell a live run from a crashed one.
-    pub pid: Option<u32>,
-    /// How its fingerprints were computed (see [`FINGERPRINT_VERSION`]).
-    pub fingerprint_version: i64,
-}
-
-/// One entry of a recorded plan, with its progress.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallRecord {
-    /// Index in the plan.
-    pub idx: usize,
-    /// Recipient name.
-    pub recipient: String,
-    /// Dial string.
-    pub to: String,
-    /// The deciding rule.
-    pub rule: Option<String>,
-    /// FoneStorm service type, for calls.
-    pub service_type: Option<String>,
-    /// The rendered message, only with `--journal-messages`.
-    pub service_id: Option<String>,
-    /// SHA-256 of what is sent, for calls.
-    pub fingerprint: Option<String>,
-    /// The rendered dedup key.
-    pub dedup_key: Option<String>,
-    /// `pending`, `sending`, `placed`, `failed`, `unknown` or `skipped`.
-    pub state: String,
-    /// Why skipped.
-    pub reason: Option<String>,
-    /// Provider call id.
-    pub call_id: Option<String>,
-    /// Requests sent.
-    pub attempts: u32,
-    /// Why failed or unknown.
-    pub error: Option<String>,
-}
-
-/// A line of `callbook runs`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct RunSummary {
-    /// The run's id.
-    pub run_id: String,
-    /// `name` of the playbook.
-    pub playbook: String,
-    /// When it started.
-    pub started_at: String,
-    /// When it ended, if it did.
-    pub finished_at: Option<String>,
-    /// `running`, `finished`, `interrupted`, `stopped` or `refused`.
-    pub state: String,
-    /// The process recorded for the run, to tell whether a `running` run still is.
-    #[serde(skip)]
-    pub pid: Option<u32>,
-    /// Calls placed.
-    pub placed: u64,
-    /// Calls failed.
-    pub failed: u64,
-    /// Calls with unknown outcome (including sent but never recorded).
-    pub unknown: u64,
-    /// Calls not yet attempted.
-    pub pending: u64,
-    /// Recipients skipped.
-    pub skipped: u64,
-}
-
-/// The SHA-256 of exactly what a call request sends, from `caller_id`.
-///
-/// `caller_id` is `None` only to check runs recorded with fingerprint format 1,
-/// which did not cover it.
-pub fn fingerprint(call: &CallRequest, caller_id: Option<&str>) -> String {
-    let mut h = Sha256::new();
-    let parts = [
-        Some(call.to.as_str()),
-        Some(call.service_type.as_str()),
-        Some(call.service_id.as_str()),
-        caller_id,
-    ];
-    for part in parts.into_iter().flatten() {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Creates `dir` (and its parents) readable by its owner only.
-pub fn create_private_dir(dir: &Path) -> Result<(), String> {
+pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| {
-        format!(
-            "state directory `{}`: {}",
-            dir.display(),
-            crate::playbook::io_reason(&e)
-        )
+    builder.create(dir).map_err(|e| StoreError::Io {
+        what: "state directory",
+        path: dir.to_path_buf(),
+        reason: crate::playbook::io_reason(&e),
     })
 }
 
@@ -243,7 +127,7 @@ pub fn make_private(path: &Path) {
 
 /// Creates the journal file 0600 before SQLite does, so SQLite (which gives
 /// the WAL and shared-memory files the database's mode) never makes it 0644.
-fn create_private_file(path: &Path) -> Result<(), String> {
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -251,11 +135,16 @@ fn create_private_file(path: &Path) -> Result<(), String> {
     match options.open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(format!(
-            "journal `{}`: {}",
-            path.display(),
-            crate::playbook::io_reason(&e)
-        )),
+        Err(e) => Err(journal_io(path, crate::playbook::io_reason(&e))),
+    }
+}
+
+/// The journal file at `path` cannot be used, for `reason`.
+fn journal_io(path: &Path, reason: String) -> StoreError {
+    StoreError::Io {
+        what: "journal",
+        path: path.to_path_buf(),
+        reason,
     }
 }
 
@@ -267,27 +156,6 @@ fn side_files(path: &Path) -> [PathBuf; 2] {
         PathBuf::from(name)
     };
     [with("-wal"), with("-shm")]
-}
-
-/// The state directory: `--state-dir`, `CALLBOOK_STATE_DIR`, `$XDG_STATE_HOME/callbook`
-/// or `~/.local/state/callbook`.
-pub fn state_dir(given: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(dir) = given {
-        return Ok(dir.to_path_buf());
-    }
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(xdg) = env("XDG_STATE_HOME") {
-        return Ok(xdg.join("callbook"));
-    }
-    env("HOME")
-        .map(|home| home.join(".local/state/callbook"))
-        .ok_or_else(|| {
-            "no state directory: set --state-dir, CALLBOOK_STATE_DIR or HOME".to_string()
-        })
 }
 
 const SCHEMA: &str = "
@@ -337,7 +205,7 @@ CREATE TABLE IF NOT EXISTS playbooks (name TEXT PRIMARY KEY, path TEXT NOT NULL)
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 ";
 
-fn db_error(path: &Path, e: &rusqlite::Error) -> String {
+fn db_error(path: &Path, e: &rusqlite::Error) -> StoreError {
     let detail = e.to_string();
     let hint = match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase) => {
@@ -355,14 +223,26 @@ fn db_error(path: &Path, e: &rusqlite::Error) -> String {
         }
         _ => "",
     };
-    format!("journal `{}`: {detail}{hint}", path.display())
+    if let rusqlite::Error::FromSqlConversionFailure(_, _, inner) = e
+        && let Some(value) = inner.downcast_ref::<UnknownValue>()
+    {
+        return StoreError::Unknown {
+            path: path.to_path_buf(),
+            value: value.clone(),
+        };
+    }
+    StoreError::Database {
+        path: path.to_path_buf(),
+        detail,
+        hint,
+    }
 }
 
 impl Journal {
     /// Opens (creating if needed) the journal in `dir` for a live run.
     ///
     /// Migrates a journal written by an older callbook; refuses a newer one.
-    pub fn open(dir: &Path) -> Result<Journal, String> {
+    pub fn open(dir: &Path) -> Result<Journal, StoreError> {
         create_private_dir(dir)?;
         let path = dir.join(FILE_NAME);
         create_private_file(&path)?;
@@ -374,14 +254,8 @@ impl Journal {
             make_private(&side);
         }
         let conn = Connection::open(&path).map_err(|e| db_error(&path, &e))?;
-        let mut journal = Journal {
-            conn,
-            path,
-            version: SCHEMA_VERSION,
-            _copy: None,
-            file,
-        };
-        journal.prepare(true)?;
+        let mut journal = Journal::prepared(conn, path, None, true)?;
+        journal.file = file;
         Ok(journal)
     }
 
@@ -391,14 +265,14 @@ impl Journal {
     /// shared-memory file a WAL database needs there, so the journal is then
     /// read as an immutable file or, when a WAL file holds recent writes, from
     /// a private copy of both.
-    pub fn open_read_only(dir: &Path) -> Result<Option<Journal>, String> {
+    pub fn open_read_only(dir: &Path) -> Result<Option<Journal>, StoreError> {
         let path = dir.join(FILE_NAME);
         if !path.exists() {
             return Ok(None);
         }
         let in_place = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| db_error(&path, &e))
-            .and_then(|conn| Journal::prepared(conn, path.clone(), None));
+            .and_then(|conn| Journal::prepared(conn, path.clone(), None, false));
         match in_place {
             Ok(journal) => Ok(Some(journal)),
             Err(first) => Journal::open_unwritable(&path).map(Some).map_err(|_| first),
@@ -406,43 +280,40 @@ impl Journal {
     }
 
     /// Reads a journal whose directory does not let SQLite keep its WAL index.
-    fn open_unwritable(path: &Path) -> Result<Journal, String> {
+    fn open_unwritable(path: &Path) -> Result<Journal, StoreError> {
         let [wal, _] = side_files(path);
         let wal_holds_writes = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
         if !wal_holds_writes {
-            let absolute = std::path::absolute(path).map_err(|e| e.to_string())?;
+            let absolute = std::path::absolute(path)
+                .map_err(|e| journal_io(path, crate::playbook::io_reason(&e)))?;
             let mut uri = url::Url::from_file_path(&absolute)
-                .map_err(|()| format!("journal `{}`: not a usable path", path.display()))?;
+                .map_err(|()| journal_io(path, "not a usable path".to_string()))?;
             uri.set_query(Some("immutable=1"));
             let conn = Connection::open_with_flags(
                 uri.as_str(),
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
             )
             .map_err(|e| db_error(path, &e))?;
-            return Journal::prepared(conn, path.to_path_buf(), None);
+            return Journal::prepared(conn, path.to_path_buf(), None, false);
         }
-        let copy = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let copy =
+            tempfile::tempdir().map_err(|e| journal_io(path, crate::playbook::io_reason(&e)))?;
         let copied = copy.path().join(FILE_NAME);
         let [copied_wal, _] = side_files(&copied);
         std::fs::copy(path, &copied)
             .and_then(|_| std::fs::copy(&wal, &copied_wal))
-            .map_err(|e| {
-                format!(
-                    "journal `{}`: {}",
-                    path.display(),
-                    crate::playbook::io_reason(&e)
-                )
-            })?;
+            .map_err(|e| journal_io(path, crate::playbook::io_reason(&e)))?;
         let conn = Connection::open(&copied).map_err(|e| db_error(path, &e))?;
-        Journal::prepared(conn, path.to_path_buf(), Some(copy))
+        Journal::prepared(conn, path.to_path_buf(), Some(copy), false)
     }
 
-    /// A read-only journal over `conn`, its format checked.
+    /// A journal over `conn`, its format checked (and, `writable`, created or migrated).
     fn prepared(
         conn: Connection,
         path: PathBuf,
         copy: Option<tempfile::TempDir>,
-    ) -> Result<Journal, String> {
+        writable: bool,
+    ) -> Result<Journal, StoreError> {
         let mut journal = Journal {
             conn,
             path,
@@ -450,16 +321,16 @@ impl Journal {
             _copy: copy,
             file: None,
         };
-        journal.prepare(false)?;
+        journal.prepare(writable)?;
         Ok(journal)
     }
 
-    fn err(&self, e: &rusqlite::Error) -> String {
+    fn err(&self, e: &rusqlite::Error) -> StoreError {
         db_error(&self.path, e)
     }
 
     /// Checks the version and sets durability; creates or migrates tables when writable.
-    fn prepare(&mut self, writable: bool) -> Result<(), String> {
+    fn prepare(&mut self, writable: bool) -> Result<(), StoreError> {
         let c = &self.conn;
         c.busy_timeout(Duration::from_secs(5))
             .map_err(|e| self.err(&e))?;
@@ -495,16 +366,16 @@ impl Journal {
                 None => 0,
             };
             if version > SCHEMA_VERSION {
-                return Err(format!(
-                    "journal `{}` was written by a newer callbook (format {version}; this one reads format {SCHEMA_VERSION})",
-                    self.path.display()
-                ));
+                return Err(StoreError::TooNew {
+                    path: self.path.clone(),
+                    found: version,
+                    supported: SCHEMA_VERSION,
+                });
             }
             if version < 1 {
-                return Err(format!(
-                    "journal `{}` is not a callbook journal (no format version)",
-                    self.path.display()
-                ));
+                return Err(StoreError::NotAJournal {
+                    path: self.path.clone(),
+                });
             }
         }
         if writable {
@@ -530,7 +401,7 @@ impl Journal {
     ///
     /// `again`: the file holds the tables of a creation cut short (no format,
     /// no run), which are dropped first unless another process finished it.
-    fn create_tables(&mut self, again: bool) -> Result<(), String> {
+    fn create_tables(&mut self, again: bool) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| db_error(&path, &e);
         let tx = self
@@ -565,7 +436,7 @@ impl Journal {
     }
 
     /// Whether the file records any run (a `runs` table with a row in it).
-    fn holds_runs(&self) -> Result<bool, String> {
+    fn holds_runs(&self) -> Result<bool, StoreError> {
         let has_table = self
             .conn
             .query_row(
@@ -585,7 +456,7 @@ impl Journal {
     }
 
     /// Brings a format 1 journal to format 2 in one transaction.
-    fn migrate_from_1(&mut self) -> Result<(), String> {
+    fn migrate_from_1(&mut self) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| db_error(&path, &e);
         let tx = self
@@ -621,40 +492,35 @@ impl Journal {
         }
     }
 
-    /// When `dial` was last called (placed, unknown or possibly sent) for `playbook`
-    /// and `key` since `since`, by any run but `except_run`.
-    pub fn last_call(
-        &self,
-        playbook: &str,
-        key: &str,
-        dial: &str,
-        since: DateTime<Utc>,
-        except_run: Option<&str>,
-    ) -> Result<Option<DateTime<Utc>>, String> {
+    /// When `query.dial` was last called (placed, unknown or possibly sent)
+    /// for its playbook and key since `query.since`, by any run but `query.except_run`.
+    pub fn last_call(&self, query: &DedupQuery) -> Result<Option<Timestamp>, StoreError> {
         if !self.has_tables()? {
             return Ok(None);
         }
-        let found: Option<String> = self
+        let found: Option<Timestamp> = self
             .conn
             .query_row(
                 "SELECT max(c.sent_at) FROM calls c JOIN runs r ON r.id = c.run_id
                  WHERE r.playbook = ?1 AND c.dedup_key = ?2 AND c.dial = ?3
                    AND c.state IN ('placed', 'unknown', 'sending') AND c.sent_at >= ?4
                    AND (?5 IS NULL OR c.run_id != ?5)",
-                params![playbook, key, dial, timestamp(since), except_run],
+                params![
+                    query.playbook,
+                    query.key,
+                    query.dial,
+                    query.since,
+                    query.except_run
+                ],
                 |r| r.get(0),
             )
             .optional()
             .map_err(|e| self.err(&e))?
             .flatten();
-        Ok(found.and_then(|t| {
-            DateTime::parse_from_rfc3339(&t)
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        }))
+        Ok(found)
     }
 
-    fn has_tables(&self) -> Result<bool, String> {
+    fn has_tables(&self) -> Result<bool, StoreError> {
         self.conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'calls'",
@@ -669,7 +535,7 @@ impl Journal {
     ///
     /// The run is recorded in `run.state`: `running` for a run about to call,
     /// `refused` (with `finished_at`) for one refused before any call.
-    pub fn begin_run(&mut self, run: &RunRecord, calls: &[CallRecord]) -> Result<(), String> {
+    pub fn begin_run(&mut self, run: &RunRecord, calls: &[CallRecord]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| db_error(&path, &e);
         let tx = self.conn.transaction().map_err(err)?;
@@ -724,14 +590,11 @@ impl Journal {
     ///
     /// Refuses when the journal file was deleted or replaced since it was
     /// opened: what is written then is lost, and the next run would call again.
-    pub fn sending(&self, run_id: &str, idx: usize, attempt: u32) -> Result<(), String> {
+    pub fn sending(&self, run_id: &str, idx: usize, attempt: u32) -> Result<(), StoreError> {
         if let Some(file) = self.file.as_ref().filter(|f| !f.intact()) {
-            return Err(format!(
-                "journal `{}` was deleted or replaced during the run: no call is recorded any more, so no new call is started",
-                file.path().display()
-            ));
+            return Err(StoreError::JournalReplaced(file.path().to_path_buf()));
         }
-        let now = timestamp(Utc::now());
+        let now = Timestamp::now();
         self.conn
             .execute(
                 "UPDATE calls SET state = 'sending', attempts = ?3, sent_at = ?4
@@ -744,7 +607,7 @@ impl Journal {
 
     /// Records that the last request for call `idx` certainly did not place it,
     /// so a crash before the next try leaves it to be called, not `unknown`.
-    pub fn not_placed(&self, run_id: &str, idx: usize) -> Result<(), String> {
+    pub fn not_placed(&self, run_id: &str, idx: usize) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE calls SET state = 'pending' WHERE run_id = ?1 AND idx = ?2 AND state = 'sending'",
@@ -755,8 +618,8 @@ impl Journal {
     }
 
     /// Records the outcome of call `idx`.
-    pub fn finished(&self, run_id: &str, idx: usize, outcome: &Outcome) -> Result<(), String> {
-        let state = outcome.status.as_str();
+    pub fn finished(&self, run_id: &str, idx: usize, outcome: &Outcome) -> Result<(), StoreError> {
+        let state = CallState::of_status(outcome.status);
         // A call that was never sent keeps no `sent_at`; one that was keeps its first.
         self.conn
             .execute(
@@ -769,7 +632,7 @@ impl Journal {
                     outcome.call_id,
                     outcome.attempts,
                     outcome.error,
-                    timestamp(Utc::now())
+                    Timestamp::now()
                 ],
             )
             .map(drop)
@@ -777,29 +640,29 @@ impl Journal {
     }
 
     /// Marks a run as ended (`finished`, `interrupted` or `stopped`).
-    pub fn end_run(&self, run_id: &str, state: &str) -> Result<(), String> {
+    pub fn end_run(&self, run_id: &str, state: RunState) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE runs SET state = ?2, finished_at = ?3 WHERE id = ?1",
-                params![run_id, state, timestamp(Utc::now())],
+                params![run_id, state, Timestamp::now()],
             )
             .map(drop)
             .map_err(|e| self.err(&e))
     }
 
-    /// Marks a run as running again (a resume), in this process.
-    pub fn reopen_run(&self, run_id: &str) -> Result<(), String> {
+    /// Marks a run as running again (a resume), in process `pid`.
+    pub fn reopen_run(&self, run_id: &str, pid: u32) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE runs SET state = 'running', finished_at = NULL, pid = ?2 WHERE id = ?1",
-                params![run_id, std::process::id()],
+                params![run_id, pid],
             )
             .map(drop)
             .map_err(|e| self.err(&e))
     }
 
     /// Records that call `idx` is not made after all, and why.
-    pub fn skip(&self, run_id: &str, idx: usize, reason: &str) -> Result<(), String> {
+    pub fn skip(&self, run_id: &str, idx: usize, reason: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE calls SET state = 'skipped', reason = ?3 WHERE run_id = ?1 AND idx = ?2",
@@ -810,7 +673,7 @@ impl Journal {
     }
 
     /// The canonical path recorded for playbook `name`, if any.
-    pub fn playbook_path(&self, name: &str) -> Result<Option<String>, String> {
+    pub fn playbook_path(&self, name: &str) -> Result<Option<String>, StoreError> {
         if self.version < 2 {
             return Ok(None);
         }
@@ -825,7 +688,7 @@ impl Journal {
     }
 
     /// Records `path` as the file of playbook `name` from now on.
-    pub fn set_playbook_path(&self, name: &str, path: &str) -> Result<(), String> {
+    pub fn set_playbook_path(&self, name: &str, path: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT INTO playbooks (name, path) VALUES (?1, ?2)
@@ -836,11 +699,11 @@ impl Journal {
             .map_err(|e| self.err(&e))
     }
 
-    /// The run `id`, or the newest unfinished run of `playbook` when `id` is `None`.
+    /// The run asked for: by id, or the newest unfinished run of a playbook.
     ///
     /// Unfinished: `running` (which, under the run lock, means its process
     /// is gone), `interrupted` or `stopped`; never `finished` or `refused`.
-    pub fn find_run(&self, playbook: &str, id: Option<&str>) -> Result<Option<RunRecord>, String> {
+    pub fn find_run(&self, query: &RunQuery) -> Result<Option<RunRecord>, StoreError> {
         if !self.has_tables()? {
             return Ok(None);
         }
@@ -859,13 +722,13 @@ impl Journal {
             })
         };
         let cols = self.run_columns();
-        let found = match id {
-            Some(id) => self.conn.query_row(
+        let found = match query {
+            RunQuery::Id(id) => self.conn.query_row(
                 &format!("SELECT {cols} FROM runs WHERE id = ?1"),
                 params![id],
                 map,
             ),
-            None => self.conn.query_row(
+            RunQuery::LatestUnfinished(playbook) => self.conn.query_row(
                 &format!(
                     "SELECT {cols} FROM runs WHERE playbook = ?1
                      AND state IN ('running', 'interrupted', 'stopped')
@@ -879,7 +742,7 @@ impl Journal {
     }
 
     /// The recorded plan of run `id`, in plan order.
-    pub fn calls(&self, run_id: &str) -> Result<Vec<CallRecord>, String> {
+    pub fn calls(&self, run_id: &str) -> Result<Vec<CallRecord>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -910,7 +773,11 @@ impl Journal {
     }
 
     /// Recent runs, newest first, of one playbook or of all.
-    pub fn runs(&self, playbook: Option<&str>, limit: usize) -> Result<Vec<RunSummary>, String> {
+    pub fn runs(
+        &self,
+        playbook: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>, StoreError> {
         if !self.has_tables()? {
             return Ok(Vec::new());
         }
@@ -952,178 +819,139 @@ impl Journal {
     }
 }
 
-/// Skips calls already made within the playbook's dedup window.
-///
-/// A recipient with a `placed` or `unknown` call (or one sent but never
-/// recorded) for the same playbook and dedup key within the window is skipped
-/// as `already called 12m ago`.
-pub fn apply_dedup(
-    plan: &mut Plan,
-    playbook: &Playbook,
-    journal: &Journal,
-    now: DateTime<Utc>,
-) -> Result<(), String> {
-    for entry in &mut plan.entries {
-        let Decision::Call(call) = &entry.decision else {
-            continue;
-        };
-        if let Some(reason) = already_called(journal, playbook, call, now, None)? {
-            entry.decision = Decision::Skip(reason);
+/// Stores an enum or a timestamp as its one spelling, and refuses any other
+/// when reading it back (an [`UnknownValue`], never a guess).
+macro_rules! as_text {
+    ($($ty:ty),+) => {$(
+        impl ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.to_string()))
+            }
         }
-    }
-    Ok(())
+
+        impl FromSql for $ty {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e: UnknownValue| FromSqlError::Other(Box::new(e)))
+            }
+        }
+    )+};
 }
 
-/// Why `call` is not to be made at `now`: `already called 12m ago` when the
-/// dedup window holds a `placed` or `unknown` call (or one sent but never
-/// recorded) of the same playbook, key and number by any run but `except_run`.
-///
-/// A resume passes its own run, so its history is judged like a fresh run's.
-pub fn already_called(
-    journal: &Journal,
-    playbook: &Playbook,
-    call: &CallRequest,
-    now: DateTime<Utc>,
-    except_run: Option<&str>,
-) -> Result<Option<String>, String> {
-    let (Some(dedup), Some(key)) = (&playbook.dedup, &call.dedup_key) else {
-        return Ok(None);
-    };
-    let window = chrono::Duration::from_std(dedup.window).unwrap_or(chrono::Duration::MAX);
-    let since = now
-        .checked_sub_signed(window)
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let last = journal.last_call(&playbook.name, key, &call.to, since, except_run)?;
-    Ok(last.map(|at| {
-        let ago = (now - at).to_std().unwrap_or_default();
-        format!("already called {} ago", short_duration(ago))
-    }))
-}
-
-/// `45s`, `12m`, `1h5m`: how long ago, to the unit that matters.
-pub fn short_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        _ if (s % 3600) / 60 == 0 => format!("{}h", s / 3600),
-        _ => format!("{}h{}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
-/// The report status a journal call state stands for.
-pub fn status_of(state: &str) -> Status {
-    match state {
-        "placed" => Status::Placed,
-        "failed" => Status::Failed,
-        "skipped" => Status::Skipped,
-        "pending" => Status::Planned,
-        // `sending`: the request may have gone out; nobody recorded the answer.
-        _ => Status::Unknown,
-    }
-}
+as_text!(CallState, RunState, ServiceType, Timestamp);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::ServiceType;
+    use crate::model::FINGERPRINT_VERSION;
 
-    fn call(id: &str) -> CallRequest {
-        CallRequest {
-            to: "13214991008".into(),
-            service_type: ServiceType::Tts,
-            service_id: id.into(),
-            dedup_key: None,
+    fn stamp(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn run_record() -> RunRecord {
+        RunRecord {
+            id: "r1".into(),
+            playbook: "p".into(),
+            path: "p.yaml".into(),
+            now: stamp("2026-11-26T22:00:00Z"),
+            started_at: stamp("2026-11-26T22:00:00Z"),
+            finished_at: None,
+            state: RunState::Running,
+            caller_id: Some("13214991000".into()),
+            pid: Some(std::process::id()),
+            fingerprint_version: FINGERPRINT_VERSION,
         }
     }
 
-    #[test]
-    fn short_durations() {
-        assert_eq!(short_duration(Duration::from_secs(45)), "45s");
-        assert_eq!(short_duration(Duration::from_secs(12 * 60 + 5)), "12m");
-        assert_eq!(short_duration(Duration::from_secs(3600)), "1h");
-        assert_eq!(short_duration(Duration::from_secs(3900)), "1h5m");
-    }
-
-    #[test]
-    fn fingerprints_tell_requests_apart() {
-        let from = Some("13214991000");
-        assert_eq!(fingerprint(&call("a"), from), fingerprint(&call("a"), from));
-        assert_ne!(fingerprint(&call("a"), from), fingerprint(&call("b"), from));
-        assert_eq!(fingerprint(&call("a"), from).len(), 64);
-    }
-
-    #[test]
-    fn fingerprints_cover_the_caller_id() {
-        let a = fingerprint(&call("a"), Some("13214991000"));
-        assert_ne!(a, fingerprint(&call("a"), Some("13214991999")));
-        assert_ne!(a, fingerprint(&call("a"), None));
+    fn call_record() -> CallRecord {
+        CallRecord {
+            idx: 0,
+            recipient: "A".into(),
+            to: "13214991008".into(),
+            rule: None,
+            service_type: Some(ServiceType::Tts),
+            service_id: None,
+            fingerprint: None,
+            dedup_key: None,
+            state: CallState::Pending,
+            reason: None,
+            call_id: None,
+            attempts: 0,
+            error: None,
+        }
     }
 
     #[test]
     fn a_run_is_recorded_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
-        let run = RunRecord {
-            id: "r1".into(),
-            playbook: "p".into(),
-            path: "p.yaml".into(),
-            now: "2026-11-26T22:00:00Z".into(),
-            started_at: "2026-11-26T22:00:00Z".into(),
-            finished_at: None,
-            state: "running".into(),
-            caller_id: Some("13214991000".into()),
-            pid: Some(std::process::id()),
-            fingerprint_version: FINGERPRINT_VERSION,
-        };
-        let rec = CallRecord {
-            idx: 0,
-            recipient: "A".into(),
-            to: "13214991008".into(),
-            rule: None,
-            service_type: Some("TTS".into()),
-            service_id: None,
-            fingerprint: Some(fingerprint(&call("x"), None)),
-            dedup_key: Some("k".into()),
-            state: "pending".into(),
-            reason: None,
-            call_id: None,
-            attempts: 0,
-            error: None,
-        };
+        let run = run_record();
+        let mut rec = call_record();
+        rec.fingerprint = Some("f".repeat(64));
+        rec.dedup_key = Some("k".into());
         j.begin_run(&run, &[rec]).unwrap();
         j.sending("r1", 0, 1).unwrap();
         j.not_placed("r1", 0).unwrap();
-        assert_eq!(j.calls("r1").unwrap()[0].state, "pending");
+        assert_eq!(j.calls("r1").unwrap()[0].state, CallState::Pending);
         j.sending("r1", 0, 2).unwrap();
-        let since = Utc::now() - chrono::Duration::minutes(5);
+        let since = Timestamp(chrono::Utc::now() - chrono::Duration::minutes(5));
+        let query = |key: &str, except_run: Option<&str>| DedupQuery {
+            playbook: "p".into(),
+            key: key.into(),
+            dial: "13214991008".into(),
+            since,
+            except_run: except_run.map(str::to_string),
+        };
+        assert!(j.last_call(&query("k", None)).unwrap().is_some());
+        assert!(j.last_call(&query("other", None)).unwrap().is_none());
         assert!(
-            j.last_call("p", "k", "13214991008", since, None)
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            j.last_call("p", "other", "13214991008", since, None)
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            j.last_call("p", "k", "13214991008", since, Some("r1"))
-                .unwrap()
-                .is_none(),
+            j.last_call(&query("k", Some("r1"))).unwrap().is_none(),
             "a run's own calls are not its dedup history"
         );
-        assert_eq!(j.calls("r1").unwrap()[0].state, "sending");
-        assert_eq!(j.find_run("p", None).unwrap().unwrap().state, "running");
+        assert_eq!(j.calls("r1").unwrap()[0].state, CallState::Sending);
+        assert_eq!(
+            j.find_run(&RunQuery::LatestUnfinished("p".into()))
+                .unwrap()
+                .unwrap()
+                .state,
+            RunState::Running
+        );
         let summary = &j.runs(Some("p"), 10).unwrap()[0];
         assert_eq!((summary.unknown, summary.pending), (1, 0));
+    }
+
+    #[test]
+    fn an_unknown_state_in_the_file_is_an_error_not_an_unknown_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let run = run_record();
+        let rec = call_record();
+        j.begin_run(&run, &[rec]).unwrap();
+        j.conn
+            .execute_batch("UPDATE calls SET state = 'Placed'; UPDATE runs SET state = 'paused';")
+            .unwrap();
+        let e = j.calls("r1").unwrap_err().to_string();
+        assert!(e.ends_with("unknown call state `Placed`"), "{e}");
+        let e = j.find_run(&RunQuery::Id("r1".into())).unwrap_err();
+        assert!(e.to_string().ends_with("unknown run state `paused`"), "{e}");
+        j.conn
+            .execute_batch("UPDATE runs SET state = 'running', now = 'yesterday';")
+            .unwrap();
+        let e = j.find_run(&RunQuery::Id("r1".into())).unwrap_err();
+        assert!(
+            e.to_string().ends_with("unknown timestamp `yesterday`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn garbage_and_newer_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), vec![0x42u8; 8192]).unwrap();
-        let e = Journal::open(dir.path()).unwrap_err();
+        let e = Journal::open(dir.path()).unwrap_err().to_string();
         assert!(e.contains("corrupt or not a callbook journal"), "{e}");
 
         let dir = tempfile::tempdir().unwrap();
@@ -1135,7 +963,7 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        let e = Journal::open(dir.path()).unwrap_err();
+        let e = Journal::open(dir.path()).unwrap_err().to_string();
         assert!(e.contains("newer callbook"), "{e}");
     }
 
@@ -1171,7 +999,7 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        let e = Journal::open(dir.path()).unwrap_err();
+        let e = Journal::open(dir.path()).unwrap_err().to_string();
         assert!(e.contains("not a callbook journal"), "{e}");
     }
 }

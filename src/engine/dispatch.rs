@@ -24,10 +24,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 
-use crate::limiter::RateLimiter;
+use std::future::Future;
+
+use crate::model::{Outcome, Status};
 use crate::plan::CallRequest;
+use crate::provider::limiter::RateLimiter;
 use crate::provider::{CallError, Client, backoff};
-use crate::report::Status;
+use crate::store::StoreError;
 
 /// How the provider is used during one run.
 #[derive(Clone, Debug)]
@@ -40,19 +43,6 @@ pub struct Settings {
     pub retries: u32,
     /// Also retry calls that may have been placed (at-least-once).
     pub retry_ambiguous: bool,
-}
-
-/// What became of one call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    /// `placed`, `failed` or `unknown`.
-    pub status: Status,
-    /// The provider's id, when placed.
-    pub call_id: Option<String>,
-    /// Requests sent for this call.
-    pub attempts: u32,
-    /// Why it failed or is unknown.
-    pub error: Option<String>,
 }
 
 /// Why a run stopped placing calls.
@@ -75,7 +65,7 @@ impl StopReason {
     }
 }
 
-/// The run's stop switch, shared by every task and the signal handler.
+/// The run's stop switch, shared by every task and the cancellation watcher.
 #[derive(Debug, Default)]
 pub struct Control {
     stopped: AtomicBool,
@@ -126,33 +116,40 @@ impl Control {
     }
 }
 
-/// Hears about each call as it goes; the journal and the progress bar are observers.
-pub trait Observer: Send + Sync {
+/// Records each call as it goes, durably, before and after each request.
+///
+/// An error from [`Recorder::sending`] prevents the request; any error stops
+/// the run, since a call whose outcome cannot be recorded could be repeated.
+pub trait Recorder: Send + Sync + 'static {
     /// Called just before a request for call `index` is sent. An error
     /// prevents the request: the call fails with it and the run stops.
-    fn sending(&self, _index: usize, _attempt: u32) -> Result<(), String> {
-        Ok(())
-    }
+    fn sending(
+        &self,
+        index: usize,
+        attempt: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Called when an attempt of call `index` certainly did not place it
     /// (429, 503, no connection, 401), before the pause and the next try.
-    fn not_placed(&self, _index: usize) -> Result<(), String> {
-        Ok(())
-    }
+    fn not_placed(&self, index: usize) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Called once per call with its final outcome. An error (the outcome
     /// could not be recorded) stops the run.
-    fn finished(&self, index: usize, outcome: &Outcome) -> Result<(), String>;
+    fn finished(
+        &self,
+        index: usize,
+        outcome: &Outcome,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Places `calls` (plan index, request) and returns their outcomes in the same order.
 ///
 /// `limiter` is shared with any request made before (the first login).
-pub async fn dispatch(
+pub async fn dispatch<R: Recorder>(
     client: Arc<Client>,
     calls: Vec<(usize, CallRequest)>,
     settings: Settings,
     limiter: Arc<RateLimiter>,
     control: Arc<Control>,
-    observer: Arc<dyn Observer>,
+    recorder: Arc<R>,
 ) -> Vec<Outcome> {
     let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let settings = Arc::new(settings);
@@ -163,7 +160,7 @@ pub async fn dispatch(
             limiter: limiter.clone(),
             settings: settings.clone(),
             control: control.clone(),
-            observer: observer.clone(),
+            recorder: recorder.clone(),
             index,
         };
         let semaphore = semaphore.clone();
@@ -172,9 +169,9 @@ pub async fn dispatch(
                 Ok(_permit) => job.run(&call).await,
                 Err(_) => failed(0, "not attempted: the run was shut down".to_string()),
             };
-            if let Err(e) = job.observer.finished(job.index, &outcome) {
+            if let Err(e) = job.recorder.finished(job.index, &outcome).await {
                 tracing::error!("{e}");
-                job.control.stop(StopReason::Fatal(e));
+                job.control.stop(StopReason::Fatal(e.to_string()));
             }
             outcome
         }));
@@ -200,16 +197,24 @@ fn failed(attempts: u32, error: String) -> Outcome {
 }
 
 /// One call's worth of shared state.
-struct Job {
+struct Job<R> {
     client: Arc<Client>,
     limiter: Arc<RateLimiter>,
     settings: Arc<Settings>,
     control: Arc<Control>,
-    observer: Arc<dyn Observer>,
+    recorder: Arc<R>,
     index: usize,
 }
 
-impl Job {
+impl<R: Recorder> Job<R> {
+    /// A call whose progress cannot be recorded fails, and the run stops:
+    /// going on could call someone twice after a crash.
+    fn unrecorded(&self, attempts: u32, e: &StoreError) -> Outcome {
+        let m = e.to_string();
+        self.control.stop(StopReason::Fatal(m.clone()));
+        failed(attempts, m)
+    }
+
     async fn run(&self, call: &CallRequest) -> Outcome {
         let mut attempts = 0u32;
         let mut renewed = false;
@@ -228,9 +233,8 @@ impl Job {
             if let Some(reason) = self.control.reason() {
                 return failed(attempts, reason.not_attempted());
             }
-            if let Err(e) = self.observer.sending(self.index, attempts + 1) {
-                self.control.stop(StopReason::Fatal(e.clone()));
-                return failed(attempts, e);
+            if let Err(e) = self.recorder.sending(self.index, attempts + 1).await {
+                return self.unrecorded(attempts, &e);
             }
             attempts += 1;
             tracing::debug!(call = self.index, to = %call.to, attempt = attempts, "sending");
@@ -254,10 +258,9 @@ impl Job {
             if matches!(
                 error,
                 CallError::Retryable { .. } | CallError::Unauthorized(_)
-            ) && let Err(e) = self.observer.not_placed(self.index)
+            ) && let Err(e) = self.recorder.not_placed(self.index).await
             {
-                self.control.stop(StopReason::Fatal(e.clone()));
-                return failed(attempts, e);
+                return self.unrecorded(attempts, &e);
             }
             match error {
                 CallError::Retryable {

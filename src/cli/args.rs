@@ -17,18 +17,37 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// More log detail (`-vv` for even more).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(help_heading = "Output", short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Errors only.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        help_heading = "Output",
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose"
+    )]
     pub quiet: bool,
     /// Log line format on standard error.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(help_heading = "Output", long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
     /// When to colour output (`NO_COLOR` is honoured).
-    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, global = true)]
+    #[arg(help_heading = "Output", long, value_enum, default_value_t = ColorWhen::Auto, global = true)]
     pub color: ColorWhen,
 }
+
+/// The credentials and exit codes, under `run --help`.
+const RUN_AFTER_HELP: &str = "\
+Credentials (from the environment only):
+  FONESTORM_TOKEN                            a static API token, or
+  FONESTORM_USERNAME and FONESTORM_PASSWORD  a login, renewed before the token expires
+
+Exit codes:
+  0    every planned call was placed (with --dry-run: the plan is complete)
+  1    at least one call failed or has an unknown outcome
+  2    invalid playbook, input or usage: nothing was called
+  3    refused before any call (credentials, max_calls, lock, journal, confirmation)
+  130  interrupted (Ctrl-C / SIGTERM); calls in flight were finished and recorded";
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -43,6 +62,7 @@ pub enum Command {
         include_root: Option<PathBuf>,
     },
     /// Plan every call of a playbook, then place them (or only show them with --dry-run).
+    #[command(after_help = RUN_AFTER_HELP)]
     Run(Box<RunArgs>),
     /// Print the playbook JSON Schema.
     Schema,
@@ -62,11 +82,17 @@ pub struct RunsArgs {
     /// How many runs to list (1 to 10000).
     #[arg(long, default_value_t = 20, value_parser = runs_limit)]
     pub limit: usize,
-    /// What goes to standard output.
-    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
+    /// Print the list (or the run's report) as a table for people or as JSON.
+    #[arg(help_heading = "Output", long, value_enum, default_value_t = Format::Table, global = true)]
     pub format: Format,
     /// Where the journal lives.
-    #[arg(long, env = "CALLBOOK_STATE_DIR", value_name = "DIR", global = true)]
+    #[arg(
+        help_heading = "Journal",
+        long,
+        env = "CALLBOOK_STATE_DIR",
+        value_name = "DIR",
+        global = true
+    )]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -89,37 +115,38 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Let `from:` includes read files under DIR (default: the playbook's own directory).
-    #[arg(long, value_name = "DIR")]
+    #[arg(help_heading = "Selection", long, value_name = "DIR")]
     pub include_root: Option<std::path::PathBuf>,
     /// Set a variable; VALUE is read as a YAML scalar (`93` is a number).
-    #[arg(long = "var", value_name = "KEY=VALUE")]
+    #[arg(help_heading = "Selection", long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
     /// A YAML or JSON mapping of variables.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Selection", long, value_name = "FILE")]
     pub vars_file: Option<PathBuf>,
     /// A JSON or YAML document exposed to templates as `input` (`-`: standard input).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Selection", long, value_name = "FILE")]
     pub input: Option<PathBuf>,
     /// Only recipients with this tag (repeatable: any of them).
-    #[arg(long = "tag", value_name = "TAG")]
+    #[arg(help_heading = "Selection", long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
     /// Only this recipient (repeatable).
-    #[arg(long = "recipient", value_name = "NAME")]
+    #[arg(help_heading = "Selection", long = "recipient", value_name = "NAME")]
     pub recipients: Vec<String>,
     /// Evaluate rules and templates as if it were this RFC 3339 time (dry runs only).
-    #[arg(long, value_name = "TIME")]
+    #[arg(help_heading = "Selection", long, value_name = "TIME")]
     pub now: Option<String>,
     /// What goes to standard output.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(help_heading = "Output", long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Also write the JSON report there.
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Output", long, value_name = "PATH")]
     pub report_file: Option<PathBuf>,
     /// Override `limits.max_calls` (0 to 1000000).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(..=crate::limits::MAX_CALLS))]
+    #[arg(help_heading = "Provider", long, value_name = "N", value_parser = clap::value_parser!(u64).range(..=crate::limits::MAX_CALLS))]
     pub max_calls: Option<u64>,
     /// Override the provider base URL.
     #[arg(
+        help_heading = "Provider",
         long,
         env = "FONESTORM_BASE_URL",
         hide_env_values = true,
@@ -127,22 +154,27 @@ pub struct RunArgs {
     )]
     pub base_url: Option<String>,
     /// Override `provider.concurrency` (1 to 1000).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::limits::MAX_CONCURRENCY)))]
+    #[arg(help_heading = "Provider", long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::limits::MAX_CONCURRENCY)))]
     pub concurrency: Option<u32>,
     /// Override `provider.rate_limit` (requests per second, 0.01 to 1000).
-    #[arg(long, value_name = "N", value_parser = rate_limit)]
+    #[arg(help_heading = "Provider", long, value_name = "N", value_parser = rate_limit)]
     pub rate_limit: Option<f64>,
     /// Where the journal lives.
-    #[arg(long, env = "CALLBOOK_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        help_heading = "Journal",
+        long,
+        env = "CALLBOOK_STATE_DIR",
+        value_name = "DIR"
+    )]
     pub state_dir: Option<PathBuf>,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
     /// Continue the newest unfinished run of this playbook, or run RUN_ID.
-    #[arg(long, value_name = "RUN_ID", num_args = 0..=1, default_missing_value = "", conflicts_with = "dry_run")]
-    pub resume: Option<String>,
+    #[arg(help_heading = "Journal", long, value_name = "RUN_ID", num_args = 0..=1, conflicts_with = "dry_run")]
+    pub resume: Option<Option<String>>,
     /// Also keep the rendered messages in the journal (they may hold sensitive data).
-    #[arg(long)]
+    #[arg(help_heading = "Journal", long)]
     pub journal_messages: bool,
 }
 

@@ -15,6 +15,8 @@ use std::io::{Read as _, Seek as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::store::{LockHolder as Holder, StoreError};
+
 /// How long a starting run waits out probers (shared holders) before refusing.
 const PROBE_PATIENCE: Duration = Duration::from_secs(2);
 
@@ -22,57 +24,46 @@ const PROBE_PATIENCE: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
-    identity: Option<crate::journal::FileIdentity>,
+    identity: Option<super::journal::FileIdentity>,
 }
 
 impl RunLock {
     /// Which file the lock is held on, so the run can notice it being
     /// deleted (a careless clean-up of a "stale" lock): from then on the lock
     /// excludes nobody and another run may start.
-    pub fn identity(&self) -> Option<crate::journal::FileIdentity> {
+    pub fn identity(&self) -> Option<super::journal::FileIdentity> {
         self.identity.clone()
     }
 }
 
 /// Takes the lock of playbook `name` in `state_dir`, or says who holds it.
-pub fn acquire(state_dir: &Path, name: &str, started_at: &str) -> Result<RunLock, String> {
+pub fn acquire(state_dir: &Path, name: &str, started_at: &str) -> Result<RunLock, StoreError> {
     let dir = state_dir.join("locks");
-    crate::journal::create_private_dir(&dir)?;
+    super::journal::create_private_dir(&dir)?;
     let path = dir.join(format!("{name}.lock"));
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(|e| {
-        format!(
-            "lock `{}`: {}",
-            path.display(),
-            crate::playbook::io_reason(&e)
-        )
-    })?;
-    crate::journal::make_private(&path);
+    let io = |e: std::io::Error| StoreError::Io {
+        what: "lock",
+        path: path.clone(),
+        reason: crate::playbook::io_reason(&e),
+    };
+    let mut file = options.open(&path).map_err(io)?;
+    super::journal::make_private(&path);
     match lock_exclusive(&file) {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
-            let who = if holder.is_empty() {
-                "another process".to_string()
-            } else {
-                holder.to_string()
-            };
-            return Err(format!(
-                "another run of `{name}` is in progress ({who}): nothing was called"
-            ));
+            return Err(StoreError::Locked {
+                playbook: name.to_string(),
+                holder: (!holder.is_empty()).then(|| holder.to_string()),
+            });
         }
-        Err(TryLockError::Error(e)) => {
-            return Err(format!(
-                "lock `{}`: {}",
-                path.display(),
-                crate::playbook::io_reason(&e)
-            ));
-        }
+        Err(TryLockError::Error(e)) => return Err(io(e)),
     }
     let note = format!("pid {}, started {started_at}\n", std::process::id());
     let written = file
@@ -80,20 +71,11 @@ pub fn acquire(state_dir: &Path, name: &str, started_at: &str) -> Result<RunLock
         .and_then(|()| file.rewind())
         .and_then(|()| file.write_all(note.as_bytes()))
         .and_then(|()| file.flush());
-    written.map_err(|e| {
-        format!(
-            "lock `{}`: {}",
-            path.display(),
-            crate::playbook::io_reason(&e)
-        )
-    })?;
-    let identity = crate::journal::FileIdentity::of(&path, &file);
+    written.map_err(io)?;
+    let identity = super::journal::FileIdentity::of(&path, &file);
     if identity.as_ref().is_some_and(|i| !i.intact()) {
         // Deleted between opening and locking: that lock excludes nobody.
-        return Err(format!(
-            "lock `{}` was removed while it was taken: nothing was called",
-            path.display()
-        ));
+        return Err(StoreError::LockRemoved(path));
     }
     Ok(RunLock {
         _file: file,
@@ -118,18 +100,6 @@ fn lock_exclusive(file: &File) -> Result<(), TryLockError> {
             Err(e) => return Err(e),
         }
     }
-}
-
-/// Who holds the lock of playbook `name`, if a run does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Holder {
-    /// No run of the playbook is in progress.
-    Free,
-    /// A run is in progress, in process `pid` when the lock file says so.
-    Held {
-        /// The holder's process id.
-        pid: Option<u32>,
-    },
 }
 
 /// Whether a run of playbook `name` is in progress, without writing anything
@@ -174,7 +144,9 @@ mod tests {
     fn second_holder_is_refused_with_the_first_named() {
         let dir = tempfile::tempdir().unwrap();
         let first = acquire(dir.path(), "disk-full", "2026-11-26T22:00:00Z").unwrap();
-        let e = acquire(dir.path(), "disk-full", "later").unwrap_err();
+        let e = acquire(dir.path(), "disk-full", "later")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
         assert!(e.contains("started 2026-11-26T22:00:00Z"), "{e}");
         assert!(acquire(dir.path(), "other", "x").is_ok());
