@@ -55,12 +55,10 @@ pub fn acquire(state_dir: &Path, name: &str, started_at: &str) -> Result<RunLock
     match lock_exclusive(&file) {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
+            let holder = holder_note(&mut file);
             return Err(StoreError::Locked {
                 playbook: name.to_string(),
-                holder: (!holder.is_empty()).then(|| holder.to_string()),
+                holder: (!holder.is_empty()).then_some(holder),
             });
         }
         Err(TryLockError::Error(e)) => return Err(io(e)),
@@ -81,6 +79,25 @@ pub fn acquire(state_dir: &Path, name: &str, started_at: &str) -> Result<RunLock
         _file: file,
         identity,
     })
+}
+
+/// How long a refused run waits for the holder to write its note: a run that
+/// started at the same instant may hold the lock but not have written it yet.
+const NOTE_PATIENCE: Duration = Duration::from_millis(500);
+
+/// The holder's note (`pid 4242, started …`), waiting a moment for a holder
+/// that took the lock an instant ago; empty if it never comes.
+fn holder_note(file: &mut File) -> String {
+    let start = Instant::now();
+    loop {
+        let mut note = String::new();
+        let read = file.rewind().and_then(|()| file.read_to_string(&mut note));
+        let note = note.trim();
+        if read.is_err() || !note.is_empty() || start.elapsed() >= NOTE_PATIENCE {
+            return note.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Takes the exclusive lock; a shared holder is only a prober, so wait it out.
@@ -177,6 +194,25 @@ mod tests {
         });
         assert!(acquire(dir.path(), "p", "now").is_ok());
         releaser.join().unwrap();
+    }
+
+    #[test]
+    fn a_refused_run_waits_a_moment_for_the_holder_to_name_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(acquire(dir.path(), "p", "x").unwrap());
+        let path = dir.path().join("locks/p.lock");
+        std::fs::write(&path, "").unwrap();
+        // A holder that took the lock but has not written its note yet.
+        let holder = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        holder.try_lock().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::fs::write(&path, "pid 4242, started now\n").unwrap();
+            holder
+        });
+        let e = acquire(dir.path(), "p", "later").unwrap_err().to_string();
+        assert!(e.contains("(pid 4242, started now)"), "{e}");
+        drop(writer.join().unwrap());
     }
 
     #[test]
