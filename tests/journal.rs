@@ -695,6 +695,28 @@ fn the_state_directory_and_journal_are_private() {
     }
 }
 
+/// A journal planted as a symbolic link (in a state directory others can
+/// write to) is refused: callbook neither writes through it nor changes the
+/// mode of the file it points at.
+#[cfg(unix)]
+#[test]
+fn a_journal_that_is_a_symbolic_link_is_refused_and_its_target_untouched() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("precious");
+    std::fs::write(&target, "not a journal").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(&target, state.path().join("journal.sqlite3")).unwrap();
+    let out = live(&server, state.path(), TEAM, &[]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("is a symbolic link"), "{}", out.stderr);
+    assert!(server.placed_calls().is_empty());
+    assert_eq!(mode(&target), 0o644);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "not a journal");
+}
+
 /// A resume whose remaining calls are all settled, one of them `unknown`
 /// (sent, then the process died before the answer was recorded), exits 1.
 #[test]

@@ -110,11 +110,15 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Makes an existing file readable by its owner only (best effort: a file
 /// that cannot be changed is reported by whatever opens it next).
+///
+/// A symbolic link is left alone: changing the mode through it would change
+/// whatever file someone pointed it at.
 pub fn make_private(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(meta) = std::fs::metadata(path)
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && meta.file_type().is_file()
             && meta.permissions().mode() & 0o077 != 0
             && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         {
@@ -136,6 +140,19 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(journal_io(path, crate::playbook::io_reason(&e))),
+    }
+}
+
+/// Refuses a journal that is a symbolic link: callbook would write its
+/// records, and set private modes, wherever the link points.
+fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(journal_io(
+            path,
+            "is a symbolic link: the journal must be a regular file in the state directory"
+                .to_string(),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -245,6 +262,7 @@ impl Journal {
     pub fn open(dir: &Path) -> Result<Journal, StoreError> {
         create_private_dir(dir)?;
         let path = dir.join(FILE_NAME);
+        refuse_symlink(&path)?;
         create_private_file(&path)?;
         make_private(&path);
         let file = std::fs::File::open(&path)
