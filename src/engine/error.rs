@@ -120,7 +120,7 @@ impl fmt::Display for EngineError {
             }
             EngineError::PlanChanged { run, what } => write!(
                 f,
-                "cannot resume run {run}: {what}; resume with the playbook, variables and input it started with (nothing was called)"
+                "cannot resume run {run}: {what}; resume with the playbook, variables, input and selection (--tag, --recipient) it started with (nothing was called)"
             ),
             EngineError::TooManyCalls(why) => write!(f, "{why}: nothing was called"),
             EngineError::BaseUrl(m) => write!(f, "base URL: {m}"),
