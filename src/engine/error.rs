@@ -76,11 +76,11 @@ pub enum EngineError {
     /// More calls than `max_calls` allows.
     TooManyCalls(String),
     /// The provider's base URL is not acceptable.
-    BaseUrl(String),
+    BaseUrl(crate::provider::BaseUrlError),
     /// No provider credentials were given.
     NoCredentials,
     /// The provider client could not be built.
-    Client(String),
+    Client(crate::provider::ClientError),
     /// The provider refused the login before any call.
     Login(String),
     /// The confirmation was declined.
@@ -127,7 +127,7 @@ impl fmt::Display for EngineError {
             EngineError::NoCredentials => f.write_str(
                 "no FoneStorm credentials: set FONESTORM_TOKEN, or FONESTORM_USERNAME and FONESTORM_PASSWORD; nothing was called",
             ),
-            EngineError::Client(m) => f.write_str(m),
+            EngineError::Client(e) => write!(f, "{e}"),
             EngineError::Login(m) => write!(f, "{m}; nothing was called"),
             EngineError::NotConfirmed => f.write_str("not confirmed: nothing was called"),
         }

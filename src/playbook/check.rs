@@ -289,8 +289,8 @@ impl<'a> Checker<'a> {
             }
             // What a live run would refuse (a user name or password in the
             // URL, plain http to another machine) fails `validate` too.
-            if let Err(m) = crate::base_url::check_base_url(&url) {
-                self.error("/provider/base_url", m);
+            if let Err(e) = crate::base_url::check_base_url(&url) {
+                self.error("/provider/base_url", e.to_string());
                 return None;
             }
             p.base_url = url.trim_end_matches('/').to_string();

@@ -197,6 +197,29 @@ pub fn renew_margin(lifetime: Duration) -> Duration {
     RENEW_MARGIN.min(lifetime / 4)
 }
 
+/// Why the client could not be built; nothing was sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientError {
+    /// `FONESTORM_TOKEN` holds a character no HTTP header can carry (a line
+    /// break, say, when it was read from a file with CRLF endings).
+    UnsendableToken,
+    /// The HTTP client could not be set up (TLS roots, for example).
+    Setup(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::UnsendableToken => f.write_str(
+                "FONESTORM_TOKEN holds a line break or another character a token cannot have; nothing was called",
+            ),
+            ClientError::Setup(reason) => write!(f, "cannot set up HTTP: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
 /// A FoneStorm API client for one run.
 pub struct Client {
     http: reqwest::Client,
@@ -207,19 +230,20 @@ pub struct Client {
     login_lock: tokio::sync::Mutex<()>,
 }
 
-pub use crate::base_url::{check_base_url, without_userinfo};
+pub use crate::base_url::{BaseUrlError, check_base_url, without_userinfo};
 
 impl Client {
     /// A client for `base` with requests bounded by `timeout`.
-    pub fn new(base: Url, credentials: Credentials, timeout: Duration) -> Result<Client, String> {
+    pub fn new(
+        base: Url,
+        credentials: Credentials,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
         if let Credentials::Token(t) = &credentials
             && HeaderValue::from_str(t.expose()).is_err()
         {
             // Found now, not at the first call: nothing is sent with it.
-            return Err(
-                "FONESTORM_TOKEN holds a line break or another character a token cannot have; nothing was called"
-                    .to_string(),
-            );
+            return Err(ClientError::UnsendableToken);
         }
         let mut headers = HeaderMap::new();
         headers.insert("accept", HeaderValue::from_static("application/json"));
@@ -237,7 +261,7 @@ impl Client {
         }
         let http = builder
             .build()
-            .map_err(|e| format!("cannot set up HTTP: {e}"))?;
+            .map_err(|e| ClientError::Setup(e.to_string()))?;
         let token = match &credentials {
             Credentials::Token(t) => Some(Token {
                 value: t.clone(),
@@ -750,11 +774,10 @@ mod tests {
         assert!(check_base_url("http://127.0.0.1:8088").is_ok());
         assert!(check_base_url("http://localhost:8088/v2").is_ok());
         assert!(check_base_url("http://[::1]:8088").is_ok());
-        assert!(
-            check_base_url("http://api.fonestorm.com/v2")
-                .unwrap_err()
-                .contains("plain http")
-        );
+        assert!(matches!(
+            check_base_url("http://api.fonestorm.com/v2"),
+            Err(BaseUrlError::PlainHttp { .. })
+        ));
         assert!(check_base_url("ftp://x").is_err());
         assert!(check_base_url("not a url").is_err());
     }
@@ -803,12 +826,13 @@ mod tests {
             "http://ops:hunter2@fonestorm.example.com",
             "ftp://ops:hunter2@x",
         ] {
-            let m = check_base_url(raw).unwrap_err();
+            let m = check_base_url(raw).unwrap_err().to_string();
             assert!(!m.contains("hunter2"), "{m}");
         }
         assert!(
             check_base_url("https://ops:pw@api.fonestorm.com")
                 .unwrap_err()
+                .to_string()
                 .contains("user name or password")
         );
         assert_eq!(
