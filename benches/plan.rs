@@ -13,69 +13,52 @@ use callbook::plan::{CallRequest, ServiceType};
 use callbook::playbook::{self, Loaded};
 use callbook::report::{self, Report};
 use callbook::store::sqlite::journal::Journal;
+use sha2::{Digest, Sha256};
+
+#[path = "support/workload.rs"]
+mod workload;
 
 const RECIPIENTS: usize = 100_000;
 
-const PLAYBOOK: &str = r#"version: 1
-name: bench
-caller_id: "321-499-1000"
-vars: { host: db-01, usage: 93, severity: warning }
-recipients:
-  - from: people.csv
-messages:
-  page:
-    ssml: |
-      <speak>
-        Hello {{ recipient.name }} of {{ recipient.vars.team }}.
-        <break time="400ms"/>
-        Host <say-as interpret-as="characters">{{ host }}</say-as> is {{ usage }} percent full.
-      </speak>
-  short:
-    tts: "Disk alert on {{ host }}: {{ usage }} percent."
-rules:
-  - name: quiet hours
-    when: severity != "critical" and (recipient.local_time.hour >= 22 or recipient.local_time.hour < 7)
-    skip: quiet hours
-  - name: primary
-    tags: [primary]
-    play: page
-  - name: network
-    tags: [network]
-    play: short
-  - name: everyone else
-    play: page
-"#;
+/// SHA-256 of the compact JSON of the report's `calls` for 100 000 recipients
+/// (`tests/plan_guard.rs` pins 20 000 the same way in a debug build).
+const CALLS_100K_SHA256: &str = "0daea770dc54db50e2714e50acf05be1b6f4dd11f6ffcf1f0cff87a4adc08c93";
+
+/// SHA-256 of the compact JSON of the report's `calls` for 20 000 recipients,
+/// as `tests/plan_guard.rs` pins it through the binary.
+const CALLS_20K_SHA256: &str = "4b1563d936ceda42f90ff3f5d2227cbb042ca0ad1c07ed0bf94426da143284d7";
 
 fn main() {
+    // No optimisation may change who is called with what: check the plan first.
+    check_plan(20_000, CALLS_20K_SHA256);
+    check_plan(RECIPIENTS, CALLS_100K_SHA256);
     divan::main();
 }
 
-/// A playbook and a CSV of `RECIPIENTS` distinct, valid US numbers in a temp dir.
+/// Plans `n` recipients of the workload and checks the digest of the report's `calls`.
+fn check_plan(n: usize, want: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = workload::write(dir.path(), n);
+    let loaded = load(&path);
+    let mut input = run_input();
+    input.vars = loaded.playbook.vars.clone();
+    let plan = plan::plan(&loaded.playbook, &input).expect("plans");
+    let report = Report::from_plan(&loaded.playbook, plan, &input);
+    let mut json = Vec::new();
+    report::json::write(&report, &mut json).expect("a Vec accepts");
+    let report: serde_json::Value = serde_json::from_slice(&json).expect("the report is JSON");
+    let calls = serde_json::to_vec(&report["calls"]).expect("calls serialize");
+    let got: String = Sha256::digest(&calls)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(got, want, "the plan of {n} recipients changed");
+}
+
+/// A playbook and a CSV of `RECIPIENTS` recipients in a temp dir.
 fn fixture() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let areas = [212, 312, 415, 617, 713, 305, 206, 303, 404, 503];
-    let zones = [
-        "America/New_York",
-        "America/Chicago",
-        "America/Los_Angeles",
-        "Europe/Berlin",
-    ];
-    let tags = ["storage;primary", "storage", "network", "dba;oncall"];
-    let mut csv = String::from("name,phone,timezone,tags,team\n");
-    for i in 0..RECIPIENTS {
-        let area = areas[i % areas.len()];
-        let exchange = 230 + (i / areas.len()) / 10_000;
-        let line = (i / areas.len()) % 10_000;
-        csv.push_str(&format!(
-            "Person {i},+1 ({area}) {exchange}-{line:04},{},{},team-{}\n",
-            zones[i % 4],
-            tags[i % 4],
-            i % 17
-        ));
-    }
-    std::fs::write(dir.path().join("people.csv"), csv).expect("write csv");
-    let path = dir.path().join("bench.yaml");
-    std::fs::write(&path, PLAYBOOK).expect("write playbook");
+    let path = workload::write(dir.path(), RECIPIENTS);
     (dir, path)
 }
 
@@ -84,7 +67,7 @@ fn load(path: &Path) -> Loaded {
 }
 
 fn run_input() -> RunInput {
-    let now = "2026-11-26T15:00:00Z".parse().expect("valid time");
+    let now = workload::NOW.parse().expect("valid time");
     RunInput {
         run_id: plan::new_run_id(now),
         now,

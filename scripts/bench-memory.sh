@@ -8,7 +8,7 @@ n=${1:-100000}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-sed -n '/^const PLAYBOOK: &str = r#"/,/^"#;/p' benches/plan.rs | sed '1s/.*r#"//; $d' > "$dir/bench.yaml"
+sed -n '/^pub const PLAYBOOK: &str = r#"/,/^"#;/p' benches/support/workload.rs | sed '1s/.*r#"//; $d' > "$dir/bench.yaml"
 awk -v n="$n" 'BEGIN {
   split("212 312 415 617 713 305 206 303 404 503", areas, " ")
   split("America/New_York America/Chicago America/Los_Angeles Europe/Berlin", zones, " ")
