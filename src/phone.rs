@@ -95,7 +95,7 @@ pub fn dial_string(input: &str, country: Country) -> Result<String, PhoneError> 
         None => phonenumber::parse(Some(country.0), input),
     };
     let number = parsed.map_err(|_| PhoneError::Invalid(input.to_string()))?;
-    if !phonenumber::is_valid(&number) {
+    if !valid::is_valid(&number) {
         return Err(PhoneError::Invalid(input.to_string()));
     }
     let code = number.code().value();
@@ -227,6 +227,184 @@ fn check_characters(input: &str) -> Result<(), PhoneError> {
     }
 }
 
+/// libphonenumber's validity check without the `phonenumber` crate's shared
+/// regex cache.
+///
+/// The crate keeps every compiled pattern in one LRU behind one mutex, keyed by
+/// the pattern text (hashing kilobytes per lookup), and matches with an
+/// unanchored `find` whose match must start at 0. Here each region's patterns
+/// are compiled once, anchored at the start (`^(?:…)`, which accepts exactly the
+/// inputs whose leftmost match starts at 0), on first use of that region, and
+/// shared without a lock afterwards. The decisions are the crate's own
+/// (`phonenumber::is_valid`): a test compares both over a large random sample.
+mod valid {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+
+    use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
+    use phonenumber::{PhoneNumber, country};
+    use regex::{Regex, RegexBuilder};
+
+    /// One pattern of the metadata: compiled anchored, or the crate's own when
+    /// it cannot be (never with the shipped metadata; kept so nothing panics).
+    enum Pattern {
+        Anchored(Regex),
+        Crate(&'static Descriptor),
+    }
+
+    /// A number type's descriptor: its national-number pattern and lengths.
+    struct Desc {
+        pattern: Pattern,
+        possible_length: &'static [u16],
+    }
+
+    impl Desc {
+        fn new(desc: &'static Descriptor) -> Desc {
+            let pattern = match anchored(desc.national_number().as_str()) {
+                Some(re) => Pattern::Anchored(re),
+                None => Pattern::Crate(desc),
+            };
+            Desc {
+                pattern,
+                possible_length: desc.possible_length(),
+            }
+        }
+
+        /// `Descriptor::is_match`: a possible length, and a match at the start.
+        fn is_match(&self, value: &str) -> bool {
+            match &self.pattern {
+                Pattern::Anchored(re) => {
+                    let len = u16::try_from(value.len()).unwrap_or(u16::MAX);
+                    (self.possible_length.is_empty() || self.possible_length.contains(&len))
+                        && re.is_match(value)
+                }
+                Pattern::Crate(desc) => desc.is_match(value),
+            }
+        }
+    }
+
+    /// One region's compiled patterns.
+    struct Region {
+        general: Desc,
+        /// Every type whose match makes a number valid (all but general,
+        /// emergency, short code, standard rate, carrier and no-international,
+        /// as in `phonenumber::number_type`).
+        types: Vec<Desc>,
+        /// `Some(None)` when the region has leading digits that could not be
+        /// compiled here: the crate's own pattern is used for them.
+        leading_digits: Option<Option<Regex>>,
+    }
+
+    impl Region {
+        fn new(meta: &'static Metadata) -> Region {
+            let d = meta.descriptors();
+            let types = [
+                d.premium_rate(),
+                d.toll_free(),
+                d.shared_cost(),
+                d.voip(),
+                d.personal_number(),
+                d.pager(),
+                d.uan(),
+                d.voicemail(),
+                d.fixed_line(),
+                d.mobile(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(Desc::new)
+            .collect();
+            let leading_digits = meta.leading_digits().map(|re| anchored(re.as_str()));
+            Region {
+                general: Desc::new(d.general()),
+                types,
+                leading_digits,
+            }
+        }
+
+        /// `phonenumber::validator::number_type(..) != Type::Unknown`.
+        fn has_type(&self, national: &str) -> bool {
+            self.general.is_match(national) && self.types.iter().any(|t| t.is_match(national))
+        }
+
+        /// Whether the region's leading digits start `national`, if it has them.
+        fn leading_digits(&self, meta: &Metadata, national: &str) -> Option<bool> {
+            match self.leading_digits.as_ref()? {
+                Some(re) => Some(re.is_match(national)),
+                None => Some(
+                    meta.leading_digits()?
+                        .find(national)
+                        .is_some_and(|m| m.start() == 0),
+                ),
+            }
+        }
+    }
+
+    /// `^(?:pattern)` with the crate's flags (whitespace in patterns ignored).
+    fn anchored(pattern: &str) -> Option<Regex> {
+        // The newline ends a `#` comment, should a pattern ever hold one.
+        RegexBuilder::new(&format!("^(?:{pattern}\n)"))
+            .ignore_whitespace(true)
+            .build()
+            .ok()
+    }
+
+    /// Every region of the metadata, each compiled on first use.
+    type Regions = HashMap<(u16, &'static str), OnceLock<Region>>;
+
+    fn regions() -> &'static Regions {
+        static REGIONS: OnceLock<Regions> = OnceLock::new();
+        REGIONS.get_or_init(|| {
+            let mut map = Regions::new();
+            for code in 1..=999u16 {
+                for meta in DATABASE.by_code(&code).unwrap_or_default() {
+                    map.insert((meta.country_code(), meta.id()), OnceLock::new());
+                }
+            }
+            map
+        })
+    }
+
+    /// The compiled patterns of `meta`'s region.
+    fn region(meta: &'static Metadata) -> Option<&'static Region> {
+        let cell = regions().get(&(meta.country_code(), meta.id()))?;
+        Some(cell.get_or_init(|| Region::new(meta)))
+    }
+
+    /// The metadata a number is checked against: `phonenumber::validator::source_for`.
+    fn source(code: u16, national: &str) -> Option<&'static Metadata> {
+        let ids = DATABASE.region(&code)?;
+        if let [only] = ids.as_slice() {
+            if *only == "001" {
+                return DATABASE.by_code(&code)?.into_iter().next();
+            }
+            let id: country::Id = only.parse().ok()?;
+            return DATABASE.by_id(id.as_ref());
+        }
+        for id in ids {
+            let meta = DATABASE.by_id(id)?;
+            let region = region(meta)?;
+            let chosen = match region.leading_digits(meta, national) {
+                Some(starts) => starts,
+                None => region.has_type(national),
+            };
+            if chosen {
+                let id: country::Id = id.parse().ok()?;
+                return DATABASE.by_id(id.as_ref());
+            }
+        }
+        None
+    }
+
+    /// `phonenumber::is_valid`, without the shared cache.
+    pub(super) fn is_valid(number: &PhoneNumber) -> bool {
+        let national = number.national().to_string();
+        source(number.code().value(), &national)
+            .and_then(region)
+            .is_some_and(|region| region.has_type(&national))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +530,89 @@ mod tests {
         assert!(fonenumber("555-1111").is_err());
         assert!(fonenumber("+49 89 4567898").is_err());
         assert!(fonenumber("021-555-1111").is_err());
+    }
+
+    /// Every example number of the metadata, with its country calling code.
+    fn examples() -> Vec<(u16, String)> {
+        let mut all = Vec::new();
+        for code in 1..=999u16 {
+            for meta in phonenumber::metadata::DATABASE
+                .by_code(&code)
+                .unwrap_or_default()
+            {
+                let d = meta.descriptors();
+                let types = [
+                    Some(d.general()),
+                    d.fixed_line(),
+                    d.mobile(),
+                    d.toll_free(),
+                    d.premium_rate(),
+                    d.shared_cost(),
+                    d.personal_number(),
+                    d.voip(),
+                    d.pager(),
+                    d.uan(),
+                    d.voicemail(),
+                    d.emergency(),
+                    d.short_code(),
+                ];
+                for desc in types.into_iter().flatten() {
+                    if let Some(example) = desc.example() {
+                        all.push((code, example.to_string()));
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    /// The fast validity check decides exactly as `phonenumber::is_valid` over
+    /// a random sample: every region's example numbers with digits changed,
+    /// added or removed, and random digits under every calling code. (The
+    /// crate's own check recompiles patterns as the sample hops between
+    /// regions, so 4 000 numbers already take a while in a debug build; 40 000
+    /// were checked the same way when the fast path was written.)
+    #[test]
+    fn fast_validity_agrees_with_the_phonenumber_crate() {
+        let examples = examples();
+        assert!(examples.len() > 1_000, "{} examples", examples.len());
+        let codes: Vec<u16> = (1..=999u16)
+            .filter(|c| phonenumber::metadata::DATABASE.region(c).is_some())
+            .collect();
+        let mut rng = fastrand::Rng::with_seed(0x5eed_ca11);
+        let (mut checked, mut valid) = (0, 0);
+        for i in 0..4_000 {
+            let (code, national) = if i % 4 == 3 {
+                let code = codes[rng.usize(..codes.len())];
+                let len = rng.usize(2..=14);
+                let digits: String = (0..len).map(|_| rng.digit(10)).collect();
+                (code, digits)
+            } else {
+                let (code, example) = &examples[rng.usize(..examples.len())];
+                let mut digits: Vec<char> = example.chars().collect();
+                for _ in 0..rng.usize(0..=2) {
+                    let at = rng.usize(..digits.len());
+                    match rng.u8(0..4) {
+                        0 => drop(digits.remove(at)),
+                        1 => digits.insert(at, rng.digit(10)),
+                        _ => digits[at] = rng.digit(10),
+                    }
+                    if digits.is_empty() {
+                        digits.push(rng.digit(10));
+                    }
+                }
+                (*code, digits.into_iter().collect())
+            };
+            let Ok(number) = phonenumber::parse(None, format!("+{code}{national}")) else {
+                continue;
+            };
+            let want = phonenumber::is_valid(&number);
+            assert_eq!(valid::is_valid(&number), want, "+{code} {national}");
+            checked += 1;
+            valid += usize::from(want);
+        }
+        assert!(checked > 3_000, "only {checked} numbers parsed");
+        assert!(valid > 1_000, "only {valid} of {checked} valid");
     }
 
     #[test]
