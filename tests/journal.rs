@@ -8,36 +8,11 @@ use std::time::Duration;
 
 use fonestorm_testserver::{Config, TestServer};
 use serde_json::Value;
-use support::{Outcome, assert_nobody_twice, callbook, finish};
+use support::{assert_nobody_twice, callbook, finish, json, live};
 
 const TEAM: &str = "tests/fixtures/live/team.yaml";
 const DEDUP: &str = "tests/fixtures/live/dedup.yaml";
 const EIGHT: &str = "tests/fixtures/live/eight.yaml";
-
-/// `callbook run PLAYBOOK` live against `server`, journal in `state`.
-fn live(server: &TestServer, state: &Path, playbook: &str, extra: &[&str]) -> Outcome {
-    finish(
-        callbook()
-            .args([
-                "run",
-                playbook,
-                "--yes",
-                "--format",
-                "json",
-                "--base-url",
-                &server.url(),
-            ])
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra)
-            .env("FONESTORM_TOKEN", "test-token"),
-    )
-}
-
-fn json(out: &Outcome) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr))
-}
 
 #[test]
 fn five_runs_in_a_dedup_window_call_each_person_once() {

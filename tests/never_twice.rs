@@ -5,35 +5,9 @@ mod support;
 use std::path::Path;
 
 use fonestorm_testserver::{Config, Fault, FaultRule, TestServer};
-use serde_json::Value;
-use support::{Outcome, assert_nobody_twice, callbook, finish};
+use support::{assert_nobody_twice, callbook, finish, json, live};
 
 const DEDUP: &str = "tests/fixtures/live/dedup.yaml";
-
-/// `callbook run PLAYBOOK` live against `server`, journal in `state`.
-fn live(server: &TestServer, state: &Path, playbook: &str, extra: &[&str]) -> Outcome {
-    finish(
-        callbook()
-            .args([
-                "run",
-                playbook,
-                "--yes",
-                "--format",
-                "json",
-                "--base-url",
-                &server.url(),
-            ])
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra)
-            .env("FONESTORM_TOKEN", "test-token"),
-    )
-}
-
-fn json(out: &Outcome) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr))
-}
 
 /// A run stopped by a 402 after two calls, the account topped up, and the
 /// next cron run (same key) calling the other four; then the stopped run is

@@ -92,3 +92,35 @@ pub fn assert_nobody_twice(server: &fonestorm_testserver::TestServer) {
         assert_eq!(count, 1, "{to} was called {count} times");
     }
 }
+
+/// `callbook run PLAYBOOK --yes --format json` live against `server`, with
+/// its journal in `state` and the test server's token.
+pub fn live(
+    server: &fonestorm_testserver::TestServer,
+    state: &Path,
+    playbook: &str,
+    extra: &[&str],
+) -> Outcome {
+    finish(
+        callbook()
+            .args([
+                "run",
+                playbook,
+                "--yes",
+                "--format",
+                "json",
+                "--base-url",
+                &server.url(),
+            ])
+            .arg("--state-dir")
+            .arg(state)
+            .args(extra)
+            .env("FONESTORM_TOKEN", "test-token"),
+    )
+}
+
+/// The JSON report on standard output, or a panic that shows both streams.
+pub fn json(out: &Outcome) -> serde_json::Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr))
+}
