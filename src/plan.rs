@@ -6,16 +6,19 @@
 //! a template error for recipient 57 can never leave recipients 1–56 called.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc, Weekday};
+use chrono_tz::Tz;
 use minijinja::context;
-use minijinja::value::Value;
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+use rayon::prelude::*;
 use serde_json::Map;
 
 use crate::diag::Diagnostic;
 use crate::phone;
 use crate::playbook::{Action, ConnectKind, MessageKind, Playbook, Recipient};
-use crate::render::{RecipientView, to_value};
+use crate::render::to_value;
 use crate::rules::CompiledRules;
 use crate::ssml;
 use crate::suggest;
@@ -72,10 +75,10 @@ pub enum Decision {
 pub struct Entry {
     /// Index into the playbook's recipients.
     pub recipient: usize,
-    /// The recipient's dial string.
-    pub to: String,
-    /// The name of the rule that decided, if any matched.
-    pub rule: Option<String>,
+    /// The recipient's dial string (shared with the recipient).
+    pub to: Arc<str>,
+    /// The name of the rule that decided, if any matched (shared with the rule).
+    pub rule: Option<Arc<str>>,
     /// Call or skip.
     pub decision: Decision,
 }
@@ -143,36 +146,32 @@ pub fn plan(playbook: &Playbook, run: &RunInput) -> Result<Plan, Vec<Diagnostic>
     let selected = select(playbook, &run.selection)?;
     let rules = CompiledRules::new(&playbook.rules, &playbook.templates).map_err(|d| vec![d])?;
     let base = base_context(playbook, run);
+    let local_times = LocalTimes::new(playbook, &selected, run.now);
+    // Each recipient's decision depends on nothing but the recipient, so they
+    // are made on every core; `collect` keeps playbook order, and the pass
+    // below (duplicates, errors) runs in that order, so the plan and the
+    // errors listed are the same as one core would give.
+    let decided: Vec<Result<Entry, Box<Diagnostic>>> = selected
+        .par_iter()
+        .map(|&index| {
+            let recipient = &playbook.recipients[index];
+            let view = recipient_value(recipient, local_times.get(recipient.timezone));
+            let ctx = context! { recipient => view, ..base.clone() };
+            let (rule, decision) = decide(playbook, &rules, recipient, &ctx).map_err(Box::new)?;
+            Ok(Entry {
+                recipient: index,
+                to: recipient.target.shared_dial(),
+                rule,
+                decision,
+            })
+        })
+        .collect();
     let mut errors = Vec::new();
     let mut error_count = 0usize;
-    let mut entries = Vec::with_capacity(selected.len());
-    let mut called: HashMap<&str, usize> = HashMap::with_capacity(selected.len());
-    for index in selected {
-        let recipient = &playbook.recipients[index];
-        let ctx = context! { recipient => recipient_value(recipient, run.now), ..base.clone() };
-        match decide(playbook, &rules, recipient, &ctx) {
-            Ok((rule, mut decision)) => {
-                if let Decision::Call(call) = &decision {
-                    if let Some(&first) = called.get(call.to.as_str()) {
-                        let name = &playbook.recipients[first].name;
-                        decision = Decision::Skip(format!("duplicate of {name}"));
-                    } else {
-                        called.insert(recipient.target.dial(), index);
-                    }
-                }
-                entries.push(Entry {
-                    recipient: index,
-                    to: recipient.target.dial().to_string(),
-                    rule,
-                    decision,
-                });
-            }
-            Err(d) => {
-                error_count += 1;
-                if errors.len() < MAX_LISTED_ERRORS {
-                    errors.push(d);
-                }
-            }
+    for d in decided.iter().filter_map(|r| r.as_ref().err()) {
+        error_count += 1;
+        if errors.len() < MAX_LISTED_ERRORS {
+            errors.push(Diagnostic::clone(d));
         }
     }
     if error_count > 0 {
@@ -186,6 +185,19 @@ pub fn plan(playbook: &Playbook, run: &RunInput) -> Result<Plan, Vec<Diagnostic>
             ));
         }
         return Err(errors);
+    }
+    let mut entries: Vec<Entry> = decided.into_iter().filter_map(Result::ok).collect();
+    let mut called: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+    for entry in &mut entries {
+        if let Decision::Call(call) = &entry.decision {
+            let dial = playbook.recipients[entry.recipient].target.dial();
+            if let Some(&first) = called.get(call.to.as_str()) {
+                let name = &playbook.recipients[first].name;
+                entry.decision = Decision::Skip(format!("duplicate of {name}"));
+            } else {
+                called.insert(dial, entry.recipient);
+            }
+        }
     }
     Ok(Plan { entries })
 }
@@ -267,25 +279,51 @@ fn base_context(playbook: &Playbook, run: &RunInput) -> Value {
     context! { ..fixed, ..to_value(&run.vars) }
 }
 
-/// `recipient` for templates, with the local time of `now` in their zone.
-fn recipient_value(r: &Recipient, now: DateTime<Utc>) -> Value {
-    let local = now.with_timezone(&r.timezone);
-    let local_time = context! {
+/// `recipient.local_time` of one instant in each time zone of a plan.
+///
+/// Every recipient in a zone shares one value: computing and formatting
+/// the local time per recipient cost more than the rules that read it.
+struct LocalTimes {
+    by_zone: HashMap<Tz, Value>,
+}
+
+impl LocalTimes {
+    /// The local times of `now` in the zones of the `selected` recipients.
+    fn new(playbook: &Playbook, selected: &[usize], now: DateTime<Utc>) -> LocalTimes {
+        let mut by_zone = HashMap::new();
+        for &index in selected {
+            let zone = playbook.recipients[index].timezone;
+            by_zone
+                .entry(zone)
+                .or_insert_with(|| local_time(now.with_timezone(&zone)));
+        }
+        LocalTimes { by_zone }
+    }
+
+    /// The local time in `zone`, which was among the selected recipients' zones.
+    fn get(&self, zone: Tz) -> Value {
+        self.by_zone.get(&zone).cloned().unwrap_or_default()
+    }
+}
+
+/// `recipient.local_time` for one local instant.
+fn local_time(local: DateTime<Tz>) -> Value {
+    context! {
         hour => local.hour(),
         minute => local.minute(),
         weekday => weekday_name(local.weekday()),
         date => local.date_naive().to_string(),
         time => format!("{:02}:{:02}", local.hour(), local.minute()),
         iso => local.to_rfc3339_opts(SecondsFormat::Secs, false),
-    };
-    let fixed = context! {
-        name => &r.name,
-        phone => r.target.dial(),
-        tags => &r.tags,
-        vars => to_value(&r.vars),
-        timezone => r.timezone.name(),
-    };
-    Value::from_object(RecipientView { fixed, local_time })
+    }
+}
+
+/// `recipient` for templates, with `local_time` in their zone.
+fn recipient_value(recipient: &Arc<Recipient>, local_time: Value) -> Value {
+    Value::from_object(RecipientView {
+        recipient: Arc::clone(recipient),
+        local_time,
+    })
 }
 
 /// The English name of a weekday, as `recipient.local_time.weekday`.
@@ -307,7 +345,7 @@ fn decide(
     rules: &CompiledRules<'_>,
     recipient: &Recipient,
     ctx: &Value,
-) -> Result<(Option<String>, Decision), Diagnostic> {
+) -> Result<(Option<Arc<str>>, Decision), Diagnostic> {
     let Some(rule) = rules.first_match(recipient, ctx)? else {
         return Ok((None, Decision::Skip("no rule matched".to_string())));
     };
@@ -315,7 +353,7 @@ fn decide(
     let name = &recipient.name;
     let (service_type, service_id, template) = match &rule.action {
         Action::Skip(reason) => {
-            return Ok((Some(rule.name.clone()), Decision::Skip(reason.clone())));
+            return Ok((Some(Arc::clone(&rule.name)), Decision::Skip(reason.clone())));
         }
         Action::Play(index) => {
             let message = &playbook.messages[*index];
@@ -378,7 +416,7 @@ fn decide(
         None => None,
     };
     Ok((
-        Some(rule.name.clone()),
+        Some(Arc::clone(&rule.name)),
         Decision::Call(CallRequest {
             to: recipient.target.dial().to_string(),
             service_type,
@@ -427,6 +465,73 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
         now.to_rfc3339_opts(SecondsFormat::Secs, true),
         fastrand::u32(..)
     )
+}
+
+/// `recipient` as templates see it: the recipient plus the local time of
+/// this run.
+///
+/// Fields become template values only when a template reads them: building
+/// every field of every recipient up front cost more than the rules.
+#[derive(Debug)]
+struct RecipientView {
+    /// The recipient.
+    recipient: Arc<Recipient>,
+    /// `local_time` for this run, shared by everyone in the zone.
+    local_time: Value,
+}
+
+/// The fields of `recipient`, in the order templates enumerate them.
+const RECIPIENT_FIELDS: &[&str] = &["name", "phone", "tags", "vars", "timezone", "local_time"];
+
+impl Object for RecipientView {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let r = &self.recipient;
+        Some(match key.as_str()? {
+            "name" => Value::from(r.name.as_str()),
+            "phone" => Value::from(r.target.dial()),
+            "tags" => r.tags.iter().map(|t| Value::from(t.as_str())).collect(),
+            "vars" => Value::from_object(VarsView(Arc::clone(r))),
+            "timezone" => Value::from(r.timezone.name()),
+            "local_time" => self.local_time.clone(),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(RECIPIENT_FIELDS)
+    }
+}
+
+/// `recipient.vars`, read one variable at a time.
+#[derive(Debug)]
+struct VarsView(Arc<Recipient>);
+
+impl Object for VarsView {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        self.0
+            .vars
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| to_value(&value))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let keys: Vec<Value> = self.0.vars.iter().map(|(k, _)| Value::from(k)).collect();
+        Enumerator::Values(keys)
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.0.vars.iter().count())
+    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
 
 use crate::diag::{Diagnostic, Location};
@@ -346,36 +345,6 @@ pub fn xml_escape(text: &str) -> String {
         }
     }
     out
-}
-
-/// `recipient` as templates see it: fixed data plus the local time of this run.
-#[derive(Debug)]
-pub struct RecipientView {
-    /// `name`, `phone`, `tags`, `vars`, `timezone`, built once per recipient.
-    pub fixed: Value,
-    /// `local_time` for this run.
-    pub local_time: Value,
-}
-
-impl Object for RecipientView {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Map
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "local_time" => Some(self.local_time.clone()),
-            other => self
-                .fixed
-                .get_attr(other)
-                .ok()
-                .filter(|v| !v.is_undefined()),
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&["name", "phone", "tags", "vars", "timezone", "local_time"])
-    }
 }
 
 #[cfg(test)]

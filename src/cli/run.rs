@@ -131,13 +131,18 @@ fn dry_run(
             args.max_calls,
         ))
         .map_err(Failure::Engine)?;
-    if let Some(why) = dry.over_limit {
+    if let Some(why) = &dry.over_limit {
         out.diagnostics(&[Diagnostic::warning(
             None,
             format!("a live run would be refused: {why}"),
         )]);
     }
-    if emit(&dry.report, args.format, report_file, out) {
+    let report = dry.report(playbook, input);
+    let written = match args.format {
+        Format::Json => emit_json(&report, report_file, out),
+        Format::Table => emit(&report.to_report(), args.format, report_file, out),
+    };
+    if written {
         Ok(Exit::Success)
     } else {
         // Nothing was called, and the file asked for is missing.
@@ -172,6 +177,9 @@ fn emit(
     report_file: Option<report::json::ReportFile>,
     out: &Output<'_>,
 ) -> bool {
+    if format == Format::Json {
+        return emit_json(report, report_file, out);
+    }
     let mut written = true;
     if let Some(file) = report_file {
         let path = file.path().to_path_buf();
@@ -186,6 +194,32 @@ fn emit(
     }
     print_report(report, format);
     written
+}
+
+/// The JSON report on standard output and in `--report-file`, serialized
+/// once and written to both as it is made; otherwise as [`emit`].
+fn emit_json(
+    report: &impl serde::Serialize,
+    report_file: Option<report::json::ReportFile>,
+    out: &Output<'_>,
+) -> bool {
+    let Some(file) = report_file else {
+        // A closed pipe (`| head`) is not an error worth reporting.
+        drop(report::json::write(report, std::io::stdout().lock()));
+        return true;
+    };
+    let path = file.path().to_path_buf();
+    match file.write_also(report, Some(std::io::stdout().lock())) {
+        Ok(()) => true,
+        Err(e) => {
+            out.error(format!(
+                "--report-file: cannot write `{}`: {}; the report is on standard output",
+                path.display(),
+                playbook::io_reason(&e)
+            ));
+            false
+        }
+    }
 }
 
 /// The report on standard output, as a table or JSON.

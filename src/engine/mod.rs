@@ -34,7 +34,7 @@ use crate::plan::{self, CallRequest, Decision, Plan, RunInput, fingerprint};
 use crate::playbook::{self, Playbook};
 use crate::provider::limiter::RateLimiter;
 use crate::provider::{self, Client, Credentials};
-use crate::report::Report;
+use crate::report::{PlanReport, Report};
 use crate::store::{Store, StoreError};
 use dispatch::{Control, Recorder, Settings};
 
@@ -113,10 +113,21 @@ impl Finished {
 /// A dry run's result: the plan as it would be sent.
 #[derive(Clone, Debug)]
 pub struct DryRun {
-    /// The report, every call `planned` or `skipped`.
-    pub report: Report,
+    /// The plan, with dedup applied.
+    pub plan: Plan,
+    /// When planning finished (RFC 3339, UTC).
+    pub finished_at: String,
     /// Why a live run would be refused for its size, if it would.
     pub over_limit: Option<String>,
+}
+
+impl DryRun {
+    /// The report: every call `planned` or `skipped`, written straight from the plan.
+    pub fn report<'a>(&'a self, playbook: &'a Playbook, input: &RunInput) -> PlanReport<'a> {
+        let mut report = PlanReport::new(playbook, &self.plan, input);
+        report.header.finished_at.clone_from(&self.finished_at);
+        report
+    }
 }
 
 /// Plans a dry run: nothing is called and nothing written; dedup is read
@@ -137,9 +148,12 @@ pub async fn dry_run<S: Store>(
             .map_err(EngineError::Read)?;
     }
     let over_limit = plan.over_limit(max_calls.or(playbook.max_calls));
-    let mut report = Report::from_plan(playbook, plan, input);
-    report.finished_at = crate::model::timestamp(chrono::Utc::now().max(input.now));
-    Ok(DryRun { report, over_limit })
+    let finished_at = crate::model::timestamp(chrono::Utc::now().max(input.now));
+    Ok(DryRun {
+        plan,
+        finished_at,
+        over_limit,
+    })
 }
 
 /// Places the calls of a live run (or continues a recorded one) and
@@ -376,8 +390,8 @@ fn records(playbook: &Playbook, plan: &Plan, with_messages: bool) -> Vec<CallRec
             CallRecord {
                 idx: i,
                 recipient: playbook.recipients[e.recipient].name.clone(),
-                to: e.to.clone(),
-                rule: e.rule.clone(),
+                to: e.to.to_string(),
+                rule: e.rule.as_deref().map(str::to_string),
                 service_type: call.map(|c| c.service_type),
                 service_id: call.filter(|_| with_messages).map(|c| c.service_id.clone()),
                 fingerprint: call.map(|c| fingerprint(c, Some(&playbook.caller_id))),

@@ -146,7 +146,7 @@ async fn sort_recorded<'r, S: Store>(
     };
     for (i, (entry, rec)) in plan.entries.iter().zip(recorded).enumerate() {
         let name = &ctx.playbook.recipients[entry.recipient].name;
-        if *name != rec.recipient || entry.to != rec.to {
+        if *name != rec.recipient || *entry.to != *rec.to {
             return Err(changed(format!(
                 "entry {i} was `{}`, now `{name}`",
                 rec.recipient

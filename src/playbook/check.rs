@@ -318,7 +318,7 @@ impl<'a> Checker<'a> {
         &mut self,
         entries: Vec<RawEntry>,
         defaults: &RecipientDefaults,
-    ) -> Vec<Recipient> {
+    ) -> Vec<Arc<Recipient>> {
         let mut out = Vec::with_capacity(entries.len());
         for (i, entry) in entries.into_iter().enumerate() {
             match entry {
@@ -330,7 +330,7 @@ impl<'a> Checker<'a> {
                     };
                     if let Some(r) = check_recipient(raw, None, defaults, &places, &mut self.diags)
                     {
-                        out.push(r);
+                        out.push(Arc::new(r));
                     }
                 }
                 RawEntry::Include { from } => {
@@ -346,6 +346,9 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        // Growing by doubling leaves up to half the list unused: a large
+        // list is held for the whole run.
+        out.shrink_to_fit();
         let mut seen: HashMap<&str, &Location> = HashMap::with_capacity(out.len());
         let mut duplicates = Vec::new();
         for r in &out {
@@ -431,7 +434,7 @@ impl<'a> Checker<'a> {
         &mut self,
         raw: Vec<RawRule>,
         messages: &[Message],
-        recipients: &[Recipient],
+        recipients: &[Arc<Recipient>],
         templates: &mut Templates,
         country: Country,
     ) -> Vec<Rule> {
@@ -496,7 +499,7 @@ impl<'a> Checker<'a> {
             };
             if let Some(action) = action {
                 out.push(Rule {
-                    name,
+                    name: name.into(),
                     when,
                     tags,
                     action,

@@ -4,19 +4,24 @@
 //! straight into recipients without an intermediate document. Problems name
 //! the file, the line and the column (or key) of the offending field.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::raw::{RawRecipient, Scalar};
-use super::recipient::{FieldPlaces, PointerPlaces, RecipientDefaults, check_recipient};
+use super::recipient::{CsvRow, FieldPlaces, PointerPlaces, RecipientDefaults, check_recipient};
 use super::yaml;
 use super::{MAX_INCLUDE_BYTES, Recipient, RecipientVars, display_path, read_text};
 use crate::diag::{Diagnostic, Location, Sources};
 use crate::schema::{self, Definition};
 
 /// CSV columns with a meaning; every other column becomes a `recipient.vars` entry.
+/// How many distinct tag lists of one file are shared between rows; rows
+/// with further lists hold their own (a list per row would only add a key).
+const MAX_SHARED_TAG_LISTS: usize = 1024;
+
 const CSV_COLUMNS: &[&str] = &["name", "phone", "speed_dial", "timezone", "tags"];
 
 /// Most columns a recipient file may have: real ones have a dozen.
@@ -32,7 +37,7 @@ pub(super) fn load(
     defaults: &RecipientDefaults,
     sources: &mut Sources,
     diags: &mut Vec<Diagnostic>,
-    out: &mut Vec<Recipient>,
+    out: &mut Vec<Arc<Recipient>>,
 ) {
     let display: Arc<str> = path.display().to_string().into();
     let text = match read_text(path, &display, MAX_INCLUDE_BYTES) {
@@ -95,7 +100,7 @@ fn load_csv(
     file: &Arc<str>,
     defaults: &RecipientDefaults,
     diags: &mut Vec<Diagnostic>,
-    out: &mut Vec<Recipient>,
+    out: &mut Vec<Arc<Recipient>>,
 ) {
     let at_line = |line: u64, col: u32| {
         Some(Location {
@@ -177,6 +182,10 @@ fn load_csv(
         .map(|(i, _)| i)
         .collect();
     let names: Arc<[String]> = extra.iter().map(|&i| headers[i].to_string()).collect();
+    // One row per line, at most (a quoted field may span lines).
+    out.reserve(text.bytes().filter(|&b| b == b'\n').count());
+    // Rows mostly repeat a few tag lists: each distinct list is kept once.
+    let mut tag_sets: HashMap<String, Arc<[String]>> = HashMap::new();
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -241,19 +250,31 @@ fn load_csv(
             phone: get(c_phone).map(|s| Scalar::Text(s.to_string())),
             speed_dial: get(c_speed).map(|s| Scalar::Text(s.to_string())),
             timezone: get(c_tz).map(str::to_string),
-            tags: get(c_tags)
-                .map(|t| {
-                    t.split(';')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            tags: Vec::new(),
             vars: Map::new(),
         };
-        if let Some(r) = check_recipient(raw, Some(columns), defaults, &places, diags) {
-            out.push(r);
+        let field = get(c_tags).unwrap_or_default();
+        let tags = match tag_sets.get(field) {
+            Some(tags) => Arc::clone(tags),
+            None => {
+                let tags: Arc<[String]> = field
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if tag_sets.len() < MAX_SHARED_TAG_LISTS {
+                    tag_sets.insert(field.to_string(), Arc::clone(&tags));
+                }
+                tags
+            }
+        };
+        let row = CsvRow {
+            vars: columns,
+            tags,
+        };
+        if let Some(r) = check_recipient(raw, Some(row), defaults, &places, diags) {
+            out.push(Arc::new(r));
         }
     }
 }
@@ -276,7 +297,7 @@ fn load_yaml(
     file: &Arc<str>,
     defaults: &RecipientDefaults,
     diags: &mut Vec<Diagnostic>,
-    out: &mut Vec<Recipient>,
+    out: &mut Vec<Arc<Recipient>>,
 ) {
     let (document, positions) = match yaml::parse(text) {
         Ok(parsed) => parsed,
@@ -330,7 +351,7 @@ fn load_yaml(
         match serde_json::from_value::<RawRecipient>(item) {
             Ok(raw) => {
                 if let Some(r) = check_recipient(raw, None, defaults, &places, diags) {
-                    out.push(r);
+                    out.push(Arc::new(r));
                 }
             }
             Err(e) => {

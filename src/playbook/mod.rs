@@ -49,7 +49,9 @@ pub struct Playbook {
     /// `vars:` as written.
     pub vars: Map<String, Value>,
     /// Every recipient, inline and included, in playbook order.
-    pub recipients: Vec<Recipient>,
+    ///
+    /// Shared, so that templates see a recipient without copying its data.
+    pub recipients: Vec<Arc<Recipient>>,
     /// Named messages.
     pub messages: Vec<Message>,
     /// Destination rules, in order.
@@ -98,9 +100,9 @@ impl Default for ProviderSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// A phone number, as its FoneStorm dial string.
-    Phone(String),
+    Phone(Arc<str>),
     /// A configured speed dial.
-    SpeedDial(String),
+    SpeedDial(Arc<str>),
 }
 
 impl Target {
@@ -108,6 +110,13 @@ impl Target {
     pub fn dial(&self) -> &str {
         match self {
             Target::Phone(s) | Target::SpeedDial(s) => s,
+        }
+    }
+
+    /// The `to` field, shared rather than copied.
+    pub fn shared_dial(&self) -> Arc<str> {
+        match self {
+            Target::Phone(s) | Target::SpeedDial(s) => Arc::clone(s),
         }
     }
 }
@@ -121,8 +130,8 @@ pub struct Recipient {
     pub target: Target,
     /// For `recipient.local_time` and quiet hours.
     pub timezone: Tz,
-    /// For rules and `--tag`.
-    pub tags: Vec<String>,
+    /// For rules and `--tag`; the rows of a file with the same tags share them.
+    pub tags: Arc<[String]>,
     /// `recipient.vars` (for includes: the extra CSV columns).
     pub vars: RecipientVars,
     /// Where the recipient is defined.
@@ -243,8 +252,9 @@ pub enum Action {
 /// One destination rule.
 #[derive(Debug)]
 pub struct Rule {
-    /// `name`, or `rules[N]` when it has none.
-    pub name: String,
+    /// `name`, or `rules[N]` when it has none; every entry of a plan that
+    /// the rule decided shares it.
+    pub name: Arc<str>,
     /// The `when` expression and where it is.
     pub when: Option<(String, Site)>,
     /// The recipient needs at least one of these tags.

@@ -42,13 +42,21 @@ pub(super) trait FieldPlaces {
     fn place(&self, field: Option<&str>) -> (Location, Option<String>);
 }
 
+/// What a CSV row has beside its raw recipient: the extra fields (their
+/// names were checked once, at the header) and the tags, shared by every row
+/// that lists the same ones.
+pub(super) struct CsvRow {
+    pub vars: RecipientVars,
+    pub tags: Arc<[String]>,
+}
+
 /// Checks one recipient and converts it; problems go to `diags`.
 ///
-/// `columns` holds the extra fields of a CSV row (their names were checked
-/// once, at the header); `raw.vars` is used otherwise.
+/// `row` holds the vars and tags of a CSV row; `raw.vars` and `raw.tags`
+/// are used otherwise.
 pub(super) fn check_recipient(
     raw: RawRecipient,
-    columns: Option<RecipientVars>,
+    row: Option<CsvRow>,
     defaults: &RecipientDefaults,
     places: &dyn FieldPlaces,
     diags: &mut Vec<Diagnostic>,
@@ -63,10 +71,10 @@ pub(super) fn check_recipient(
     };
     let target = match (raw.phone, raw.speed_dial) {
         (Some(p), None) => phone::dial_string(&p.into_string(), defaults.country)
-            .map(Target::Phone)
+            .map(|s| Target::Phone(s.into()))
             .map_err(|e| fail("phone", e.to_string())),
         (None, Some(s)) => phone::speed_dial(&s.into_string(), defaults.country)
-            .map(Target::SpeedDial)
+            .map(|s| Target::SpeedDial(s.into()))
             .map_err(|e| fail("speed_dial", e.to_string())),
         _ => {
             fail(
@@ -90,13 +98,17 @@ pub(super) fn check_recipient(
         }
     }
     let (target, timezone) = (target.ok()?, timezone.ok()?);
+    let (vars, tags) = match row {
+        Some(row) => (row.vars, row.tags),
+        None => (RecipientVars::Map(raw.vars), raw.tags.into()),
+    };
     Some(Recipient {
         location: places.place(None).0,
         name: raw.name,
         target,
         timezone,
-        tags: raw.tags,
-        vars: columns.unwrap_or(RecipientVars::Map(raw.vars)),
+        tags,
+        vars,
     })
 }
 

@@ -20,12 +20,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::Report;
+use serde::Serialize;
 
-/// Writes the report as pretty-printed JSON with a final newline.
+/// Writes the report (a [`super::Report`] or a [`super::PlanReport`]) as
+/// pretty-printed JSON with a final newline.
 ///
 /// Streams into `out`, so a report of 100 000 calls is never held twice in memory.
-pub fn write(report: &Report, out: impl Write) -> std::io::Result<()> {
+pub fn write(report: &impl Serialize, out: impl Write) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     serde_json::to_writer_pretty(&mut out, report)?;
     out.write_all(b"\n")?;
@@ -33,7 +34,7 @@ pub fn write(report: &Report, out: impl Write) -> std::io::Result<()> {
 }
 
 /// Writes the report to `path` atomically: readers never see half a report.
-pub fn write_file(report: &Report, path: &Path) -> std::io::Result<()> {
+pub fn write_file(report: &impl Serialize, path: &Path) -> std::io::Result<()> {
     ReportFile::create(path)?.write(report)
 }
 
@@ -96,10 +97,73 @@ impl ReportFile {
     ///
     /// # Errors
     /// When writing, syncing or renaming fails; the temporary file is removed then.
-    pub fn write(mut self, report: &Report) -> std::io::Result<()> {
-        write(report, &mut self.tmp)?;
+    pub fn write(self, report: &impl Serialize) -> std::io::Result<()> {
+        self.write_also(report, None::<std::io::Sink>)
+    }
+
+    /// Writes `report` and moves it into place, writing the same bytes to
+    /// `also` (standard output) as they are made: the report is serialized
+    /// once, and a report file that fails does not cut `also` short.
+    ///
+    /// # Errors
+    /// When writing, syncing or renaming the file fails; `also`'s errors
+    /// (a closed pipe) are not reported.
+    pub fn write_also(mut self, report: &impl Serialize, also: Option<impl Write>) -> std::io::Result<()> {
+        let mut tee = Tee {
+            file: Some(&mut self.tmp),
+            file_error: None,
+            also,
+        };
+        let written = write(report, &mut tee);
+        if let Some(e) = tee.file_error {
+            return Err(e);
+        }
+        written?;
         self.tmp.as_file().sync_all()?;
         self.tmp.persist(&self.path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// Writes to the report file and to a second writer; each goes on when the
+/// other fails, and only the file's failure is kept.
+struct Tee<F, A> {
+    file: Option<F>,
+    file_error: Option<std::io::Error>,
+    also: Option<A>,
+}
+
+impl<F: Write, A: Write> Write for Tee<F, A> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(file) = &mut self.file
+            && let Err(e) = file.write_all(buf)
+        {
+            self.file = None;
+            self.file_error = Some(e);
+        }
+        if let Some(also) = &mut self.also
+            && also.write_all(buf).is_err()
+        {
+            self.also = None;
+        }
+        if self.file.is_none() && self.also.is_none() {
+            return Err(std::io::Error::other("nothing left to write to"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(file) = &mut self.file
+            && let Err(e) = file.flush()
+        {
+            self.file = None;
+            self.file_error = Some(e);
+        }
+        if let Some(also) = &mut self.also
+            && also.flush().is_err()
+        {
+            self.also = None;
+        }
         Ok(())
     }
 }

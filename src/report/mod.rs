@@ -15,7 +15,10 @@ use crate::plan::{Decision, Plan, RunInput};
 use crate::playbook::Playbook;
 
 /// The whole report of one run.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+///
+/// Serialized through [`ReportJson`], the one description of the JSON
+/// shape, which [`PlanReport`] shares.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
     /// The callbook version that wrote it.
@@ -65,7 +68,9 @@ pub struct Totals {
 }
 
 /// One recipient's line of the report.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+///
+/// Serialized through [`CallJson`], which [`PlanReport`] shares.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CallReport {
     /// The recipient's name.
@@ -92,56 +97,16 @@ pub struct CallReport {
 
 impl Report {
     /// The report of a plan; calls start as `planned`.
+    ///
+    /// A copy of every call: for large plans written as JSON, [`PlanReport`]
+    /// writes the same bytes straight from the plan.
     pub fn from_plan(playbook: &Playbook, plan: Plan, run: &RunInput) -> Report {
-        let calls = plan
-            .entries
-            .into_iter()
-            .map(|e| {
-                let recipient = playbook.recipients[e.recipient].name.clone();
-                match e.decision {
-                    Decision::Call(c) => CallReport {
-                        recipient,
-                        to: e.to,
-                        rule: e.rule,
-                        service_type: Some(c.service_type.as_str().to_string()),
-                        service_id: Some(c.service_id),
-                        status: Status::Planned,
-                        call_id: None,
-                        attempts: 0,
-                        reason: None,
-                        error: None,
-                    },
-                    Decision::Skip(reason) => CallReport {
-                        recipient,
-                        to: e.to,
-                        rule: e.rule,
-                        service_type: None,
-                        service_id: None,
-                        status: Status::Skipped,
-                        call_id: None,
-                        attempts: 0,
-                        reason: Some(reason),
-                        error: None,
-                    },
-                }
-            })
-            .collect();
-        let started = timestamp(run.now);
-        let mut report = Report {
-            callbook_version: env!("CARGO_PKG_VERSION").to_string(),
-            playbook: PlaybookRef {
-                name: playbook.name.clone(),
-                path: playbook.path.display().to_string(),
-            },
-            run_id: run.run_id.clone(),
-            dry_run: run.dry_run,
-            started_at: started.clone(),
-            finished_at: started,
-            totals: Totals::default(),
+        let planned = PlanReport::new(playbook, &plan, run);
+        let calls = planned.calls().map(|c| c.to_owned()).collect();
+        Report {
             calls,
-        };
-        report.recount();
-        report
+            ..planned.header
+        }
     }
 
     /// The report of a recorded run, as the journal holds it.
@@ -199,5 +164,202 @@ impl Report {
             t.planned += t.placed + t.failed + t.unknown;
         }
         self.totals = t;
+    }
+}
+
+/// The JSON shape of a report: every report is written through this, so a
+/// report built from the journal and one written straight from a plan have
+/// the same fields in the same order.
+#[derive(Serialize)]
+struct ReportJson<'a, C> {
+    callbook_version: &'a str,
+    playbook: &'a PlaybookRef,
+    run_id: &'a str,
+    dry_run: bool,
+    started_at: &'a str,
+    finished_at: &'a str,
+    totals: &'a Totals,
+    calls: C,
+}
+
+impl<'a, C> ReportJson<'a, C> {
+    /// `header`'s fields around `calls`.
+    fn new(header: &'a Report, calls: C) -> Self {
+        ReportJson {
+            callbook_version: &header.callbook_version,
+            playbook: &header.playbook,
+            run_id: &header.run_id,
+            dry_run: header.dry_run,
+            started_at: &header.started_at,
+            finished_at: &header.finished_at,
+            totals: &header.totals,
+            calls,
+        }
+    }
+}
+
+/// The JSON shape of one call of a report, borrowed.
+#[derive(Serialize)]
+pub struct CallJson<'a> {
+    recipient: &'a str,
+    to: &'a str,
+    rule: Option<&'a str>,
+    service_type: Option<&'a str>,
+    service_id: Option<&'a str>,
+    status: Status,
+    call_id: Option<&'a str>,
+    attempts: u32,
+    reason: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+impl CallJson<'_> {
+    /// An owned copy, for a [`Report`].
+    fn to_owned(&self) -> CallReport {
+        let own = |s: Option<&str>| s.map(str::to_string);
+        CallReport {
+            recipient: self.recipient.to_string(),
+            to: self.to.to_string(),
+            rule: own(self.rule),
+            service_type: own(self.service_type),
+            service_id: own(self.service_id),
+            status: self.status,
+            call_id: own(self.call_id),
+            attempts: self.attempts,
+            reason: own(self.reason),
+            error: own(self.error),
+        }
+    }
+}
+
+impl<'a> From<&'a CallReport> for CallJson<'a> {
+    fn from(c: &'a CallReport) -> Self {
+        CallJson {
+            recipient: &c.recipient,
+            to: &c.to,
+            rule: c.rule.as_deref(),
+            service_type: c.service_type.as_deref(),
+            service_id: c.service_id.as_deref(),
+            status: c.status,
+            call_id: c.call_id.as_deref(),
+            attempts: c.attempts,
+            reason: c.reason.as_deref(),
+            error: c.error.as_deref(),
+        }
+    }
+}
+
+impl Serialize for CallReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        CallJson::from(self).serialize(serializer)
+    }
+}
+
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ReportJson::new(self, &self.calls).serialize(serializer)
+    }
+}
+
+/// The report of a plan, written straight from it: a dry run of 100 000
+/// recipients holds its calls once, not once in the plan and again in a report.
+#[derive(Debug)]
+pub struct PlanReport<'a> {
+    /// Every field but the calls (which stay empty here).
+    pub header: Report,
+    playbook: &'a Playbook,
+    plan: &'a Plan,
+}
+
+impl<'a> PlanReport<'a> {
+    /// The report of `plan`; calls are `planned` or `skipped`.
+    pub fn new(playbook: &'a Playbook, plan: &'a Plan, run: &RunInput) -> Self {
+        let started = timestamp(run.now);
+        let mut totals = Totals {
+            recipients: plan.entries.len(),
+            ..Totals::default()
+        };
+        for e in &plan.entries {
+            match e.decision {
+                Decision::Call(_) => totals.planned += 1,
+                Decision::Skip(_) => totals.skipped += 1,
+            }
+        }
+        let header = Report {
+            callbook_version: env!("CARGO_PKG_VERSION").to_string(),
+            playbook: PlaybookRef {
+                name: playbook.name.clone(),
+                path: playbook.path.display().to_string(),
+            },
+            run_id: run.run_id.clone(),
+            dry_run: run.dry_run,
+            started_at: started.clone(),
+            finished_at: started,
+            totals,
+            calls: Vec::new(),
+        };
+        PlanReport {
+            header,
+            playbook,
+            plan,
+        }
+    }
+
+    /// Each entry of the plan as a line of the report.
+    fn calls(&self) -> impl Iterator<Item = CallJson<'_>> {
+        self.plan.entries.iter().map(|e| {
+            let recipient = self
+                .playbook
+                .recipients
+                .get(e.recipient)
+                .map_or("", |r| r.name.as_str());
+            let (call, reason) = match &e.decision {
+                Decision::Call(c) => (Some(c), None),
+                Decision::Skip(reason) => (None, Some(reason.as_str())),
+            };
+            CallJson {
+                recipient,
+                to: &e.to,
+                rule: e.rule.as_deref(),
+                service_type: call.map(|c| c.service_type.as_str()),
+                service_id: call.map(|c| c.service_id.as_str()),
+                status: if call.is_some() {
+                    Status::Planned
+                } else {
+                    Status::Skipped
+                },
+                call_id: None,
+                attempts: 0,
+                reason,
+                error: None,
+            }
+        })
+    }
+
+    /// A [`Report`] holding a copy of every call (for the table).
+    pub fn to_report(&self) -> Report {
+        Report {
+            calls: self.calls().map(|c| c.to_owned()).collect(),
+            ..self.header.clone()
+        }
+    }
+}
+
+impl Serialize for PlanReport<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let calls = Calls(std::cell::Cell::new(Some(self.calls())));
+        ReportJson::new(&self.header, calls).serialize(serializer)
+    }
+}
+
+/// Serializes the calls of an iterator once, without collecting them.
+struct Calls<I>(std::cell::Cell<Option<I>>);
+
+impl<'a, I: Iterator<Item = CallJson<'a>>> Serialize for Calls<I> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.take() {
+            Some(calls) => serializer.collect_seq(calls),
+            None => Err(serde::ser::Error::custom("the calls were already written")),
+        }
     }
 }
