@@ -101,7 +101,7 @@ fn journal_plan_100k(bencher: divan::Bencher) {
     let calls: Vec<CallRecord> = (0..RECIPIENTS)
         .map(|i| {
             let request = CallRequest {
-                to: format!("1212734{:04}", i % 10_000),
+                to: format!("1212734{:04}", i % 10_000).into(),
                 service_type: ServiceType::Tts,
                 service_id: format!("<speak>Hello Person {i}.</speak>"),
                 dedup_key: Some("db-01:/var".to_string()),
@@ -109,7 +109,7 @@ fn journal_plan_100k(bencher: divan::Bencher) {
             CallRecord {
                 idx: i,
                 recipient: format!("Person {i}"),
-                to: request.to.clone(),
+                to: request.to.to_string(),
                 rule: Some("everyone else".to_string()),
                 service_type: Some(ServiceType::Tts),
                 service_id: None,

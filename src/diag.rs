@@ -129,6 +129,11 @@ impl Sources {
         self.files.insert(file, Source { text, masks });
     }
 
+    /// Forgets the text of `file`: its diagnostics show no snippet afterwards.
+    pub fn remove(&mut self, file: &str) {
+        self.files.remove(file);
+    }
+
     /// The line `line` (1-based) of `file`, if known, with the ranges to hide.
     fn line(&self, file: &str, line: u32) -> Option<(&str, &[Range<usize>])> {
         let source = self.files.get(file)?;

@@ -17,7 +17,7 @@ use serde_json::Map;
 
 use crate::diag::Diagnostic;
 use crate::phone;
-use crate::playbook::{Action, ConnectKind, MessageKind, Playbook, Recipient};
+use crate::playbook::{Action, ConnectKind, MessageKind, Playbook, Recipient, VarRef};
 use crate::render::to_value;
 use crate::rules::CompiledRules;
 use crate::ssml;
@@ -31,8 +31,8 @@ pub use crate::model::ServiceType;
 /// One call exactly as it will be requested.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallRequest {
-    /// Dial string or speed dial.
-    pub to: String,
+    /// Dial string or speed dial (shared with the recipient).
+    pub to: Arc<str>,
     /// What the callee hears or is connected to.
     pub service_type: ServiceType,
     /// The rendered message, URL or destination.
@@ -49,7 +49,7 @@ pub fn fingerprint(call: &CallRequest, caller_id: Option<&str>) -> String {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
     let parts = [
-        Some(call.to.as_str()),
+        Some(&*call.to),
         Some(call.service_type.as_str()),
         Some(call.service_id.as_str()),
         caller_id,
@@ -191,7 +191,7 @@ pub fn plan(playbook: &Playbook, run: &RunInput) -> Result<Plan, Vec<Diagnostic>
     for entry in &mut entries {
         if let Decision::Call(call) = &entry.decision {
             let dial = playbook.recipients[entry.recipient].target.dial();
-            if let Some(&first) = called.get(call.to.as_str()) {
+            if let Some(&first) = called.get(&*call.to) {
                 let name = &playbook.recipients[first].name;
                 entry.decision = Decision::Skip(format!("duplicate of {name}"));
             } else {
@@ -418,7 +418,7 @@ fn decide(
     Ok((
         Some(Arc::clone(&rule.name)),
         Decision::Call(CallRequest {
-            to: recipient.target.dial().to_string(),
+            to: recipient.target.shared_dial(),
             service_type,
             service_id,
             dedup_key,
@@ -516,21 +516,18 @@ impl Object for VarsView {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let key = key.as_str()?;
-        self.0
-            .vars
-            .iter()
-            .find(|(name, _)| *name == key)
-            .map(|(_, value)| to_value(&value))
+        Some(match self.0.vars.get(key.as_str()?)? {
+            VarRef::Json(value) => to_value(value),
+            VarRef::Text(text) => Value::from(text),
+        })
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let keys: Vec<Value> = self.0.vars.iter().map(|(k, _)| Value::from(k)).collect();
-        Enumerator::Values(keys)
+        Enumerator::Values(self.0.vars.names().map(Value::from).collect())
     }
 
     fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
-        Some(self.0.vars.iter().count())
+        Some(self.0.vars.names().count())
     }
 }
 

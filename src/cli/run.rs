@@ -71,7 +71,11 @@ pub(super) fn run(args: &RunArgs, out: &mut Output<'_>) -> Result<Exit, Failure>
     };
     let state_dir = state_dir(args.state_dir.as_deref());
     if args.dry_run {
-        return dry_run(args, out, &playbook, &input, state_dir.ok(), report_file);
+        let exit = dry_run(args, out, &playbook, &input, state_dir.ok(), report_file);
+        // The process ends next: freeing every recipient one by one only
+        // delays the exit (by a tenth of a second for 100 000).
+        std::mem::forget(playbook);
+        return exit;
     }
     let store = Arc::new(SqliteStore::writable(state_dir?));
     let cancel = CancellationToken::new();
@@ -142,6 +146,8 @@ fn dry_run(
         Format::Json => emit_json(&report, report_file, out),
         Format::Table => emit(&report.to_report(), args.format, report_file, out),
     };
+    // As the playbook: the plan is not freed piece by piece at exit.
+    std::mem::forget(dry);
     if written {
         Ok(Exit::Success)
     } else {

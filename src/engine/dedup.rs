@@ -64,7 +64,7 @@ pub async fn already_called<S: Store>(
         .last_call(DedupQuery {
             playbook: playbook.name.clone(),
             key: key.clone(),
-            dial: call.to.clone(),
+            dial: call.to.to_string(),
             since: Timestamp(since),
             except_run: except_run.map(str::to_string),
         })

@@ -144,11 +144,32 @@ impl<'a> Checker<'a> {
         };
         let playbook = self.convert(raw);
         match playbook {
-            Some(p) if !self.diags.iter().any(Diagnostic::is_error) => Ok(Loaded {
-                playbook: p,
-                warnings: self.diags,
-            }),
+            Some(p) if !self.diags.iter().any(Diagnostic::is_error) => {
+                self.release_recipient_files(&p);
+                Ok(Loaded {
+                    playbook: p,
+                    warnings: self.diags,
+                })
+            }
             _ => Err(self.diags),
+        }
+    }
+
+    /// Forgets the text of recipient files no warning points into: with the
+    /// recipients loaded, nothing later shows a snippet of them, and a large
+    /// CSV's text would otherwise be held for the whole run.
+    fn release_recipient_files(&mut self, playbook: &Playbook) {
+        let shown: HashSet<&str> = self
+            .diags
+            .iter()
+            .filter_map(|d| d.location.as_ref().map(|l| &*l.file))
+            .collect();
+        let mut released: HashSet<&str> = HashSet::new();
+        for r in &playbook.recipients {
+            let file = &*r.location.file;
+            if file != &*self.file && !shown.contains(file) && released.insert(file) {
+                self.sources.remove(file);
+            }
         }
     }
 

@@ -234,11 +234,13 @@ fn load_csv(
             continue;
         };
         let mut text = String::new();
-        let mut ends = Vec::with_capacity(extra.len());
-        for &i in &extra {
+        let mut ends = Vec::with_capacity(extra.len().saturating_sub(1));
+        for (n, &i) in extra.iter().enumerate() {
+            if n > 0 {
+                // A row is at most the file's 64 MiB: its offsets fit in 32 bits.
+                ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+            }
             text.push_str(record.get(i).unwrap_or_default());
-            // A row is at most the file's 64 MiB: its offsets fit in 32 bits.
-            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
         }
         let columns = RecipientVars::Columns {
             names: names.clone(),

@@ -147,22 +147,32 @@ pub struct Recipient {
 /// per row would cost a hundred bytes for every one-byte empty field.
 #[derive(Debug, Clone)]
 pub enum RecipientVars {
-    /// Written as a mapping.
-    Map(Map<String, Value>),
+    /// Written as a mapping (boxed: most recipients come from CSV rows).
+    Map(Box<Map<String, Value>>),
     /// Extra columns of a CSV row; every value is a string.
     Columns {
         /// The column names, shared by every row of the file.
         names: Arc<[String]>,
         /// The fields' text, one after the other.
         text: Box<str>,
-        /// Where each field ends in `text`, one per name.
+        /// Where each field but the last ends in `text` (the last ends with
+        /// it, so a file with one extra column allocates nothing here).
         ends: Box<[u32]>,
     },
 }
 
+/// One variable of a recipient, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub enum VarRef<'a> {
+    /// A value written in YAML or JSON.
+    Json(&'a Value),
+    /// A CSV field.
+    Text(&'a str),
+}
+
 impl Default for RecipientVars {
     fn default() -> Self {
-        RecipientVars::Map(Map::new())
+        RecipientVars::Map(Box::default())
     }
 }
 
@@ -171,16 +181,49 @@ impl RecipientVars {
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&str, Value)> + '_> {
         match self {
             RecipientVars::Map(m) => Box::new(m.iter().map(|(k, v)| (k.as_str(), v.clone()))),
-            RecipientVars::Columns { names, text, ends } => {
-                let mut start = 0usize;
-                Box::new(names.iter().zip(ends.iter()).map(move |(name, &end)| {
-                    let end = usize::try_from(end).unwrap_or(text.len()).min(text.len());
-                    let value = text.get(start..end).unwrap_or_default();
-                    start = end;
-                    (name.as_str(), Value::String(value.to_string()))
-                }))
-            }
+            RecipientVars::Columns { .. } => Box::new(
+                self.fields()
+                    .map(|(name, value)| (name, Value::String(value.to_string()))),
+            ),
         }
+    }
+
+    /// The variable `key`, if the recipient has it.
+    pub fn get(&self, key: &str) -> Option<VarRef<'_>> {
+        match self {
+            RecipientVars::Map(m) => m.get(key).map(VarRef::Json),
+            RecipientVars::Columns { .. } => self
+                .fields()
+                .find(|(name, _)| *name == key)
+                .map(|(_, value)| VarRef::Text(value)),
+        }
+    }
+
+    /// The names of the variables, in the order written.
+    pub fn names(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self {
+            RecipientVars::Map(m) => Box::new(m.keys().map(String::as_str)),
+            RecipientVars::Columns { names, .. } => Box::new(names.iter().map(String::as_str)),
+        }
+    }
+
+    /// The fields of a CSV row with their column names (nothing for a mapping).
+    fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        let (names, text, ends): (&[String], &str, &[u32]) = match self {
+            RecipientVars::Map(_) => (&[], "", &[]),
+            RecipientVars::Columns { names, text, ends } => (names, text, ends),
+        };
+        let mut start = 0usize;
+        let ends = ends
+            .iter()
+            .map(|&end| usize::try_from(end).unwrap_or(text.len()))
+            .chain(std::iter::once(text.len()));
+        names.iter().zip(ends).map(move |(name, end)| {
+            let end = end.clamp(start, text.len());
+            let value = text.get(start..end).unwrap_or_default();
+            start = end;
+            (name.as_str(), value)
+        })
     }
 }
 
@@ -496,7 +539,7 @@ mod tests {
         let vars = RecipientVars::Columns {
             names,
             text: "storageon call".into(),
-            ends: vec![7, 14, 14].into(),
+            ends: vec![7, 14].into(),
         };
         assert_eq!(
             serde_json::to_value(&vars).unwrap(),

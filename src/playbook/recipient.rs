@@ -100,7 +100,7 @@ pub(super) fn check_recipient(
     let (target, timezone) = (target.ok()?, timezone.ok()?);
     let (vars, tags) = match row {
         Some(row) => (row.vars, row.tags),
-        None => (RecipientVars::Map(raw.vars), raw.tags.into()),
+        None => (RecipientVars::Map(Box::new(raw.vars)), raw.tags.into()),
     };
     Some(Recipient {
         location: places.place(None).0,

@@ -505,7 +505,7 @@ impl Client {
         header.set_sensitive(true);
         let body = json!({
             "fonenumber": fonenumber,
-            "to": call.to,
+            "to": &*call.to,
             "service_type": call.service_type.as_str(),
             "service_id": call.service_id,
         });
