@@ -108,7 +108,11 @@ impl ReportFile {
     /// # Errors
     /// When writing, syncing or renaming the file fails; `also`'s errors
     /// (a closed pipe) are not reported.
-    pub fn write_also(mut self, report: &impl Serialize, also: Option<impl Write>) -> std::io::Result<()> {
+    pub fn write_also(
+        mut self,
+        report: &impl Serialize,
+        also: Option<impl Write>,
+    ) -> std::io::Result<()> {
         let mut tee = Tee {
             file: Some(&mut self.tmp),
             file_error: None,
