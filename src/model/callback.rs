@@ -102,9 +102,7 @@ impl FromStr for Disposition {
 
 /// A failure code: 1 to [`MAX_FAILED_CODE`] printable ASCII characters, no spaces.
 fn valid_failed_code(code: &str) -> bool {
-    !code.is_empty()
-        && code.len() <= MAX_FAILED_CODE
-        && code.bytes().all(|b| b.is_ascii_graphic())
+    !code.is_empty() && code.len() <= MAX_FAILED_CODE && code.bytes().all(|b| b.is_ascii_graphic())
 }
 
 impl fmt::Display for Disposition {
@@ -327,7 +325,9 @@ impl fmt::Display for CallbackError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallbackError::TooManyFields => write!(f, "more than {MAX_FIELDS} fields"),
-            CallbackError::BadKey(k) => write!(f, "field name `{k}` is empty, too long or not printable"),
+            CallbackError::BadKey(k) => {
+                write!(f, "field name `{k}` is empty, too long or not printable")
+            }
             CallbackError::TooLong(k) => write!(f, "field `{k}` is too long"),
             CallbackError::Missing(k) => write!(f, "field `{k}` is missing"),
             CallbackError::Invalid { field, reason } => write!(f, "field `{field}`: {reason}"),
@@ -424,14 +424,17 @@ impl CallEvent {
         let from = number(&raw, "from")?.ok_or(CallbackError::Missing("from"))?;
         let to = number(&raw, "to")?;
         let uid = match present(&raw, "uid") {
-            Some(uid) if uid.len() > MAX_UID_BYTES || !uid.chars().all(|c| c.is_ascii_graphic()) => {
+            Some(uid)
+                if uid.len() > MAX_UID_BYTES || !uid.chars().all(|c| c.is_ascii_graphic()) =>
+            {
                 return Err(invalid("uid", "not a call id"));
             }
             other => other.map(str::to_string),
         };
         let disposition = match present(&raw, "disposition") {
             Some(word) => Some(
-                Disposition::from_provider(word).map_err(|e| invalid("disposition", e.to_string()))?,
+                Disposition::from_provider(word)
+                    .map_err(|e| invalid("disposition", e.to_string()))?,
             ),
             None => None,
         };
@@ -488,7 +491,12 @@ impl InboundSms {
             .find_map(|k| raw.get(k))
             .ok_or(CallbackError::Missing("message"))?
             .to_string();
-        Ok(InboundSms { from, to, text, raw })
+        Ok(InboundSms {
+            from,
+            to,
+            text,
+            raw,
+        })
     }
 }
 
@@ -516,7 +524,10 @@ fn parse_optional<T: FromStr<Err = UnknownValue>>(
     key: &'static str,
 ) -> Result<Option<T>, CallbackError> {
     present(raw, key)
-        .map(|v| v.parse().map_err(|e: UnknownValue| invalid(key, e.to_string())))
+        .map(|v| {
+            v.parse()
+                .map_err(|e: UnknownValue| invalid(key, e.to_string()))
+        })
         .transpose()
 }
 
@@ -600,10 +611,12 @@ pub fn parse_ack_text(text: &str, words: &[String]) -> Option<AckText> {
     if text.len() > 256 {
         return None;
     }
-    let is_word = |w: &str| words.iter().any(|word| {
-        let word = word.trim();
-        !word.is_empty() && word.to_lowercase() == w.to_lowercase()
-    });
+    let is_word = |w: &str| {
+        words.iter().any(|word| {
+            let word = word.trim();
+            !word.is_empty() && word.to_lowercase() == w.to_lowercase()
+        })
+    };
     if is_word(text) {
         return Some(AckText { code: None });
     }
@@ -651,18 +664,25 @@ mod tests {
     #[test]
     fn provider_never_sends_no_callback() {
         assert!(Disposition::from_provider("NO_CALLBACK").is_err());
-        assert_eq!(
-            Disposition::from_provider("BUSY"),
-            Ok(Disposition::Busy)
-        );
+        assert_eq!(Disposition::from_provider("BUSY"), Ok(Disposition::Busy));
     }
 
     #[test]
     fn unknown_dispositions_are_refused() {
         let long_code = format!("FAILED:{}", "9".repeat(MAX_FAILED_CODE + 1));
         for word in [
-            "", "answered", "ANSWERED ", " BUSY", "FAILED", "FAILED:", "FAILED: 1", "FAILED:1\n",
-            "FAILED:é", "FAILED:\u{7f}", "NOANSWER", &long_code,
+            "",
+            "answered",
+            "ANSWERED ",
+            " BUSY",
+            "FAILED",
+            "FAILED:",
+            "FAILED: 1",
+            "FAILED:1\n",
+            "FAILED:é",
+            "FAILED:\u{7f}",
+            "NOANSWER",
+            &long_code,
         ] {
             assert!(word.parse::<Disposition>().is_err(), "{word:?}");
         }
@@ -718,8 +738,8 @@ mod tests {
 
     #[test]
     fn a_begin_event_needs_no_disposition() {
-        let e = CallEvent::from_fields(fields(&[("status", "BEGIN"), ("from", "3214991000")]))
-            .unwrap();
+        let e =
+            CallEvent::from_fields(fields(&[("status", "BEGIN"), ("from", "3214991000")])).unwrap();
         assert_eq!(e.disposition, None);
         assert_eq!(e.uid, None);
     }
@@ -730,16 +750,48 @@ mod tests {
             &[("from", "3214991000")],
             &[("status", "END"), ("disposition", "BUSY")],
             &[("status", "END"), ("from", "3214991000")],
-            &[("status", "BEGIN"), ("from", "3214991000"), ("disposition", "BUSY")],
+            &[
+                ("status", "BEGIN"),
+                ("from", "3214991000"),
+                ("disposition", "BUSY"),
+            ],
             &[("status", "DONE"), ("from", "3214991000")],
-            &[("status", "END"), ("from", "3214991000"), ("disposition", "MAYBE")],
-            &[("status", "END"), ("from", "3214991000"), ("disposition", "BUSY"), ("billable_seconds", "ten")],
-            &[("status", "END"), ("from", "3214991000"), ("disposition", "BUSY"), ("billable_seconds", "-1")],
-            &[("status", "END"), ("from", "3214991000"), ("disposition", "BUSY"), ("billable_seconds", "+1")],
-            &[("status", "END"), ("from", "3214991000"), ("disposition", "BUSY"), ("billable_seconds", "99999999999")],
+            &[
+                ("status", "END"),
+                ("from", "3214991000"),
+                ("disposition", "MAYBE"),
+            ],
+            &[
+                ("status", "END"),
+                ("from", "3214991000"),
+                ("disposition", "BUSY"),
+                ("billable_seconds", "ten"),
+            ],
+            &[
+                ("status", "END"),
+                ("from", "3214991000"),
+                ("disposition", "BUSY"),
+                ("billable_seconds", "-1"),
+            ],
+            &[
+                ("status", "END"),
+                ("from", "3214991000"),
+                ("disposition", "BUSY"),
+                ("billable_seconds", "+1"),
+            ],
+            &[
+                ("status", "END"),
+                ("from", "3214991000"),
+                ("disposition", "BUSY"),
+                ("billable_seconds", "99999999999"),
+            ],
             &[("status", "BEGIN"), ("from", "anonymous")],
             &[("status", "BEGIN"), ("from", "321\n4991000")],
-            &[("status", "BEGIN"), ("from", "3214991000"), ("direction", "SIDEWAYS")],
+            &[
+                ("status", "BEGIN"),
+                ("from", "3214991000"),
+                ("direction", "SIDEWAYS"),
+            ],
             &[("status", "BEGIN"), ("from", "3214991000"), ("uid", "a b")],
         ];
         for case in cases {
@@ -781,7 +833,10 @@ mod tests {
         for i in 0..MAX_FIELDS {
             raw.insert(&format!("f{i}"), "v").unwrap();
         }
-        assert_eq!(raw.insert("one_more", "v"), Err(CallbackError::TooManyFields));
+        assert_eq!(
+            raw.insert("one_more", "v"),
+            Err(CallbackError::TooManyFields)
+        );
         // Replacing a field that is there is not one more.
         raw.insert("f0", "w").unwrap();
         assert_eq!(raw.get("f0"), Some("w"));
@@ -801,8 +856,12 @@ mod tests {
             assert_eq!(sms.text, "ACK", "{key}");
             assert_eq!(sms.to, None);
         }
-        let sms = InboundSms::from_fields(fields(&[("from", "13214991008"), ("body", "b"), ("message", "m")]))
-            .unwrap();
+        let sms = InboundSms::from_fields(fields(&[
+            ("from", "13214991008"),
+            ("body", "b"),
+            ("message", "m"),
+        ]))
+        .unwrap();
         assert_eq!(sms.text, "m");
         assert!(InboundSms::from_fields(fields(&[("from", "13214991008")])).is_err());
         assert!(InboundSms::from_fields(fields(&[("message", "1")])).is_err());
@@ -819,7 +878,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.from, "3214991008");
         assert_eq!(c.status, Some(EventStatus::Begin));
-        assert!(InboundCall::from_fields(fields(&[("from", "1"), ("direction", "OUTBOUND")])).is_err());
+        assert!(
+            InboundCall::from_fields(fields(&[("from", "1"), ("direction", "OUTBOUND")])).is_err()
+        );
         assert!(InboundCall::from_fields(fields(&[("to", "1")])).is_err());
     }
 
@@ -835,13 +896,22 @@ mod tests {
         assert!(!number_matches("", "13214991008"));
         assert!(!number_matches("anonymous", "1"));
         assert!(!number_matches("13214991008", "3214991008"));
-        assert!(!number_matches("١٣٢١", "1321"), "non-ASCII digits are not digits");
+        assert!(
+            !number_matches("١٣٢١", "1321"),
+            "non-ASCII digits are not digits"
+        );
     }
 
     #[test]
     fn ack_words_are_trimmed_and_case_insensitive() {
-        assert_eq!(parse_ack_text("ACK ", &words()), Some(AckText { code: None }));
-        assert_eq!(parse_ack_text("\n Ok\t", &words()), Some(AckText { code: None }));
+        assert_eq!(
+            parse_ack_text("ACK ", &words()),
+            Some(AckText { code: None })
+        );
+        assert_eq!(
+            parse_ack_text("\n Ok\t", &words()),
+            Some(AckText { code: None })
+        );
         assert_eq!(parse_ack_text("1", &words()), Some(AckText { code: None }));
     }
 
@@ -849,19 +919,34 @@ mod tests {
     fn an_ack_may_name_the_page() {
         assert_eq!(
             parse_ack_text("1 k7f", &words()),
-            Some(AckText { code: Some("K7F".into()) })
+            Some(AckText {
+                code: Some("K7F".into())
+            })
         );
         assert_eq!(
             parse_ack_text("  ACK   Z9Z ", &words()),
-            Some(AckText { code: Some("Z9Z".into()) })
+            Some(AckText {
+                code: Some("Z9Z".into())
+            })
         );
     }
 
     #[test]
     fn other_texts_are_not_acks() {
         for text in [
-            "", " ", "ack later", "1 k7", "1 k7f9", "1 k7!", "okay", "1k7f",
-            "no", "11", "1 é7f", "ack\u{0}", "k7f",
+            "",
+            " ",
+            "ack later",
+            "1 k7",
+            "1 k7f9",
+            "1 k7!",
+            "okay",
+            "1k7f",
+            "no",
+            "11",
+            "1 é7f",
+            "ack\u{0}",
+            "k7f",
         ] {
             assert_eq!(parse_ack_text(text, &words()), None, "{text:?}");
         }
@@ -872,7 +957,10 @@ mod tests {
     #[test]
     fn hostile_ack_texts_are_refused_quickly() {
         let huge = format!("ack {}", " ".repeat(1_000_000));
-        assert_eq!(parse_ack_text(&huge, &words()), Some(AckText { code: None }));
+        assert_eq!(
+            parse_ack_text(&huge, &words()),
+            Some(AckText { code: None })
+        );
         let huge = "a".repeat(1_000_000);
         assert_eq!(parse_ack_text(&huge, &words()), None);
         assert_eq!(parse_ack_text("ACK\u{202e} k7f", &words()), None);
