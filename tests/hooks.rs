@@ -584,3 +584,76 @@ fn a_provider_that_echoes_the_secret_does_not_get_it_printed() {
     // `hooks` asserts the secret is in neither stream.
     assert_eq!(out.code, 3, "{}", out.stderr);
 }
+
+#[test]
+fn help_names_the_secret_and_the_exit_codes() {
+    for sub in ["show", "install", "remove"] {
+        let out = finish(callbook().args(["hooks", sub, "--help"]));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        for needle in [
+            "CALLBOOK_CALLBACK_SECRET",
+            "FONESTORM_TOKEN",
+            "Exit codes:",
+            "--public-url",
+        ] {
+            assert!(
+                out.stdout.contains(needle),
+                "{sub}: {needle}\n{}",
+                out.stdout
+            );
+        }
+    }
+}
+
+/// The check a page makes before its first call, through the library.
+fn problems(server: &TestServer) -> Vec<String> {
+    use callbook::provider::hooks::PublicUrl;
+    use callbook::provider::limiter::RateLimiter;
+    use callbook::provider::{Client, Credentials, Secret};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = server.url().parse().unwrap();
+    let client = Client::new(
+        base,
+        Credentials::Token(Secret::new(TOKEN.into())),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let public = PublicUrl::parse(PUBLIC).unwrap();
+    runtime
+        .block_on(client.callback_problems(&RateLimiter::new(10.0), FONENUMBER, &public))
+        .unwrap()
+}
+
+#[test]
+fn the_start_up_check_names_every_event_not_pointing_at_the_listener() {
+    let s = server();
+    s.set_hooks(
+        FONENUMBER,
+        Hooks {
+            send_notify: Some(ours("/fonestorm/calls")),
+            receive_notify: None,
+            sms: Some(SmsHook::Forward("13214991008".into())),
+        },
+    );
+    assert_eq!(
+        problems(&s),
+        [
+            "`receive_notify` of 3214991000 is not set, not https://cb.example.com/pager/fonestorm/inbound (run `callbook hooks install`)",
+            "`sms` of 3214991000 points at Forward 13214991008, not https://cb.example.com/pager/fonestorm/sms (run `callbook hooks install`)",
+        ]
+    );
+}
+
+#[test]
+fn the_start_up_check_passes_after_install() {
+    let s = server();
+    let out = hooks(
+        &s.url(),
+        &["install", FIRST, "--public-url", PUBLIC, "--yes"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(problems(&s).is_empty());
+}

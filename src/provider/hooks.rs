@@ -443,6 +443,19 @@ impl Client {
         })
     }
 
+    /// What is wrong with the callbacks of `fonenumber` for a page whose
+    /// listener FoneStorm reaches at `public` ([`problems`]; empty when every
+    /// event points there): the one request `run` of a page makes to check.
+    pub async fn callback_problems(
+        &self,
+        limiter: &RateLimiter,
+        fonenumber: &str,
+        public: &PublicUrl,
+    ) -> Result<Vec<String>, HooksError> {
+        let callbacks = self.callbacks(limiter, fonenumber).await?;
+        Ok(problems(fonenumber, &callbacks, public))
+    }
+
     /// Points `event` of `fonenumber` at `public`, with Basic auth
     /// `callbook` / `secret`.
     pub async fn install(
