@@ -26,6 +26,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod api;
+mod callback;
 mod config;
 mod error;
 mod handle;
@@ -37,9 +38,13 @@ mod state;
 mod token;
 mod validate;
 
-pub use config::{Config, Fault, FaultRule};
+pub use callback::{CallbackKind, CallbackRecord};
+pub use config::{
+    CallbackFault, CallbackRule, Config, DispositionScript, Fault, FaultRule, NumberStyle, Outcome,
+    SmsTextField,
+};
 pub use handle::Handle;
 pub use hooks::{HookMethod, Hooks, OptionsSpelling, SmsHook, UrlHook};
 pub use record::{Placed, RequestRecord, Stats};
 pub use server::{TestServer, serve};
-pub use spec::{FaultSpecError, parse_duration};
+pub use spec::{DEFAULT_BILLABLE_SECONDS, FaultSpecError, SpecError, parse_duration};
