@@ -138,11 +138,7 @@ async fn receive(State(inner): State<Arc<Inner>>, request: Request) -> Response 
     };
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
-    let query = request
-        .uri()
-        .query()
-        .map(url_pairs)
-        .unwrap_or_default();
+    let query = request.uri().query().map(url_pairs).unwrap_or_default();
     let bytes = to_bytes(request.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
