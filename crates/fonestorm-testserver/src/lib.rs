@@ -10,6 +10,15 @@
 //! which calls were placed (and whether any number was called twice), how many
 //! requests hit the rate limit, and the peak request rate.
 //!
+//! For pages it also keeps FoneStorm's callbacks: it accepts
+//! `POST /calls/send_notify`, `POST /calls/receive_notify` and
+//! `POST /messages/receive`, shows them in `GET /fonenumbers[/{fonenumber}]`,
+//! ends each placed call with a scripted disposition ([`DispositionScript`]) and
+//! sends its `BEGIN` and `END` callbacks to the registered URL (delayed, lost or
+//! duplicated on request, [`CallbackRule`]), and simulates inbound SMS and calls
+//! (`POST /_simulate/sms`, `POST /_simulate/inbound_call`,
+//! [`Handle::simulate_sms`]). Every callback is recorded ([`Handle::callbacks`]).
+//!
 //! ```no_run
 //! use fonestorm_testserver::{Config, Fault, FaultRule, TestServer};
 //!

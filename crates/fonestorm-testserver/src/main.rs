@@ -183,10 +183,16 @@ fn hook(text: &str) -> Result<(Option<String>, HookPreset), String> {
     };
     let url = |value: &str| {
         let parsed = reqwest::Url::parse(value).map_err(|err| format!("`{value}`: {err}"))?;
-        if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() {
+        if matches!(parsed.scheme(), "http" | "https")
+            && parsed.host_str().is_some()
+            && parsed.username().is_empty()
+            && parsed.password().is_none()
+        {
             Ok(value.to_owned())
         } else {
-            Err(format!("`{value}` is not an http or https URL"))
+            Err(format!(
+                "`{value}` is not an http or https URL without credentials"
+            ))
         }
     };
     let preset = match event {
@@ -388,6 +394,7 @@ mod tests {
             &["--hook", "12/send_notify=http://x.example/"],
             &["--hook", "sms-forward=abc"],
             &["--hook", "other=http://x.example/"],
+            &["--hook", "sms=http://u:p@x.example/"],
             &["--disposition", "any:answered"],
             &["--callback-fault", "nth=1:drop"],
             &["--callback-delay", "5"],

@@ -337,6 +337,13 @@ pub(crate) fn callback_url(field: &str, url: &str) -> Result<(), ApiError> {
             shorten(url)
         )));
     }
+    // Credentials in the URL would be shown back by `GET /fonenumbers`; they
+    // belong in `url_username`/`url_password`, which are never shown.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "`{field}` must not hold credentials, use `url_username` and `url_password`"
+        )));
+    }
     Ok(())
 }
 
