@@ -887,3 +887,49 @@ async fn callbacks_registered_with_another_password_are_refused() {
     drop(server);
     l.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_installed_by_the_client_reach_the_listener() {
+    use callbook::provider::hooks::{Event, PublicUrl};
+    use callbook::provider::limiter::RateLimiter;
+    use callbook::provider::{Client, Credentials, Secret};
+    let l = start().await;
+    let server = TestServer::start(Config::default()).unwrap();
+    let client = Client::new(
+        server.url().parse().unwrap(),
+        Credentials::Token(Secret::new("test-token".into())),
+        PATIENCE,
+    )
+    .unwrap();
+    let limiter = RateLimiter::new(10.0);
+    let public = PublicUrl::parse(&format!("http://{}", l.addr)).unwrap();
+    let secret = CallbackSecret::new(SECRET.to_string()).unwrap();
+    for event in Event::ALL {
+        client
+            .install(&limiter, FONENUMBER, event, &public, &secret)
+            .await
+            .unwrap();
+    }
+    let problems = client
+        .callback_problems(&limiter, FONENUMBER, &public)
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    place_call(&server, "13214991008").await;
+    server
+        .simulate_sms_async("13214991008", FONENUMBER, "ok")
+        .await
+        .unwrap();
+    server
+        .simulate_inbound_call_async("3214991008", FONENUMBER)
+        .await
+        .unwrap();
+    let seen = wait_for(&l.sink, 4).await;
+    let kinds: Vec<&str> = seen.iter().map(Callback::kind).collect();
+    assert_eq!(kinds.len(), 4, "{seen:?}");
+    for kind in ["call", "sms", "inbound"] {
+        assert!(kinds.contains(&kind), "{kinds:?}");
+    }
+    drop(server);
+    l.stop().await;
+}

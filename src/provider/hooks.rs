@@ -205,7 +205,11 @@ impl Setting {
     }
 
     /// Whether anything is set: a URL, or an SMS sent by e-mail or forwarded.
+    /// A `URL` delivery with an empty URL is cleared, whatever its type says.
     pub fn is_set(&self) -> bool {
+        if self.kind.eq_ignore_ascii_case("url") {
+            return !self.target.is_empty();
+        }
         !self.target.is_empty() || !(self.kind.is_empty() || self.kind.eq_ignore_ascii_case("none"))
     }
 
@@ -683,6 +687,14 @@ mod tests {
         assert_eq!(v.sms.target, "https://b/fonestorm/sms");
         assert!(v.sms.is_ours(Event::Sms, None));
         assert!(parse_fonenumber(r#"{"fonenumber": {}}"#).is_none());
+        let cleared = r#"{"call_options": {"send_notify": {"type": "URL", "url": ""}},
+            "message_options": {"receive": {"type": "Forward", "value": ""}}}"#;
+        let c = parse_fonenumber(cleared).unwrap();
+        assert!(
+            !c.send_notify.is_set(),
+            "a URL type with an empty URL is cleared"
+        );
+        assert!(c.sms.is_set(), "a forward is a delivery elsewhere");
         assert!(parse_fonenumber("not json").is_none());
         assert!(parse_fonenumber(r#"{"fonenumber": {"call_options": {}}}"#).is_none());
     }
