@@ -559,6 +559,18 @@ async fn other_methods_are_not_allowed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn head_is_not_allowed_and_records_nothing() {
+    let l = start().await;
+    let r = authed(client().head(format!("{}?{END_QUERY}", l.url(CALLS))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(l.sink.seen().is_empty());
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn duplicates_are_passed_to_the_sink() {
     let l = start().await;
     for _ in 0..2 {
