@@ -37,7 +37,12 @@ pub fn serve(
     listener: TcpListener,
     config: Config,
 ) -> io::Result<(Handle, impl Future<Output = ()> + Send + 'static)> {
-    let shared = Arc::new(Shared::new(config, listener.local_addr()?));
+    let shared = Arc::new(Shared::new(config, listener.local_addr()?)?);
+    // Known at once, so that a `Handle` can deliver simulated callbacks before
+    // the serving future first runs; the accept loop sets it otherwise.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        shared.set_runtime(runtime);
+    }
     let handle = Handle {
         shared: shared.clone(),
     };
@@ -45,6 +50,7 @@ pub fn serve(
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    shared.set_runtime(tokio::runtime::Handle::current());
     let router = api::router(shared.clone());
     // Owning the connection tasks means dropping this future aborts them all.
     let mut connections = JoinSet::new();
@@ -110,11 +116,10 @@ impl TestServer {
             .thread_name("fonestorm-testserver")
             .enable_all()
             .build()?;
-        let listener = {
+        let (handle, serving) = {
             let _context = runtime.enter();
-            TcpListener::from_std(listener)?
+            serve(TcpListener::from_std(listener)?, config)?
         };
-        let (handle, serving) = serve(listener, config)?;
         let thread = std::thread::Builder::new()
             .name("fonestorm-testserver".to_owned())
             .spawn(move || {
