@@ -85,6 +85,10 @@ pub enum EngineError {
     Login(String),
     /// The confirmation was declined.
     NotConfirmed,
+    /// The playbook is a page (it has `escalation`), which this version
+    /// only plans (`--dry-run`): running its ladder as a broadcast would
+    /// call people once and never escalate.
+    PageNotLive(String),
 }
 
 impl fmt::Display for EngineError {
@@ -130,6 +134,10 @@ impl fmt::Display for EngineError {
             EngineError::Client(e) => write!(f, "{e}"),
             EngineError::Login(m) => write!(f, "{m}; nothing was called"),
             EngineError::NotConfirmed => f.write_str("not confirmed: nothing was called"),
+            EngineError::PageNotLive(name) => write!(
+                f,
+                "`{name}` is a page (it has `escalation`): this version of callbook plans pages with `--dry-run` but does not run them live; nothing was called"
+            ),
         }
     }
 }

@@ -160,6 +160,9 @@ pub async fn run<S: Store>(
     observer: Arc<dyn Observer>,
     cancel: CancellationToken,
 ) -> Result<Finished, EngineError> {
+    if playbook.escalation.is_some() {
+        return Err(EngineError::PageNotLive(playbook.name.clone()));
+    }
     let lock = match store.lock(&playbook.name, Timestamp::now()).await {
         Ok(lock) => Arc::new(lock),
         Err(e) => {

@@ -213,6 +213,12 @@ impl<'a> Checker<'a> {
                 window,
             })
         });
+        let mut problems = Vec::new();
+        let (escalation, ack) =
+            super::escalation::check(raw.escalation, raw.ack, &recipients, &mut problems);
+        for (pointer, message) in problems {
+            self.error(&pointer, message);
+        }
         self.warn_unknown_names(&templates, &rules, &raw.vars);
         Some(Playbook {
             path: self.path.to_path_buf(),
@@ -236,6 +242,8 @@ impl<'a> Checker<'a> {
             )
             .unwrap_or(usize::MAX),
             templates,
+            escalation,
+            ack,
         })
     }
 
