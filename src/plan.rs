@@ -191,7 +191,10 @@ pub fn plan(playbook: &Playbook, run: &RunInput) -> Result<Plan, Vec<Diagnostic>
 }
 
 /// Indices of the selected recipients, in playbook order.
-fn select(playbook: &Playbook, selection: &Selection) -> Result<Vec<usize>, Vec<Diagnostic>> {
+pub(crate) fn select(
+    playbook: &Playbook,
+    selection: &Selection,
+) -> Result<Vec<usize>, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     for name in &selection.names {
         if !playbook.recipients.iter().any(|r| &r.name == name) {
@@ -256,7 +259,7 @@ fn unknown_tags<'a>(playbook: &Playbook, tags: &'a [String]) -> Vec<&'a str> {
 }
 
 /// The context every recipient shares: vars, `input`, `playbook`, `run`, `now`.
-fn base_context(playbook: &Playbook, run: &RunInput) -> Value {
+pub(crate) fn base_context(playbook: &Playbook, run: &RunInput) -> Value {
     let now = run.now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let fixed = context! {
         input => run.input.as_ref().map(to_value),
@@ -268,7 +271,7 @@ fn base_context(playbook: &Playbook, run: &RunInput) -> Value {
 }
 
 /// `recipient` for templates, with the local time of `now` in their zone.
-fn recipient_value(r: &Recipient, now: DateTime<Utc>) -> Value {
+pub(crate) fn recipient_value(r: &Recipient, now: DateTime<Utc>) -> Value {
     let local = now.with_timezone(&r.timezone);
     let local_time = context! {
         hour => local.hour(),
@@ -302,7 +305,7 @@ fn weekday_name(day: Weekday) -> &'static str {
 }
 
 /// The rule and decision for one recipient.
-fn decide(
+pub(crate) fn decide(
     playbook: &Playbook,
     rules: &CompiledRules<'_>,
     recipient: &Recipient,

@@ -16,6 +16,7 @@
 pub mod dedup;
 pub mod dispatch;
 mod error;
+mod page;
 
 mod resume;
 
@@ -130,6 +131,9 @@ pub async fn dry_run<S: Store>(
     input: &RunInput,
     max_calls: Option<u64>,
 ) -> Result<DryRun, EngineError> {
+    if playbook.escalation.is_some() {
+        return page::dry_run(playbook, input, max_calls);
+    }
     let mut plan = plan::plan(playbook, input).map_err(EngineError::Plan)?;
     if let Some(store) = store {
         dedup::apply(&mut plan, playbook, store, input.now)
@@ -161,6 +165,8 @@ pub async fn run<S: Store>(
     cancel: CancellationToken,
 ) -> Result<Finished, EngineError> {
     if playbook.escalation.is_some() {
+        // Input errors first (exit 2), then the refusal.
+        page::dry_run(playbook, &input, options.max_calls)?;
         return Err(EngineError::PageNotLive(playbook.name.clone()));
     }
     let lock = match store.lock(&playbook.name, Timestamp::now()).await {

@@ -5,6 +5,7 @@
 //! It holds no secret: only recipients, dial strings and rendered messages.
 
 pub mod json;
+pub mod ladder;
 pub mod table;
 
 use serde::{Deserialize, Serialize};
@@ -32,8 +33,12 @@ pub struct Report {
     pub finished_at: String,
     /// Counts by status.
     pub totals: Totals,
-    /// One entry per selected recipient, in playbook order.
+    /// One entry per selected recipient, in playbook order (for a page:
+    /// one per call of its timeline, by step, round, then playbook order).
     pub calls: Vec<CallReport>,
+    /// The ladder of a page and how it ended; absent for a broadcast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<ladder::EscalationReport>,
 }
 
 /// The playbook a report is about.
@@ -88,6 +93,15 @@ pub struct CallReport {
     pub reason: Option<String>,
     /// Why the call failed.
     pub error: Option<String>,
+    /// For a page: the step that placed the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// For a page: the round of that step, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
+    /// For a page: when the call is planned, in seconds from the page's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_offset_seconds: Option<u64>,
 }
 
 impl Report {
@@ -110,6 +124,9 @@ impl Report {
                         attempts: 0,
                         reason: None,
                         error: None,
+                        step: None,
+                        round: None,
+                        at_offset_seconds: None,
                     },
                     Decision::Skip(reason) => CallReport {
                         recipient,
@@ -122,6 +139,9 @@ impl Report {
                         attempts: 0,
                         reason: Some(reason),
                         error: None,
+                        step: None,
+                        round: None,
+                        at_offset_seconds: None,
                     },
                 }
             })
@@ -139,6 +159,7 @@ impl Report {
             finished_at: started,
             totals: Totals::default(),
             calls,
+            escalation: None,
         };
         report.recount();
         report
@@ -161,6 +182,9 @@ impl Report {
                 attempts: c.attempts,
                 reason: c.reason.clone(),
                 error: c.error.clone(),
+                step: None,
+                round: None,
+                at_offset_seconds: None,
             })
             .collect();
         let mut report = Report {
@@ -175,15 +199,26 @@ impl Report {
             finished_at: run.finished_at.map(|t| t.to_string()).unwrap_or_default(),
             totals: Totals::default(),
             calls,
+            escalation: None,
         };
         report.recount();
         report
     }
 
     /// Recomputes `totals` from `calls`.
+    ///
+    /// For a page a person appears once per round: `recipients` counts
+    /// distinct people.
     pub fn recount(&mut self) {
+        let recipients = if self.escalation.is_some() {
+            let names: std::collections::HashSet<&str> =
+                self.calls.iter().map(|c| c.recipient.as_str()).collect();
+            names.len()
+        } else {
+            self.calls.len()
+        };
         let mut t = Totals {
-            recipients: self.calls.len(),
+            recipients,
             ..Totals::default()
         };
         for c in &self.calls {
