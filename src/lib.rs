@@ -12,6 +12,8 @@
 //! - [`engine`]: async functions that place a plan's calls through
 //!   [`provider`] against a store and an observer, cancellable, with no
 //!   terminal, signals, runtime or process of their own;
+//! - [`listener`]: the HTTP server that receives FoneStorm's callbacks and
+//!   hands them to a sink (the escalation ladder);
 //! - [`report`]: formats only;
 //! - [`cli`]: the command line, the prompt, signals, the progress bar and
 //!   exit codes. `main.rs` parses arguments and calls [`cli::main`].
@@ -21,6 +23,7 @@ pub mod diag;
 pub mod engine;
 pub mod escape;
 pub mod limits;
+pub mod listener;
 pub mod model;
 pub mod phone;
 pub mod plan;

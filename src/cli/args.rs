@@ -69,6 +69,98 @@ pub enum Command {
     /// List recent runs from the journal, or show one run's report.
     #[command(args_conflicts_with_subcommands = true)]
     Runs(RunsArgs),
+    /// Show, install or remove the FoneStorm callbacks that pages need.
+    #[command(after_help = HOOKS_AFTER_HELP)]
+    Hooks(HooksArgs),
+}
+
+/// The environment and exit codes, under `hooks --help`.
+const HOOKS_AFTER_HELP: &str = "\
+Environment:
+  FONESTORM_TOKEN, or FONESTORM_USERNAME and FONESTORM_PASSWORD   the account
+  CALLBOOK_CALLBACK_SECRET   the password FoneStorm sends with each callback (install)
+  CALLBOOK_PUBLIC_URL        the same as --public-url
+
+Exit codes:
+  0    done (show: the callbacks could be read)
+  2    invalid playbook or usage: nothing was changed
+  3    refused: the account cannot be reached, a callback points elsewhere
+       (install without --replace), no secret, or not confirmed";
+
+/// `callbook hooks`.
+#[derive(Debug, Args)]
+pub struct HooksArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: HooksAction,
+}
+
+/// Subcommands of `callbook hooks`.
+#[derive(Debug, Subcommand)]
+pub enum HooksAction {
+    /// Print where each caller id's callbacks point (EVENT, URL, METHOD, OURS).
+    Show(HooksOptions),
+    /// Point each caller id's callbacks at --public-url.
+    Install {
+        /// The playbooks and provider options.
+        #[command(flatten)]
+        options: HooksOptions,
+        /// Replace callbacks that point elsewhere (they are named, then replaced).
+        #[arg(long)]
+        replace: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Clear the callbacks that point at callbook, and only those.
+    Remove {
+        /// The playbooks and provider options.
+        #[command(flatten)]
+        options: HooksOptions,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// What every `hooks` subcommand takes: the playbooks (for their caller ids
+/// and provider settings) and the provider options of `run`.
+#[derive(Debug, Args)]
+pub struct HooksOptions {
+    /// Playbook files; their distinct `caller_id`s are worked on.
+    #[arg(required = true)]
+    pub playbooks: Vec<PathBuf>,
+    /// Let `from:` includes read files under DIR (default: each playbook's own directory).
+    #[arg(long, value_name = "DIR")]
+    pub include_root: Option<PathBuf>,
+    /// The https URL at which FoneStorm reaches the listener (required by install).
+    #[arg(
+        help_heading = "Provider",
+        long,
+        env = "CALLBOOK_PUBLIC_URL",
+        value_name = "URL"
+    )]
+    pub public_url: Option<String>,
+    /// Override the provider base URL.
+    #[arg(
+        help_heading = "Provider",
+        long,
+        env = "FONESTORM_BASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub base_url: Option<String>,
+    /// Override `provider.rate_limit` (requests per second, 0.01 to 1000).
+    #[arg(help_heading = "Provider", long, value_name = "N", value_parser = rate_limit)]
+    pub rate_limit: Option<f64>,
+    /// Where the journal lives (accepted like `run`'s; hooks write nothing there).
+    #[arg(
+        help_heading = "Journal",
+        long,
+        env = "CALLBOOK_STATE_DIR",
+        value_name = "DIR"
+    )]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Options of `callbook runs`.

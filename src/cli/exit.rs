@@ -41,6 +41,9 @@ pub enum Failure {
     Runtime(std::io::Error),
     /// The engine refused or rejected the run.
     Engine(EngineError),
+    /// Refused before anything was changed (missing credentials or secret);
+    /// the message says why.
+    Refused(String),
 }
 
 impl Failure {
@@ -48,7 +51,9 @@ impl Failure {
     pub fn exit(&self) -> Exit {
         match self {
             Failure::Invalid(_) | Failure::NoSuchRun(_) => Exit::Invalid,
-            Failure::NoStateDir | Failure::Store(_) | Failure::Runtime(_) => Exit::Refused,
+            Failure::NoStateDir | Failure::Store(_) | Failure::Runtime(_) | Failure::Refused(_) => {
+                Exit::Refused
+            }
             Failure::Engine(e) => engine_error(e),
         }
     }

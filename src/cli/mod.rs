@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod exit;
+mod hooks;
 mod run;
 mod runs;
 pub mod term;
@@ -49,6 +50,7 @@ pub fn main(cli: Cli) -> Exit {
         }
         Command::Run(args) => run::run(&args, &mut out),
         Command::Runs(args) => runs::runs(&args),
+        Command::Hooks(args) => hooks::hooks(&args.action, &mut out),
         Command::Schema => {
             print_stdout(crate::schema::SCHEMA);
             Ok(Exit::Success)
@@ -121,6 +123,7 @@ impl Output<'_> {
                 self.note("nothing was called");
             }
             Failure::Engine(e) => self.error(e.to_string()),
+            Failure::Refused(message) => self.error(message.clone()),
         }
         failure.exit()
     }

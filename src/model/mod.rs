@@ -1,10 +1,12 @@
 //! The vocabulary every layer shares: call and run states, report statuses,
-//! FoneStorm service types, timestamps and the records a store keeps.
+//! FoneStorm service types, timestamps, the records a store keeps and the
+//! callbacks FoneStorm sends ([`callback`]).
 //!
 //! These are plain data with serde, free of storage, terminal and network
 //! code, so the engine, the stores and the front ends all speak the same
 //! types and no state ever travels as a string.
 
+pub mod callback;
 mod record;
 mod state;
 mod time;

@@ -5,18 +5,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::to_bytes;
+use axum::extract::Path;
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::config::Fault;
 use crate::error::ApiError;
-use crate::state::{CallPlan, Shared};
+use crate::state::{CallPlan, NotifyEvent, Shared};
 use crate::validate;
 
 /// The largest request body read; the API's bodies are a few hundred bytes.
@@ -35,6 +36,17 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/auth", post(auth).fallback(other))
         .route("/calls", post(calls).fallback(other))
+        .route("/calls/send_notify", post(send_notify).fallback(other))
+        .route(
+            "/calls/receive_notify",
+            post(receive_notify).fallback(other),
+        )
+        .route("/messages/receive", post(messages_receive).fallback(other))
+        .route("/fonenumbers", get(list_fonenumbers).fallback(other))
+        .route(
+            "/fonenumbers/{fonenumber}",
+            get(get_fonenumber).fallback(other),
+        )
         .route("/_stats", any(stats))
         .fallback(other)
         .with_state(shared)
@@ -100,6 +112,106 @@ async fn calls(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     }
 }
 
+/// Runs a request other than `POST /auth` and `POST /calls` past the rate limiter
+/// and the token check, recording it, and hands `serve` the body (read as JSON
+/// when `with_body`); its answer, `Ok` a `200` JSON body, is recorded too.
+async fn authorized(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    request: Request,
+    with_body: bool,
+    serve: impl FnOnce(Value) -> Result<Value, ApiError>,
+) -> Response {
+    let ticket = match shared.admit(method, path) {
+        Ok(ticket) => ticket,
+        Err(err) => return err.into_response(),
+    };
+    let token = request
+        .headers()
+        .get("token")
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    shared.update(ticket.index, |record| record.token = token.clone());
+    if let Err(err) = shared.check_token(token.as_deref()) {
+        return reply(shared, ticket.index, err);
+    }
+    let body = if with_body {
+        match read_json(request).await {
+            Ok(body) => body,
+            Err(err) => return reply(shared, ticket.index, err),
+        }
+    } else {
+        Value::Null
+    };
+    match serve(body) {
+        Ok(answer) => {
+            shared.answered(ticket.index, 200, None);
+            (StatusCode::OK, Json(answer)).into_response()
+        }
+        Err(err) => reply(shared, ticket.index, err),
+    }
+}
+
+/// `POST /calls/send_notify`: the callback for outbound calls' `BEGIN`/`END`.
+async fn send_notify(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    authorized(
+        &shared,
+        "POST",
+        "/calls/send_notify",
+        request,
+        true,
+        |body| shared.register_notify(body, NotifyEvent::Send),
+    )
+    .await
+}
+
+/// `POST /calls/receive_notify`: the callback for inbound calls.
+async fn receive_notify(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    authorized(
+        &shared,
+        "POST",
+        "/calls/receive_notify",
+        request,
+        true,
+        |body| shared.register_notify(body, NotifyEvent::Receive),
+    )
+    .await
+}
+
+/// `POST /messages/receive`: where inbound SMS go.
+async fn messages_receive(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    authorized(
+        &shared,
+        "POST",
+        "/messages/receive",
+        request,
+        true,
+        |body| shared.register_sms(body),
+    )
+    .await
+}
+
+/// `GET /fonenumbers`: the account's FoneNumbers and their callbacks.
+async fn list_fonenumbers(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    authorized(&shared, "GET", "/fonenumbers", request, false, |_| {
+        Ok(shared.fonenumbers())
+    })
+    .await
+}
+
+/// `GET /fonenumbers/{fonenumber}`: one FoneNumber and its callbacks.
+async fn get_fonenumber(
+    State(shared): State<Arc<Shared>>,
+    Path(fonenumber): Path<String>,
+    request: Request,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    authorized(&shared, "GET", &path, request, false, |_| {
+        shared.fonenumber(&fonenumber)
+    })
+    .await
+}
+
 /// Carries out an injected fault.
 async fn inject(
     shared: &Shared,
@@ -157,7 +269,18 @@ async fn other(State(shared): State<Arc<Shared>>, method: Method, uri: Uri) -> R
         Ok(ticket) => ticket,
         Err(err) => return err.into_response(),
     };
-    let err = if matches!(path, "/auth" | "/calls") {
+    let known = matches!(
+        path,
+        "/auth"
+            | "/calls"
+            | "/calls/send_notify"
+            | "/calls/receive_notify"
+            | "/messages/receive"
+            | "/fonenumbers"
+    ) || path
+        .strip_prefix("/fonenumbers/")
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+    let err = if known {
         ApiError::new(405, format!("`{method}` is not allowed on `{path}`"))
     } else {
         ApiError::not_found(format!("no such path `{path}`"))

@@ -2,9 +2,12 @@
 //! inject. Kept in one plain struct so that a test can state its whole scenario in
 //! one expression, and so that a running server can swap any part of it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::hooks::{Hooks, OptionsSpelling};
 
 /// The behaviour of a test server. Every field can be changed while the server
 /// runs, through [`Handle::update_config`](crate::Handle::update_config) and the
@@ -39,6 +42,13 @@ pub struct Config {
     /// counts login requests and `to` never matches. Lets a test make a token
     /// renewal fail (e.g. one `503`) while the old token is still valid.
     pub auth_faults: Vec<FaultRule>,
+    /// The callbacks registered when the server starts, per FoneNumber, e.g. a
+    /// foreign URL already installed, so that a client's refusal to replace it
+    /// can be tested. Read once at start: later changes go through the API or
+    /// [`Handle::set_hooks`](crate::Handle::set_hooks).
+    pub hooks: BTreeMap<String, Hooks>,
+    /// Which keys `GET /fonenumbers` uses for the callback settings.
+    pub options_spelling: OptionsSpelling,
     /// Print one line per request on stderr (path, `to`, status; never a secret).
     /// Off by default so tests stay quiet; the binary turns it on.
     pub log: bool,
@@ -56,6 +66,8 @@ impl Default for Config {
             fonenumbers: vec!["3214991000".to_owned()],
             faults: Vec::new(),
             auth_faults: Vec::new(),
+            hooks: BTreeMap::new(),
+            options_spelling: OptionsSpelling::Call,
             log: false,
         }
     }

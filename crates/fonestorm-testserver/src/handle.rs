@@ -1,13 +1,14 @@
 //! The test's side of a running server: what it recorded, and knobs to change its
 //! behaviour mid-run. Cheap to clone, and usable from any thread.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, FaultRule};
+use crate::hooks::Hooks;
 use crate::record::{self, RequestRecord, Stats};
 use crate::state::Shared;
 
@@ -87,6 +88,23 @@ impl Handle {
     /// All of the above at once, as `GET /_stats` serves it.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// The callbacks registered now, per FoneNumber (FoneNumbers that never had
+    /// one are absent). Includes the Basic-auth passwords, for tests to check.
+    pub fn hooks(&self) -> BTreeMap<String, Hooks> {
+        self.shared.hooks()
+    }
+
+    /// The callbacks registered now for one FoneNumber (all `None` if none).
+    pub fn hooks_of(&self, fonenumber: &str) -> Hooks {
+        self.shared.hooks().remove(fonenumber).unwrap_or_default()
+    }
+
+    /// Replaces every callback of one FoneNumber, as if a client (or somebody
+    /// else's tool) had registered them.
+    pub fn set_hooks(&self, fonenumber: &str, hooks: Hooks) {
+        self.shared.set_hooks(fonenumber, hooks);
     }
 
     /// A copy of the current configuration.

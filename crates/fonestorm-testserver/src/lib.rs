@@ -29,6 +29,7 @@ mod api;
 mod config;
 mod error;
 mod handle;
+mod hooks;
 mod record;
 mod server;
 mod spec;
@@ -38,6 +39,7 @@ mod validate;
 
 pub use config::{Config, Fault, FaultRule};
 pub use handle::Handle;
+pub use hooks::{HookMethod, Hooks, OptionsSpelling, SmsHook, UrlHook};
 pub use record::{Placed, RequestRecord, Stats};
 pub use server::{TestServer, serve};
 pub use spec::{FaultSpecError, parse_duration};

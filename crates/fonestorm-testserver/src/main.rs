@@ -3,12 +3,15 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use fonestorm_testserver::{Config, FaultRule, parse_duration, serve};
+use fonestorm_testserver::{
+    Config, FaultRule, HookMethod, Hooks, OptionsSpelling, SmsHook, UrlHook, parse_duration, serve,
+};
 
 /// A FoneStorm-compatible test server with fault injection (binds 127.0.0.1 only).
 ///
@@ -53,11 +56,42 @@ struct Args {
     /// A fault to inject into `POST /auth` (repeatable, tried in order).
     #[arg(long = "auth-fault", value_name = "SPEC")]
     auth_faults: Vec<FaultRule>,
+    /// A callback registered at start (repeatable): `[FONENUMBER/]EVENT=VALUE`, EVENT
+    /// one of `send_notify`, `receive_notify` (a URL, method JSON), `sms` (a URL, method
+    /// POST), `sms-email` (an address), `sms-forward` (a number); FONENUMBER defaults to
+    /// the first one. E.g. `send_notify=https://pager.example.com/hook`.
+    #[arg(long = "hook", value_name = "SPEC", value_parser = hook)]
+    hooks: Vec<(Option<String>, HookPreset)>,
+    /// Show callbacks under `voice_options`/`sms_options` instead of
+    /// `call_options`/`message_options` in `GET /fonenumbers`.
+    #[arg(long)]
+    voice_options: bool,
+}
+
+/// One event's callback given with `--hook`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HookPreset {
+    SendNotify(UrlHook),
+    ReceiveNotify(UrlHook),
+    Sms(SmsHook),
 }
 
 impl Args {
     fn config(self) -> Config {
         let defaults = Config::default();
+        let fonenumbers = non_empty_or(self.fonenumbers, defaults.fonenumbers);
+        let mut hooks: BTreeMap<String, Hooks> = BTreeMap::new();
+        for (fonenumber, preset) in self.hooks {
+            let Some(fonenumber) = fonenumber.or_else(|| fonenumbers.first().cloned()) else {
+                continue;
+            };
+            let entry = hooks.entry(fonenumber).or_default();
+            match preset {
+                HookPreset::SendNotify(hook) => entry.send_notify = Some(hook),
+                HookPreset::ReceiveNotify(hook) => entry.receive_notify = Some(hook),
+                HookPreset::Sms(hook) => entry.sms = Some(hook),
+            }
+        }
         Config {
             latency: self.latency,
             rate_limit: (!self.no_rate_limit).then_some(self.rate_limit),
@@ -65,9 +99,15 @@ impl Args {
             password: self.password,
             static_tokens: non_empty_or(self.tokens, defaults.static_tokens),
             token_ttl: self.token_ttl,
-            fonenumbers: non_empty_or(self.fonenumbers, defaults.fonenumbers),
+            fonenumbers,
             faults: self.faults,
             auth_faults: self.auth_faults,
+            hooks,
+            options_spelling: if self.voice_options {
+                OptionsSpelling::Voice
+            } else {
+                OptionsSpelling::Call
+            },
             log: true,
         }
     }
@@ -83,6 +123,42 @@ fn fonenumber(text: &str) -> Result<String, String> {
     } else {
         Err(format!("a FoneNumber is exactly 10 digits, got `{text}`"))
     }
+}
+
+/// Reads a `--hook` spec.
+fn hook(text: &str) -> Result<(Option<String>, HookPreset), String> {
+    let (target, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected `[FONENUMBER/]EVENT=VALUE`, got `{text}`"))?;
+    let (fonenumber, event) = match target.split_once('/') {
+        Some((number, event)) => (Some(fonenumber(number)?), event),
+        None => (None, target),
+    };
+    let url = |value: &str| {
+        let parsed = reqwest::Url::parse(value).map_err(|err| format!("`{value}`: {err}"))?;
+        if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() {
+            Ok(value.to_owned())
+        } else {
+            Err(format!("`{value}` is not an http or https URL"))
+        }
+    };
+    let preset = match event {
+        "send_notify" => HookPreset::SendNotify(UrlHook::new(url(value)?, HookMethod::Json)),
+        "receive_notify" => HookPreset::ReceiveNotify(UrlHook::new(url(value)?, HookMethod::Json)),
+        "sms" => HookPreset::Sms(SmsHook::Url(UrlHook::new(url(value)?, HookMethod::Post))),
+        "sms-email" if value.contains('@') => HookPreset::Sms(SmsHook::Email(value.to_owned())),
+        "sms-forward" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+            HookPreset::Sms(SmsHook::Forward(value.to_owned()))
+        }
+        "sms-email" | "sms-forward" => return Err(format!("`{value}` does not fit `{event}`")),
+        _ => {
+            return Err(format!(
+                "unknown event `{event}`, expected `send_notify`, `receive_notify`, `sms`, \
+                 `sms-email` or `sms-forward`"
+            ));
+        }
+    };
+    Ok((fonenumber, preset))
 }
 
 #[tokio::main]
@@ -171,6 +247,36 @@ mod tests {
     }
 
     #[test]
+    fn hooks_are_preset_per_fonenumber() {
+        let config = Args::try_parse_from([
+            "fonestorm-testserver",
+            "--fonenumber",
+            "3214991000",
+            "--fonenumber",
+            "3214991001",
+            "--hook",
+            "send_notify=https://elsewhere.example/hook",
+            "--hook",
+            "3214991001/sms-email=ops@example.com",
+            "--voice-options",
+        ])
+        .unwrap()
+        .config();
+        assert_eq!(
+            config.hooks["3214991000"].send_notify,
+            Some(UrlHook::new(
+                "https://elsewhere.example/hook",
+                HookMethod::Json
+            ))
+        );
+        assert_eq!(
+            config.hooks["3214991001"].sms,
+            Some(SmsHook::Email("ops@example.com".to_owned()))
+        );
+        assert_eq!(config.options_spelling, OptionsSpelling::Voice);
+    }
+
+    #[test]
     fn defaults_match_the_library() {
         let config = Args::try_parse_from(["fonestorm-testserver"])
             .unwrap()
@@ -192,6 +298,11 @@ mod tests {
             &["--fonenumber", "12345"],
             &["--latency", "5"],
             &["--rate-limit", "0"],
+            &["--hook", "send_notify"],
+            &["--hook", "send_notify=ftp://x.example/"],
+            &["--hook", "12/send_notify=http://x.example/"],
+            &["--hook", "sms-forward=abc"],
+            &["--hook", "other=http://x.example/"],
         ] {
             let argv = std::iter::once("fonestorm-testserver").chain(args.iter().copied());
             assert!(Args::try_parse_from(argv).is_err(), "{args:?}");

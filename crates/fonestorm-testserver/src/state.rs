@@ -3,7 +3,7 @@
 //! guards all of it, so that the rate limiter, the fault counters and the record
 //! agree on the order of requests. It is never held across an `.await`.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Fault, FaultRule};
 use crate::error::ApiError;
+use crate::hooks::{self, Hooks};
 use crate::record::{self, Placed, RequestRecord, Stats};
 use crate::token;
 use crate::validate::{self, AuthRequest, DEFAULT_EXPIRES};
@@ -49,6 +50,8 @@ struct Inner {
     calls_seen: u64,
     /// Calls counted as placed, for `after`.
     calls_placed: u64,
+    /// The callbacks registered per FoneNumber.
+    hooks: BTreeMap<String, Hooks>,
 }
 
 /// An admitted request: where its record is, and its number among call requests
@@ -56,6 +59,15 @@ struct Inner {
 pub(crate) struct Ticket {
     pub(crate) index: usize,
     pub(crate) nth_call: u64,
+}
+
+/// Which call callback a registration sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotifyEvent {
+    /// `POST /calls/send_notify`: outbound calls.
+    Send,
+    /// `POST /calls/receive_notify`: inbound calls.
+    Receive,
 }
 
 /// How the server answers a call request, decided in one step under the lock.
@@ -72,6 +84,7 @@ impl Shared {
     pub(crate) fn new(config: Config, addr: SocketAddr) -> Self {
         let fault_fires = vec![0; config.faults.len()];
         let auth_fault_fires = vec![0; config.auth_faults.len()];
+        let hooks = config.hooks.clone();
         Shared {
             started: Instant::now(),
             addr,
@@ -87,6 +100,7 @@ impl Shared {
                 tokens_seen: BTreeSet::new(),
                 calls_seen: 0,
                 calls_placed: 0,
+                hooks,
             }),
             shutdown: watch::channel(false).0,
         }
@@ -288,6 +302,76 @@ impl Shared {
         CallPlan::Inject { fault, latency }
     }
 
+    /// Records the presented token and checks it, for the requests other than
+    /// `POST /calls` (which checks it inside [`Shared::plan_call`]).
+    pub(crate) fn check_token(&self, token: Option<&str>) -> Result<(), ApiError> {
+        self.lock().check_token(token)
+    }
+
+    /// Registers (or, with `None`, clears) a call callback, after checking the
+    /// FoneNumber; answers the FoneNumber's view.
+    pub(crate) fn register_notify(
+        &self,
+        body: Value,
+        event: NotifyEvent,
+    ) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        let (fonenumber, hook) = validate::notify_request(body, &inner.config.fonenumbers)?;
+        let entry = inner.hooks.entry(fonenumber.clone()).or_default();
+        match event {
+            NotifyEvent::Send => entry.send_notify = hook,
+            NotifyEvent::Receive => entry.receive_notify = hook,
+        }
+        Ok(inner.view(&fonenumber))
+    }
+
+    /// Registers (or, with `type: None`, clears) the SMS delivery.
+    pub(crate) fn register_sms(&self, body: Value) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        let (fonenumber, hook) =
+            validate::message_receive_request(body, &inner.config.fonenumbers)?;
+        inner.hooks.entry(fonenumber.clone()).or_default().sms = hook;
+        Ok(inner.view(&fonenumber))
+    }
+
+    /// `GET /fonenumbers/{fonenumber}`'s answer.
+    pub(crate) fn fonenumber(&self, fonenumber: &str) -> Result<Value, ApiError> {
+        let inner = self.lock();
+        if !inner
+            .config
+            .fonenumbers
+            .iter()
+            .any(|known| known == fonenumber)
+        {
+            // In a path, anything that is not one of the account's is unknown.
+            return Err(ApiError::not_found(format!(
+                "`{}` is not a FoneNumber of this account",
+                fonenumber.chars().take(80).collect::<String>()
+            )));
+        }
+        Ok(serde_json::json!({ "fonenumber": inner.view(fonenumber) }))
+    }
+
+    /// `GET /fonenumbers`'s answer: every FoneNumber of the account.
+    pub(crate) fn fonenumbers(&self) -> Value {
+        let inner = self.lock();
+        let list: Vec<Value> = inner
+            .config
+            .fonenumbers
+            .iter()
+            .map(|fonenumber| inner.view(fonenumber))
+            .collect();
+        serde_json::json!({ "fonenumbers": list })
+    }
+
+    pub(crate) fn hooks(&self) -> BTreeMap<String, Hooks> {
+        self.lock().hooks.clone()
+    }
+
+    pub(crate) fn set_hooks(&self, fonenumber: &str, hooks: Hooks) {
+        self.lock().hooks.insert(fonenumber.to_owned(), hooks);
+    }
+
     pub(crate) fn config(&self) -> Config {
         self.lock().config.clone()
     }
@@ -340,6 +424,13 @@ impl Shared {
 }
 
 impl Inner {
+    /// One FoneNumber as the API shows it.
+    fn view(&self, fonenumber: &str) -> Value {
+        let empty = Hooks::default();
+        let hooks = self.hooks.get(fonenumber).unwrap_or(&empty);
+        hooks::fonenumber_view(fonenumber, hooks, self.config.options_spelling)
+    }
+
     /// Records the presented token and checks it.
     fn check_token(&mut self, token: Option<&str>) -> Result<(), ApiError> {
         let Some(token) = token else {

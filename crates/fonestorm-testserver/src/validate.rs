@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::hooks::{HookMethod, MAX_CREDENTIAL_LEN, MAX_URL_LEN, SmsHook, UrlHook};
 
 /// The service types the API knows.
 pub(crate) const SERVICE_TYPES: [&str; 5] =
@@ -101,6 +102,201 @@ pub(crate) fn auth_request(body: Value) -> Result<AuthRequest, ApiError> {
         )));
     }
     Ok(auth)
+}
+
+/// A `POST /calls/send_notify` or `POST /calls/receive_notify` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyRequest {
+    fonenumber: String,
+    url: String,
+    method: Option<String>,
+    url_username: Option<String>,
+    url_password: Option<String>,
+}
+
+/// A `POST /messages/receive` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageReceiveRequest {
+    fonenumber: String,
+    #[serde(rename = "type")]
+    kind: String,
+    value: Option<String>,
+    url_method: Option<String>,
+    url_username: Option<String>,
+    url_password: Option<String>,
+}
+
+/// Checks a `send_notify`/`receive_notify` body: the FoneNumber and what to
+/// register, `None` when `url` is `""` (which clears the callback).
+pub(crate) fn notify_request(
+    body: Value,
+    fonenumbers: &[String],
+) -> Result<(String, Option<UrlHook>), ApiError> {
+    let request: NotifyRequest = serde_json::from_value(body)
+        .map_err(|err| ApiError::bad_request(format!("invalid callback request: {err}")))?;
+    account_fonenumber(&request.fonenumber, fonenumbers)?;
+    if request.url.is_empty() {
+        if let Some(method) = &request.method {
+            hook_method("method", method)?;
+        }
+        return Ok((request.fonenumber, None));
+    }
+    let method = match &request.method {
+        Some(method) => hook_method("method", method)?,
+        None => return Err(ApiError::bad_request("`method` is required with a `url`")),
+    };
+    callback_url("url", &request.url)?;
+    let (username, password) = credentials(request.url_username, request.url_password)?;
+    let hook = UrlHook {
+        url: request.url,
+        method,
+        username,
+        password,
+    };
+    Ok((request.fonenumber, Some(hook)))
+}
+
+/// Checks a `messages/receive` body: the FoneNumber and what to register,
+/// `None` for `type: None` (which clears the delivery).
+pub(crate) fn message_receive_request(
+    body: Value,
+    fonenumbers: &[String],
+) -> Result<(String, Option<SmsHook>), ApiError> {
+    let request: MessageReceiveRequest = serde_json::from_value(body)
+        .map_err(|err| ApiError::bad_request(format!("invalid message request: {err}")))?;
+    account_fonenumber(&request.fonenumber, fonenumbers)?;
+    let value = request.value.unwrap_or_default();
+    let method = match &request.url_method {
+        Some(method) => hook_method("url_method", method)?,
+        None => HookMethod::Post,
+    };
+    let hook = match request.kind.as_str() {
+        "None" => None,
+        "URL" => {
+            callback_url("value", &value)?;
+            let (username, password) = credentials(request.url_username, request.url_password)?;
+            Some(SmsHook::Url(UrlHook {
+                url: value,
+                method,
+                username,
+                password,
+            }))
+        }
+        "Email" => {
+            let plausible = value.len() <= MAX_URL_LEN
+                && value
+                    .split_once('@')
+                    .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+                && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !plausible {
+                return Err(ApiError::bad_request(format!(
+                    "`value` must be an e-mail address for `type` `Email`, got `{}`",
+                    shorten(&value)
+                )));
+            }
+            Some(SmsHook::Email(value))
+        }
+        "Forward" => {
+            if !is_dialable(&value) {
+                return Err(ApiError::bad_request(format!(
+                    "`value` must be a phone number for `type` `Forward`, got `{}`",
+                    shorten(&value)
+                )));
+            }
+            Some(SmsHook::Forward(value))
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "`type` must be one of URL, Email, Forward, None, got `{}`",
+                shorten(other)
+            )));
+        }
+    };
+    Ok((request.fonenumber, hook))
+}
+
+/// Checks a FoneNumber's form (`400`) and that the account has it (`404`).
+pub(crate) fn account_fonenumber(fonenumber: &str, fonenumbers: &[String]) -> Result<(), ApiError> {
+    if !is_fonenumber(fonenumber) {
+        return Err(ApiError::bad_request(format!(
+            "`fonenumber` must be exactly 10 digits, got `{}`",
+            shorten(fonenumber)
+        )));
+    }
+    if !fonenumbers.iter().any(|known| known == fonenumber) {
+        return Err(ApiError::not_found(format!(
+            "`{fonenumber}` is not a FoneNumber of this account"
+        )));
+    }
+    Ok(())
+}
+
+fn hook_method(field: &str, text: &str) -> Result<HookMethod, ApiError> {
+    HookMethod::parse(text).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`{field}` must be one of GET, POST, JSON, got `{}`",
+            shorten(text)
+        ))
+    })
+}
+
+/// Checks a callback URL: absolute `http`/`https` with a host, bounded length.
+pub(crate) fn callback_url(field: &str, url: &str) -> Result<(), ApiError> {
+    if url.len() > MAX_URL_LEN {
+        return Err(ApiError::bad_request(format!(
+            "`{field}` is longer than {MAX_URL_LEN} bytes"
+        )));
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|err| {
+        ApiError::bad_request(format!(
+            "`{field}` is not a URL ({err}): `{}`",
+            shorten(url)
+        ))
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ApiError::bad_request(format!(
+            "`{field}` must be an http or https URL, got `{}`",
+            shorten(url)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the Basic-auth credentials; empty strings mean none.
+fn credentials(
+    username: Option<String>,
+    password: Option<String>,
+) -> Result<(Option<String>, Option<String>), ApiError> {
+    let username = username.filter(|name| !name.is_empty());
+    let password = password.filter(|password| !password.is_empty());
+    if username
+        .as_ref()
+        .is_some_and(|name| name.len() > MAX_CREDENTIAL_LEN)
+        || password
+            .as_ref()
+            .is_some_and(|password| password.len() > MAX_CREDENTIAL_LEN)
+    {
+        return Err(ApiError::bad_request(format!(
+            "`url_username` and `url_password` must be at most {MAX_CREDENTIAL_LEN} bytes"
+        )));
+    }
+    if username.as_ref().is_some_and(|name| name.contains(':')) {
+        return Err(ApiError::bad_request(
+            "`url_username` must not contain `:` (HTTP Basic auth cannot carry it)",
+        ));
+    }
+    Ok((username, password))
+}
+
+/// Bounds how much of a client's text an error message repeats.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 80;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
 /// A FoneNumber: exactly ten digits.

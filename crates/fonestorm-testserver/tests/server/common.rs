@@ -104,3 +104,32 @@ pub async fn expect_call_id(response: Response) -> String {
     let body: Value = response.json().await.unwrap();
     body["call"]["id"].as_str().unwrap().to_owned()
 }
+
+impl Api {
+    /// A `POST` of a JSON body to `path`, with `token` when given.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
+        if let Some(token) = token {
+            request = request.header("token", token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// A `GET` of `path`, with `token` when given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("token", token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// `GET /fonenumbers/{fonenumber}` with the static token; asserts `200`.
+    pub async fn fonenumber(&self, fonenumber: &str) -> Value {
+        let response = self
+            .get(&format!("/fonenumbers/{fonenumber}"), Some(STATIC_TOKEN))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+}

@@ -6,4 +6,5 @@ mod binary;
 mod calls;
 mod common;
 mod faults;
+mod hooks;
 mod rate_limit;
