@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use crate::callback::CallbackRecord;
 use crate::config::Fault;
 use crate::error::ApiError;
 use crate::state::{CallPlan, NotifyEvent, Shared};
@@ -48,6 +49,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(get_fonenumber).fallback(other),
         )
         .route("/_stats", any(stats))
+        .route("/_simulate/sms", any(simulate_sms))
+        .route("/_simulate/inbound_call", any(simulate_inbound_call))
         .fallback(other)
         .with_state(shared)
 }
@@ -101,12 +104,22 @@ async fn calls(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     });
     match shared.plan_call(&ticket, token.as_deref(), body) {
         CallPlan::Reject(err) => reply(&shared, ticket.index, err),
-        CallPlan::Place { id, latency } => {
+        CallPlan::Place {
+            id,
+            latency,
+            callbacks,
+        } => {
             tokio::time::sleep(latency).await;
             shared.answered(ticket.index, 201, Some(id.clone()));
+            shared.spawn_call_callbacks(callbacks);
             (StatusCode::CREATED, Json(json!({"call": {"id": id}}))).into_response()
         }
-        CallPlan::Inject { fault, latency } => {
+        CallPlan::Inject {
+            fault,
+            latency,
+            callbacks,
+        } => {
+            shared.spawn_call_callbacks(callbacks);
             inject(&shared, ticket.index, fault, latency, control).await
         }
     }
@@ -260,6 +273,51 @@ async fn stats(State(shared): State<Arc<Shared>>, method: Method) -> Response {
     } else {
         ApiError::new(405, format!("`{method}` is not allowed on `/_stats`")).into_response()
     }
+}
+
+/// `POST /_simulate/sms`: an inbound SMS, delivered to the FoneNumber's
+/// `messages/receive` URL. A control endpoint: no token, not rate-limited, not
+/// recorded as a request (the delivery is recorded as a callback).
+async fn simulate_sms(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if request.method() != Method::POST {
+        return not_allowed(request.method(), "/_simulate/sms");
+    }
+    let sms = match read_json(request).await.and_then(validate::simulate_sms) {
+        Ok(sms) => sms,
+        Err(err) => return err.into_response(),
+    };
+    delivered(shared.simulate_sms(sms).await)
+}
+
+/// `POST /_simulate/inbound_call`: someone calls a FoneNumber; delivered to its
+/// `receive_notify` URL. A control endpoint like `/_simulate/sms`.
+async fn simulate_inbound_call(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if request.method() != Method::POST {
+        return not_allowed(request.method(), "/_simulate/inbound_call");
+    }
+    let (from, to) = match read_json(request).await.and_then(validate::simulate_call) {
+        Ok(call) => call,
+        Err(err) => return err.into_response(),
+    };
+    delivered(shared.simulate_inbound_call(from, to).await)
+}
+
+/// A simulation's answer: `200` with the receiver's status (`null` when the
+/// delivery failed, with the reason in `error`) and the callback record.
+fn delivered(result: Result<CallbackRecord, ApiError>) -> Response {
+    match result {
+        Ok(record) => Json(json!({
+            "receiver_status": record.receiver_status,
+            "error": record.error,
+            "callback": record,
+        }))
+        .into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+fn not_allowed(method: &Method, path: &str) -> Response {
+    ApiError::new(405, format!("`{method}` is not allowed on `{path}`")).into_response()
 }
 
 /// Any other method or path: recorded and rate-limited like the API's requests.

@@ -49,6 +49,26 @@ pub struct Config {
     pub hooks: BTreeMap<String, Hooks>,
     /// Which keys `GET /fonenumbers` uses for the callback settings.
     pub options_spelling: OptionsSpelling,
+    /// How calls end, per dial string and attempt; the first script whose `to`
+    /// matches (or that has none) decides. Calls no script matches end with
+    /// `default_outcome`.
+    pub dispositions: Vec<DispositionScript>,
+    /// How a call that no script matches ends.
+    pub default_outcome: Outcome,
+    /// How long after a call's `BEGIN` callback its `END` callback is sent.
+    pub callback_delay: Duration,
+    /// How long one callback delivery may take before it is given up (and
+    /// recorded as failed); callbacks are never retried, as FoneStorm does not.
+    pub callback_timeout: Duration,
+    /// Callbacks to lose or duplicate, tried in order; the first rule that
+    /// matches a placed call and has fires left applies to it.
+    pub callback_faults: Vec<CallbackRule>,
+    /// The `account_code` field of call callbacks.
+    pub account_code: String,
+    /// How the numbers in callbacks are written.
+    pub number_style: NumberStyle,
+    /// The field that carries an inbound SMS's text.
+    pub sms_text_field: SmsTextField,
     /// Print one line per request on stderr (path, `to`, status; never a secret).
     /// Off by default so tests stay quiet; the binary turns it on.
     pub log: bool,
@@ -68,7 +88,192 @@ impl Default for Config {
             auth_faults: Vec::new(),
             hooks: BTreeMap::new(),
             options_spelling: OptionsSpelling::Call,
+            dispositions: Vec::new(),
+            default_outcome: Outcome::answered(30),
+            callback_delay: Duration::ZERO,
+            callback_timeout: Duration::from_secs(5),
+            callback_faults: Vec::new(),
+            account_code: "1000".to_owned(),
+            number_style: NumberStyle::AsDialed,
+            sms_text_field: SmsTextField::Message,
             log: false,
+        }
+    }
+}
+
+/// How one call ended, as its `END` callback reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// `ANSWERED`, `NO_ANSWER`, `BUSY`, `CANCEL`, `REJECTED` or `FAILED:<code>`.
+    pub disposition: String,
+    /// The billable seconds of the call.
+    pub billable_seconds: u64,
+}
+
+impl Outcome {
+    /// A call a person answered and talked on for `billable_seconds`.
+    pub fn answered(billable_seconds: u64) -> Self {
+        Outcome {
+            disposition: "ANSWERED".to_owned(),
+            billable_seconds,
+        }
+    }
+
+    /// A call with this disposition and no billable time.
+    pub fn unanswered(disposition: impl Into<String>) -> Self {
+        Outcome {
+            disposition: disposition.into(),
+            billable_seconds: 0,
+        }
+    }
+}
+
+/// How the calls to one dial string end, attempt by attempt: the n-th placed
+/// call to it ends with `outcomes[n - 1]`, and the last entry repeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DispositionScript {
+    /// The dial string (`to`) it applies to, exactly; `None` applies to all.
+    pub to: Option<String>,
+    /// The outcomes of the 1st, 2nd, ... call; never empty when parsed.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl DispositionScript {
+    /// The outcome of the `attempt`-th call (from 1); `None` only when empty.
+    pub(crate) fn outcome(&self, attempt: u64) -> Option<&Outcome> {
+        let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.outcomes.get(index).or_else(|| self.outcomes.last())
+    }
+}
+
+/// Which placed calls a callback fault hits, how often, and what happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallbackRule {
+    /// Hit only calls to this dial string.
+    pub to: Option<String>,
+    /// Hit only the n-th placed call (from 1), counting every call the server
+    /// counts as placed.
+    pub nth: Option<u64>,
+    /// How many times the rule fires; `None` means every time it matches.
+    pub times: Option<u32>,
+    /// What happens to the call's callbacks.
+    pub fault: CallbackFault,
+}
+
+impl CallbackRule {
+    /// A rule that hits every placed call; narrow it with `to`/`nth`/`times`.
+    pub fn new(fault: CallbackFault) -> Self {
+        CallbackRule {
+            to: None,
+            nth: None,
+            times: None,
+            fault,
+        }
+    }
+
+    /// Hit only calls to this dial string.
+    pub fn to(mut self, to: impl Into<String>) -> Self {
+        self.to = Some(to.into());
+        self
+    }
+
+    /// Hit only the n-th placed call.
+    pub fn nth(mut self, n: u64) -> Self {
+        self.nth = Some(n);
+        self
+    }
+
+    /// Fire at most `times` times.
+    pub fn times(mut self, times: u32) -> Self {
+        self.times = Some(times);
+        self
+    }
+
+    pub(crate) fn matches(&self, to: &str, nth_placed: u64) -> bool {
+        self.to.as_deref().is_none_or(|want| want == to)
+            && self.nth.is_none_or(|want| want == nth_placed)
+    }
+}
+
+/// What happens to a placed call's callbacks instead of normal delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallbackFault {
+    /// The `BEGIN` callback is lost (never sent).
+    LoseBegin,
+    /// The `END` callback is lost: the client never learns how the call ended.
+    LoseEnd,
+    /// Both callbacks are lost.
+    LoseBoth,
+    /// The `END` callback is sent twice, to test that handling it is idempotent.
+    DuplicateEnd,
+}
+
+/// How numbers are written in callbacks: FoneStorm's documentation does not say,
+/// so clients must accept either.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum NumberStyle {
+    /// As dialed: `from` is the 10-digit FoneNumber, `to` the dial string.
+    #[default]
+    AsDialed,
+    /// E.164 with `+`: a 10-digit number gets `+1`, an 11-digit one `+`, and
+    /// `011` becomes `+`.
+    Plus,
+}
+
+impl NumberStyle {
+    /// Writes `number` in this style.
+    pub(crate) fn write(self, number: &str) -> String {
+        match self {
+            NumberStyle::AsDialed => number.to_owned(),
+            NumberStyle::Plus => {
+                if let Some(rest) = number.strip_prefix("011") {
+                    format!("+{rest}")
+                } else if number.len() == 10 {
+                    format!("+1{number}")
+                } else {
+                    format!("+{number}")
+                }
+            }
+        }
+    }
+}
+
+/// The field of an inbound SMS callback that carries the text: FoneStorm's
+/// documentation does not pin it down, so clients accept several.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmsTextField {
+    /// `message` (the default).
+    #[default]
+    Message,
+    /// `msg`.
+    Msg,
+    /// `text`.
+    Text,
+    /// `body`.
+    Body,
+}
+
+impl SmsTextField {
+    /// The field's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmsTextField::Message => "message",
+            SmsTextField::Msg => "msg",
+            SmsTextField::Text => "text",
+            SmsTextField::Body => "body",
+        }
+    }
+
+    /// Reads a field name.
+    pub fn parse(text: &str) -> Option<SmsTextField> {
+        match text {
+            "message" => Some(SmsTextField::Message),
+            "msg" => Some(SmsTextField::Msg),
+            "text" => Some(SmsTextField::Text),
+            "body" => Some(SmsTextField::Body),
+            _ => None,
         }
     }
 }
@@ -198,6 +403,26 @@ mod tests {
     #[test]
     fn a_rule_without_matchers_hits_everything() {
         assert!(FaultRule::new(Fault::Close).matches("911", 77, 5));
+    }
+
+    #[test]
+    fn the_last_outcome_repeats() {
+        let script = DispositionScript {
+            to: None,
+            outcomes: vec![Outcome::unanswered("NO_ANSWER"), Outcome::answered(30)],
+        };
+        assert_eq!(script.outcome(1), Some(&Outcome::unanswered("NO_ANSWER")));
+        assert_eq!(script.outcome(2), Some(&Outcome::answered(30)));
+        assert_eq!(script.outcome(9), Some(&Outcome::answered(30)));
+        assert_eq!(script.outcome(u64::MAX), Some(&Outcome::answered(30)));
+    }
+
+    #[test]
+    fn number_styles() {
+        assert_eq!(NumberStyle::Plus.write("3214991000"), "+13214991000");
+        assert_eq!(NumberStyle::Plus.write("13125550101"), "+13125550101");
+        assert_eq!(NumberStyle::Plus.write("01149894567898"), "+49894567898");
+        assert_eq!(NumberStyle::AsDialed.write("13125550101"), "13125550101");
     }
 
     #[test]

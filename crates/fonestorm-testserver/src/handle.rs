@@ -3,14 +3,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::config::{Config, FaultRule};
+use crate::callback::CallbackRecord;
+use crate::config::{CallbackRule, Config, DispositionScript, FaultRule};
+use crate::error::ApiError;
 use crate::hooks::Hooks;
 use crate::record::{self, RequestRecord, Stats};
+use crate::state::InboundSms;
 use crate::state::Shared;
+use crate::validate;
 
 /// A handle on a running server, shared with its request handlers.
 #[derive(Clone)]
@@ -105,6 +110,128 @@ impl Handle {
     /// else's tool) had registered them.
     pub fn set_hooks(&self, fonenumber: &str, hooks: Hooks) {
         self.shared.set_hooks(fonenumber, hooks);
+    }
+
+    /// Every callback sent (with the receiver's status) or lost on purpose, in
+    /// the order they finished.
+    pub fn callbacks(&self) -> Vec<CallbackRecord> {
+        self.shared.callbacks()
+    }
+
+    /// Waits until at least `count` callbacks were recorded, or `timeout`
+    /// passed, and returns them all; a test then asserts on what it got, so that
+    /// a missing callback fails instead of hanging. Polls: do not call it on a
+    /// single-threaded runtime that also runs the receiver.
+    pub fn wait_for_callbacks(&self, count: usize, timeout: Duration) -> Vec<CallbackRecord> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let callbacks = self.callbacks();
+            if callbacks.len() >= count || Instant::now() >= deadline {
+                return callbacks;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// How many times each callback fault rule fired, in the order of the rules.
+    pub fn callback_fault_fires(&self) -> Vec<u32> {
+        self.shared.callback_fault_fires()
+    }
+
+    /// Replaces the disposition scripts (attempt counts go on).
+    pub fn set_dispositions(&self, dispositions: Vec<DispositionScript>) {
+        self.update_config(|config| config.dispositions = dispositions);
+    }
+
+    /// Replaces the callback fault rules, and starts their fire counts from zero.
+    pub fn set_callback_faults(&self, faults: Vec<CallbackRule>) {
+        self.update_config(|config| config.callback_faults = faults);
+    }
+
+    /// Changes the delay between a call's `BEGIN` and `END` callbacks.
+    pub fn set_callback_delay(&self, delay: Duration) {
+        self.update_config(|config| config.callback_delay = delay);
+    }
+
+    /// Simulates an inbound SMS `from` a number `to` one of the account's
+    /// FoneNumbers, as `POST /_simulate/sms` does, and waits for its delivery.
+    /// Blocks: from async code use [`Handle::simulate_sms_async`].
+    pub fn simulate_sms(&self, from: &str, to: &str, text: &str) -> Result<CallbackRecord, String> {
+        validate::sender(from).map_err(|err| err.message)?;
+        let sms = InboundSms {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            text: text.to_owned(),
+            field: None,
+            omit_to: false,
+        };
+        let shared = self.shared.clone();
+        self.block_on(async move { shared.simulate_sms(sms).await })
+    }
+
+    /// [`Handle::simulate_sms`] for async code. `Err` is the error message when
+    /// nothing could be delivered (no URL registered, unknown FoneNumber); a
+    /// failed delivery is `Ok` with the reason in the record.
+    pub async fn simulate_sms_async(
+        &self,
+        from: &str,
+        to: &str,
+        text: &str,
+    ) -> Result<CallbackRecord, String> {
+        let sms = InboundSms {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            text: text.to_owned(),
+            field: None,
+            omit_to: false,
+        };
+        validate::sender(from).map_err(|err| err.message)?;
+        self.shared
+            .simulate_sms(sms)
+            .await
+            .map_err(|err| err.message)
+    }
+
+    /// Simulates an inbound call `from` a number `to` one of the account's
+    /// FoneNumbers, as `POST /_simulate/inbound_call` does, and waits for its
+    /// delivery. Blocks: from async code use
+    /// [`Handle::simulate_inbound_call_async`].
+    pub fn simulate_inbound_call(&self, from: &str, to: &str) -> Result<CallbackRecord, String> {
+        validate::sender(from).map_err(|err| err.message)?;
+        let shared = self.shared.clone();
+        let (from, to) = (from.to_owned(), to.to_owned());
+        self.block_on(async move { shared.simulate_inbound_call(from, to).await })
+    }
+
+    /// [`Handle::simulate_inbound_call`] for async code.
+    pub async fn simulate_inbound_call_async(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<CallbackRecord, String> {
+        validate::sender(from).map_err(|err| err.message)?;
+        self.shared
+            .simulate_inbound_call(from.to_owned(), to.to_owned())
+            .await
+            .map_err(|err| err.message)
+    }
+
+    /// Runs a delivery on the server's runtime and waits for it, bounded by the
+    /// callback timeout (plus slack), so that a sync test never hangs.
+    fn block_on(
+        &self,
+        delivery: impl Future<Output = Result<CallbackRecord, ApiError>> + Send + 'static,
+    ) -> Result<CallbackRecord, String> {
+        let runtime = self.shared.runtime().ok_or("the server is not running")?;
+        let timeout = self.config().callback_timeout + Duration::from_secs(5);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            let _ = sender.send(delivery.await);
+        });
+        receiver
+            .recv_timeout(timeout)
+            .map_err(|_| format!("the delivery did not finish within {timeout:?}"))?
+            .map_err(|err| err.message)
     }
 
     /// A copy of the current configuration.

@@ -10,6 +10,15 @@
 //! which calls were placed (and whether any number was called twice), how many
 //! requests hit the rate limit, and the peak request rate.
 //!
+//! For pages it also keeps FoneStorm's callbacks: it accepts
+//! `POST /calls/send_notify`, `POST /calls/receive_notify` and
+//! `POST /messages/receive`, shows them in `GET /fonenumbers[/{fonenumber}]`,
+//! ends each placed call with a scripted disposition ([`DispositionScript`]) and
+//! sends its `BEGIN` and `END` callbacks to the registered URL (delayed, lost or
+//! duplicated on request, [`CallbackRule`]), and simulates inbound SMS and calls
+//! (`POST /_simulate/sms`, `POST /_simulate/inbound_call`,
+//! [`Handle::simulate_sms`]). Every callback is recorded ([`Handle::callbacks`]).
+//!
 //! ```no_run
 //! use fonestorm_testserver::{Config, Fault, FaultRule, TestServer};
 //!
@@ -26,6 +35,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod api;
+mod callback;
 mod config;
 mod error;
 mod handle;
@@ -37,9 +47,13 @@ mod state;
 mod token;
 mod validate;
 
-pub use config::{Config, Fault, FaultRule};
+pub use callback::{CallbackKind, CallbackRecord};
+pub use config::{
+    CallbackFault, CallbackRule, Config, DispositionScript, Fault, FaultRule, NumberStyle, Outcome,
+    SmsTextField,
+};
 pub use handle::Handle;
 pub use hooks::{HookMethod, Hooks, OptionsSpelling, SmsHook, UrlHook};
 pub use record::{Placed, RequestRecord, Stats};
 pub use server::{TestServer, serve};
-pub use spec::{FaultSpecError, parse_duration};
+pub use spec::{DEFAULT_BILLABLE_SECONDS, FaultSpecError, SpecError, parse_duration};

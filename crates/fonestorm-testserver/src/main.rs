@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use fonestorm_testserver::{
-    Config, FaultRule, HookMethod, Hooks, OptionsSpelling, SmsHook, UrlHook, parse_duration, serve,
+    CallbackRule, Config, DispositionScript, FaultRule, HookMethod, Hooks, NumberStyle,
+    OptionsSpelling, SmsHook, SmsTextField, UrlHook, parse_duration, serve,
 };
 
 /// A FoneStorm-compatible test server with fault injection (binds 127.0.0.1 only).
@@ -62,6 +63,35 @@ struct Args {
     /// the first one. E.g. `send_notify=https://pager.example.com/hook`.
     #[arg(long = "hook", value_name = "SPEC", value_parser = hook)]
     hooks: Vec<(Option<String>, HookPreset)>,
+    /// How calls to a number end, attempt by attempt (repeatable, first match wins):
+    /// `to=NUMBER:OUTCOMES` or `any:OUTCOMES`, OUTCOMES a `,`-joined list of
+    /// `DISPOSITION[/DURATION]` (ANSWERED, NO_ANSWER, BUSY, CANCEL, REJECTED,
+    /// FAILED:CODE); the last repeats. E.g. `to=13125550101:NO_ANSWER,ANSWERED/30s`.
+    /// Other calls end ANSWERED with 30 billable seconds.
+    #[arg(long = "disposition", value_name = "SPEC")]
+    dispositions: Vec<DispositionScript>,
+    /// Delay between a call's BEGIN and END callbacks, e.g. `200ms`.
+    #[arg(long, value_parser = parse_duration, default_value = "0")]
+    callback_delay: Duration,
+    /// How long one callback delivery may take before it is given up.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    callback_timeout: Duration,
+    /// Lose or duplicate callbacks (repeatable, tried in order): `MATCHERS:FAULT[xN]`,
+    /// MATCHERS `any` or `,`-joined `to=NUMBER` and `nth=N` (the n-th placed call),
+    /// FAULT `lose-begin`, `lose-end`, `lose-both` or `duplicate-end`.
+    #[arg(long = "callback-fault", value_name = "SPEC")]
+    callback_faults: Vec<CallbackRule>,
+    /// The `account_code` of call callbacks.
+    #[arg(long, default_value_t = Config::default().account_code)]
+    account_code: String,
+    /// Write numbers in callbacks as E.164 with `+` (`+13214991000`) instead of as
+    /// dialed.
+    #[arg(long)]
+    plus_numbers: bool,
+    /// The field of inbound SMS callbacks that carries the text: `message`, `msg`,
+    /// `text` or `body`.
+    #[arg(long, default_value = "message", value_parser = sms_text_field)]
+    sms_text_field: SmsTextField,
     /// Show callbacks under `voice_options`/`sms_options` instead of
     /// `call_options`/`message_options` in `GET /fonenumbers`.
     #[arg(long)]
@@ -103,6 +133,18 @@ impl Args {
             faults: self.faults,
             auth_faults: self.auth_faults,
             hooks,
+            dispositions: self.dispositions,
+            default_outcome: defaults.default_outcome,
+            callback_delay: self.callback_delay,
+            callback_timeout: self.callback_timeout,
+            callback_faults: self.callback_faults,
+            account_code: self.account_code,
+            number_style: if self.plus_numbers {
+                NumberStyle::Plus
+            } else {
+                NumberStyle::AsDialed
+            },
+            sms_text_field: self.sms_text_field,
             options_spelling: if self.voice_options {
                 OptionsSpelling::Voice
             } else {
@@ -125,6 +167,11 @@ fn fonenumber(text: &str) -> Result<String, String> {
     }
 }
 
+fn sms_text_field(text: &str) -> Result<SmsTextField, String> {
+    SmsTextField::parse(text)
+        .ok_or_else(|| format!("expected `message`, `msg`, `text` or `body`, got `{text}`"))
+}
+
 /// Reads a `--hook` spec.
 fn hook(text: &str) -> Result<(Option<String>, HookPreset), String> {
     let (target, value) = text
@@ -136,10 +183,16 @@ fn hook(text: &str) -> Result<(Option<String>, HookPreset), String> {
     };
     let url = |value: &str| {
         let parsed = reqwest::Url::parse(value).map_err(|err| format!("`{value}`: {err}"))?;
-        if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() {
+        if matches!(parsed.scheme(), "http" | "https")
+            && parsed.host_str().is_some()
+            && parsed.username().is_empty()
+            && parsed.password().is_none()
+        {
             Ok(value.to_owned())
         } else {
-            Err(format!("`{value}` is not an http or https URL"))
+            Err(format!(
+                "`{value}` is not an http or https URL without credentials"
+            ))
         }
     };
     let preset = match event {
@@ -175,6 +228,12 @@ async fn main() -> ExitCode {
     };
     for rule in &config.faults {
         eprintln!("fault: {rule}");
+    }
+    for script in &config.dispositions {
+        eprintln!("disposition: {script}");
+    }
+    for rule in &config.callback_faults {
+        eprintln!("callback fault: {rule}");
     }
     let (handle, serving) = match serve(listener, config) {
         Ok(served) => served,
@@ -277,6 +336,38 @@ mod tests {
     }
 
     #[test]
+    fn callback_flags_build_the_config() {
+        let config = Args::try_parse_from([
+            "fonestorm-testserver",
+            "--disposition",
+            "to=13125550101:NO_ANSWER,ANSWERED/30s",
+            "--callback-delay",
+            "200ms",
+            "--callback-timeout",
+            "1s",
+            "--callback-fault",
+            "nth=2:lose-end",
+            "--account-code",
+            "77",
+            "--plus-numbers",
+            "--sms-text-field",
+            "msg",
+        ])
+        .unwrap()
+        .config();
+        assert_eq!(
+            config.dispositions,
+            ["to=13125550101:NO_ANSWER,ANSWERED/30s".parse().unwrap()]
+        );
+        assert_eq!(config.callback_delay, Duration::from_millis(200));
+        assert_eq!(config.callback_timeout, Duration::from_secs(1));
+        assert_eq!(config.callback_faults, ["nth=2:lose-end".parse().unwrap()]);
+        assert_eq!(config.account_code, "77");
+        assert_eq!(config.number_style, NumberStyle::Plus);
+        assert_eq!(config.sms_text_field, SmsTextField::Msg);
+    }
+
+    #[test]
     fn defaults_match_the_library() {
         let config = Args::try_parse_from(["fonestorm-testserver"])
             .unwrap()
@@ -303,6 +394,11 @@ mod tests {
             &["--hook", "12/send_notify=http://x.example/"],
             &["--hook", "sms-forward=abc"],
             &["--hook", "other=http://x.example/"],
+            &["--hook", "sms=http://u:p@x.example/"],
+            &["--disposition", "any:answered"],
+            &["--callback-fault", "nth=1:drop"],
+            &["--callback-delay", "5"],
+            &["--sms-text-field", "content"],
         ] {
             let argv = std::iter::once("fonestorm-testserver").chain(args.iter().copied());
             assert!(Args::try_parse_from(argv).is_err(), "{args:?}");

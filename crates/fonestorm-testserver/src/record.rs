@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::Fault;
+use crate::callback::CallbackRecord;
+use crate::config::{Fault, Outcome};
 
 /// Whether a call request counts as a placed call: what a real account would
 /// have been charged for, and what "never call anyone twice" is checked against.
@@ -63,6 +64,11 @@ pub struct RequestRecord {
     pub rate_limited: bool,
     /// The injected fault that decided the answer, if any.
     pub fault: Option<Fault>,
+    /// For a call counted as placed: the `uid` of its callbacks (the `call.id`
+    /// answered, when one was).
+    pub uid: Option<String>,
+    /// For a call counted as placed: how it ended, as its `END` callback says.
+    pub outcome: Option<Outcome>,
 }
 
 impl RequestRecord {
@@ -82,6 +88,8 @@ impl RequestRecord {
             placed: Placed::No,
             rate_limited: false,
             fault: None,
+            uid: None,
+            outcome: None,
         }
     }
 
@@ -175,6 +183,8 @@ pub struct Stats {
     pub max_requests_in_one_second: usize,
     /// How many times each fault rule fired, in the order of the rules.
     pub fault_fires: Vec<u32>,
+    /// Every callback sent or lost, in the order they finished.
+    pub callbacks: Vec<CallbackRecord>,
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub fn serve(
     listener: TcpListener,
     config: Config,
 ) -> io::Result<(Handle, impl Future<Output = ()> + Send + 'static)> {
-    let shared = Arc::new(Shared::new(config, listener.local_addr()?));
+    let shared = Arc::new(Shared::new(config, listener.local_addr()?)?);
     let handle = Handle {
         shared: shared.clone(),
     };
@@ -45,6 +45,7 @@ pub fn serve(
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    shared.set_runtime(tokio::runtime::Handle::current());
     let router = api::router(shared.clone());
     // Owning the connection tasks means dropping this future aborts them all.
     let mut connections = JoinSet::new();

@@ -13,7 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::config::{Fault, FaultRule};
+use crate::config::{CallbackFault, CallbackRule, DispositionScript, Fault, FaultRule, Outcome};
 
 /// Why a fault spec could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +148,209 @@ impl fmt::Display for FaultRule {
     }
 }
 
+/// The billable seconds of an `ANSWERED` outcome written without a duration.
+pub const DEFAULT_BILLABLE_SECONDS: u64 = 30;
+
+/// The most outcomes one disposition script may list.
+const MAX_OUTCOMES: usize = 100;
+
+/// Why a disposition script or callback fault spec could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    what: &'static str,
+    spec: String,
+    reason: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {} `{}`: {}", self.what, self.spec, self.reason)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// Reads `to=NUMBER:OUTCOMES` or `any:OUTCOMES`, OUTCOMES being a `,`-joined list
+/// of `DISPOSITION[/DURATION]`, e.g. `to=13125550101:NO_ANSWER,ANSWERED/30s`.
+impl FromStr for DispositionScript {
+    type Err = SpecError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        parse_script(spec).map_err(|reason| SpecError {
+            what: "disposition",
+            spec: spec.to_owned(),
+            reason,
+        })
+    }
+}
+
+fn parse_script(spec: &str) -> Result<DispositionScript, String> {
+    let (matcher, outcomes) = spec.split_once(':').ok_or(
+        "expected `to=NUMBER:OUTCOMES` or `any:OUTCOMES`, e.g. `any:NO_ANSWER,ANSWERED/30s`",
+    )?;
+    let to = parse_to_matcher(matcher)?;
+    let outcomes = outcomes
+        .split(',')
+        .map(parse_outcome)
+        .collect::<Result<Vec<_>, _>>()?;
+    if outcomes.len() > MAX_OUTCOMES {
+        return Err(format!("at most {MAX_OUTCOMES} outcomes"));
+    }
+    Ok(DispositionScript { to, outcomes })
+}
+
+/// `any` or `to=DIGITS`.
+fn parse_to_matcher(matcher: &str) -> Result<Option<String>, String> {
+    if matcher == "any" {
+        return Ok(None);
+    }
+    match matcher.strip_prefix("to=") {
+        Some(to) if !to.is_empty() && to.len() <= 32 && to.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Some(to.to_owned()))
+        }
+        Some(to) => Err(format!("`to` must be digits, got `{to}`")),
+        None => Err(format!("expected `any` or `to=NUMBER`, got `{matcher}`")),
+    }
+}
+
+fn parse_outcome(text: &str) -> Result<Outcome, String> {
+    let (disposition, billable) = match text.split_once('/') {
+        Some((disposition, duration)) => {
+            let seconds = parse_duration(duration)?.as_secs();
+            (disposition, Some(seconds))
+        }
+        None => (text, None),
+    };
+    let known = matches!(
+        disposition,
+        "ANSWERED" | "NO_ANSWER" | "BUSY" | "CANCEL" | "REJECTED"
+    ) || disposition.strip_prefix("FAILED:").is_some_and(|code| {
+        (1..=16).contains(&code.len())
+            && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    });
+    if !known {
+        return Err(format!(
+            "unknown disposition `{disposition}`, expected ANSWERED, NO_ANSWER, BUSY, CANCEL, \
+             REJECTED or FAILED:<code>"
+        ));
+    }
+    let default = if disposition == "ANSWERED" {
+        DEFAULT_BILLABLE_SECONDS
+    } else {
+        0
+    };
+    Ok(Outcome {
+        disposition: disposition.to_owned(),
+        billable_seconds: billable.unwrap_or(default),
+    })
+}
+
+/// Writes the script as a spec that parses back to it.
+impl fmt::Display for DispositionScript {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.to {
+            Some(to) => write!(f, "to={to}:")?,
+            None => f.write_str("any:")?,
+        }
+        let outcomes: Vec<String> = self
+            .outcomes
+            .iter()
+            .map(|outcome| format!("{}/{}s", outcome.disposition, outcome.billable_seconds))
+            .collect();
+        f.write_str(&outcomes.join(","))
+    }
+}
+
+/// Reads `MATCHERS:FAULT[xN]`: MATCHERS `any` or `,`-joined `to=NUMBER` and
+/// `nth=N` (the n-th placed call); FAULT `lose-begin`, `lose-end`, `lose-both`
+/// or `duplicate-end`.
+impl FromStr for CallbackRule {
+    type Err = SpecError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        parse_callback_rule(spec).map_err(|reason| SpecError {
+            what: "callback fault",
+            spec: spec.to_owned(),
+            reason,
+        })
+    }
+}
+
+fn parse_callback_rule(spec: &str) -> Result<CallbackRule, String> {
+    let (matchers, fault) = spec
+        .split_once(':')
+        .ok_or("expected `MATCHERS:FAULT`, e.g. `nth=2:lose-end`")?;
+    let (fault, times) = match fault.rsplit_once('x') {
+        Some((fault, times)) if !times.is_empty() && times.bytes().all(|b| b.is_ascii_digit()) => {
+            let times = times
+                .parse()
+                .map_err(|_| format!("`x{times}` is too many times"))?;
+            (fault, Some(times))
+        }
+        _ => (fault, None),
+    };
+    let fault = match fault {
+        "lose-begin" => CallbackFault::LoseBegin,
+        "lose-end" => CallbackFault::LoseEnd,
+        "lose-both" => CallbackFault::LoseBoth,
+        "duplicate-end" => CallbackFault::DuplicateEnd,
+        _ => {
+            return Err(format!(
+                "unknown callback fault `{fault}`, expected `lose-begin`, `lose-end`, \
+                 `lose-both` or `duplicate-end`"
+            ));
+        }
+    };
+    let mut rule = CallbackRule::new(fault);
+    rule.times = times;
+    if matchers != "any" {
+        for matcher in matchers.split(',') {
+            match matcher.split_once('=') {
+                Some(("to", _)) => rule.to = parse_to_matcher(matcher)?,
+                Some(("nth", value)) => match value.parse() {
+                    Ok(0) => return Err("`nth` counts from 1".to_owned()),
+                    Ok(n) => rule.nth = Some(n),
+                    Err(_) => return Err(format!("`nth` must be a number, got `{value}`")),
+                },
+                _ => return Err(format!("expected `to=` or `nth=`, got `{matcher}`")),
+            }
+        }
+    }
+    Ok(rule)
+}
+
+impl fmt::Display for CallbackFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CallbackFault::LoseBegin => "lose-begin",
+            CallbackFault::LoseEnd => "lose-end",
+            CallbackFault::LoseBoth => "lose-both",
+            CallbackFault::DuplicateEnd => "duplicate-end",
+        })
+    }
+}
+
+/// Writes the rule as a spec that parses back to it.
+impl fmt::Display for CallbackRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut matchers = Vec::new();
+        if let Some(to) = &self.to {
+            matchers.push(format!("to={to}"));
+        }
+        if let Some(nth) = self.nth {
+            matchers.push(format!("nth={nth}"));
+        }
+        if matchers.is_empty() {
+            matchers.push("any".to_owned());
+        }
+        write!(f, "{}:{}", matchers.join(","), self.fault)?;
+        if let Some(times) = self.times {
+            write!(f, "x{times}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads a duration such as `250ms`, `1s`, `1.5s` or `2m`; `0` needs no unit.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -266,6 +469,89 @@ mod tests {
             let err = spec.parse::<FaultRule>().unwrap_err().to_string();
             assert!(err.contains(reason), "{spec}: {err}");
             assert!(err.starts_with(&format!("invalid fault `{spec}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn disposition_scripts() {
+        let script: DispositionScript = "to=13125550101:NO_ANSWER,ANSWERED/30s".parse().unwrap();
+        assert_eq!(
+            script,
+            DispositionScript {
+                to: Some("13125550101".to_owned()),
+                outcomes: vec![Outcome::unanswered("NO_ANSWER"), Outcome::answered(30)],
+            }
+        );
+        let script: DispositionScript = "any:FAILED:503,BUSY/2s,ANSWERED".parse().unwrap();
+        assert_eq!(script.to, None);
+        assert_eq!(
+            script.outcomes,
+            [
+                Outcome::unanswered("FAILED:503"),
+                Outcome {
+                    disposition: "BUSY".to_owned(),
+                    billable_seconds: 2
+                },
+                Outcome::answered(DEFAULT_BILLABLE_SECONDS),
+            ]
+        );
+        assert_eq!(
+            script.to_string().parse::<DispositionScript>().unwrap(),
+            script
+        );
+    }
+
+    #[test]
+    fn bad_disposition_scripts() {
+        let too_many = format!("any:{}", vec!["BUSY"; 101].join(","));
+        for (spec, reason) in [
+            ("NO_ANSWER", "expected `to=NUMBER:OUTCOMES`"),
+            ("to=+1:BUSY", "`to` must be digits"),
+            ("nth=1:BUSY", "expected `any` or `to=NUMBER`"),
+            ("any:answered", "unknown disposition `answered`"),
+            ("any:", "unknown disposition ``"),
+            ("any:BUSY,,ANSWERED", "unknown disposition ``"),
+            ("any:FAILED:", "unknown disposition `FAILED:`"),
+            ("any:FAILED:a b", "unknown disposition"),
+            ("any:ANSWERED/30", "needs a unit"),
+            (too_many.as_str(), "at most 100 outcomes"),
+        ] {
+            let err = spec.parse::<DispositionScript>().unwrap_err().to_string();
+            assert!(err.contains(reason), "{spec}: {err}");
+            assert!(err.starts_with("invalid disposition `"), "{err}");
+        }
+    }
+
+    #[test]
+    fn callback_rules() {
+        assert_eq!(
+            "nth=2:lose-end".parse::<CallbackRule>().unwrap(),
+            CallbackRule::new(CallbackFault::LoseEnd).nth(2)
+        );
+        assert_eq!(
+            "to=13125550101:duplicate-endx1"
+                .parse::<CallbackRule>()
+                .unwrap(),
+            CallbackRule::new(CallbackFault::DuplicateEnd)
+                .to("13125550101")
+                .times(1)
+        );
+        for spec in [
+            "any:lose-both",
+            "to=1,nth=3:lose-beginx2",
+            "any:duplicate-end",
+        ] {
+            assert_eq!(spec.parse::<CallbackRule>().unwrap().to_string(), spec);
+        }
+        for spec in [
+            "lose-end",
+            "nth=0:lose-end",
+            "any:drop",
+            "after=1:lose-end",
+            "to=x:lose-end",
+        ] {
+            let err = spec.parse::<CallbackRule>().unwrap_err().to_string();
+            assert!(err.starts_with("invalid callback fault"), "{err}");
         }
     }
 

@@ -4,19 +4,21 @@
 //! agree on the order of requests. It is never held across an `.await`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::io;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::config::{Config, Fault, FaultRule};
+use crate::callback::{self, CallJob, CallbackKind, CallbackRecord, Delivery};
+use crate::config::{CallbackFault, Config, Fault, FaultRule, SmsTextField};
 use crate::error::ApiError;
-use crate::hooks::{self, Hooks};
+use crate::hooks::{self, Hooks, SmsHook};
 use crate::record::{self, Placed, RequestRecord, Stats};
 use crate::token;
-use crate::validate::{self, AuthRequest, DEFAULT_EXPIRES};
+use crate::validate::{self, AuthRequest, CallRequest, DEFAULT_EXPIRES};
 
 /// The length of the rate limiter's sliding window.
 pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(1);
@@ -27,6 +29,11 @@ pub(crate) struct Shared {
     addr: SocketAddr,
     inner: Mutex<Inner>,
     shutdown: watch::Sender<bool>,
+    /// Delivers callbacks.
+    client: reqwest::Client,
+    /// The runtime the server runs on, for [`Handle`](crate::Handle) methods
+    /// that deliver a callback from a thread outside it.
+    runtime: OnceLock<tokio::runtime::Handle>,
 }
 
 /// The mutable part of the shared state.
@@ -52,6 +59,12 @@ struct Inner {
     calls_placed: u64,
     /// The callbacks registered per FoneNumber.
     hooks: BTreeMap<String, Hooks>,
+    /// Calls counted as placed per dial string, for the disposition scripts.
+    attempts: HashMap<String, u64>,
+    /// How many times each of `config.callback_faults` fired.
+    callback_fault_fires: Vec<u32>,
+    /// Every callback sent or lost, in the order they finished.
+    callbacks: Vec<CallbackRecord>,
 }
 
 /// An admitted request: where its record is, and its number among call requests
@@ -59,6 +72,20 @@ struct Inner {
 pub(crate) struct Ticket {
     pub(crate) index: usize,
     pub(crate) nth_call: u64,
+}
+
+/// An inbound SMS to simulate.
+#[derive(Debug, Clone)]
+pub(crate) struct InboundSms {
+    /// The sender, sent as given.
+    pub(crate) from: String,
+    /// The FoneNumber it is sent to.
+    pub(crate) to: String,
+    pub(crate) text: String,
+    /// The field for the text; the configured one when `None`.
+    pub(crate) field: Option<SmsTextField>,
+    /// Leave `to` out of the callback, which clients must cope with.
+    pub(crate) omit_to: bool,
 }
 
 /// Which call callback a registration sets.
@@ -74,18 +101,30 @@ pub(crate) enum NotifyEvent {
 pub(crate) enum CallPlan {
     /// Answer this error at once; the call is not placed.
     Reject(ApiError),
-    /// Answer `201` with this id after the latency; the call is placed.
-    Place { id: String, latency: Duration },
-    /// Inject this fault; the placement is already recorded.
-    Inject { fault: Fault, latency: Duration },
+    /// Answer `201` with this id after the latency; the call is placed. Then
+    /// send its callbacks, if any.
+    Place {
+        id: String,
+        latency: Duration,
+        callbacks: Option<CallJob>,
+    },
+    /// Inject this fault; the placement is already recorded. A call counted as
+    /// placed may have callbacks all the same (sent at once).
+    Inject {
+        fault: Fault,
+        latency: Duration,
+        callbacks: Option<CallJob>,
+    },
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, addr: SocketAddr) -> Self {
+    pub(crate) fn new(config: Config, addr: SocketAddr) -> io::Result<Self> {
+        let client = callback::client().map_err(io::Error::other)?;
+        let callback_fault_fires = vec![0; config.callback_faults.len()];
         let fault_fires = vec![0; config.faults.len()];
         let auth_fault_fires = vec![0; config.auth_faults.len()];
         let hooks = config.hooks.clone();
-        Shared {
+        Ok(Shared {
             started: Instant::now(),
             addr,
             inner: Mutex::new(Inner {
@@ -101,9 +140,14 @@ impl Shared {
                 calls_seen: 0,
                 calls_placed: 0,
                 hooks,
+                attempts: HashMap::new(),
+                callback_fault_fires,
+                callbacks: Vec::new(),
             }),
             shutdown: watch::channel(false).0,
-        }
+            client,
+            runtime: OnceLock::new(),
+        })
     }
 
     /// The state; a handler that panicked cannot leave it half-updated in a way
@@ -167,6 +211,174 @@ impl Shared {
             index: inner.records.len() - 1,
             nth_call,
         })
+    }
+
+    /// Milliseconds since the server started, for the callback records.
+    fn ms_since_start(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Remembers the runtime the server runs on; the first call wins.
+    pub(crate) fn set_runtime(&self, runtime: tokio::runtime::Handle) {
+        let _ = self.runtime.set(runtime);
+    }
+
+    /// The runtime the server runs on, once it runs.
+    pub(crate) fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime.get().cloned()
+    }
+
+    /// Sends one callback, once, and records how it went.
+    async fn deliver(&self, delivery: &Delivery) -> CallbackRecord {
+        let timeout = self.lock().config.callback_timeout;
+        let mut record = delivery.record(self.ms_since_start());
+        match callback::send(&self.client, delivery, timeout).await {
+            Ok(status) => record.receiver_status = Some(status),
+            Err(err) => record.error = Some(err),
+        }
+        self.keep_callback(record.clone());
+        record
+    }
+
+    /// Records a callback lost on purpose.
+    fn lose(&self, delivery: &Delivery) {
+        let mut record = delivery.record(self.ms_since_start());
+        record.lost = true;
+        self.keep_callback(record);
+    }
+
+    fn keep_callback(&self, record: CallbackRecord) {
+        let mut inner = self.lock();
+        if inner.config.log {
+            eprintln!("{}", callback::log_line(&record));
+        }
+        inner.callbacks.push(record);
+    }
+
+    /// Sends a placed call's `BEGIN`, waits the callback delay, sends its `END`,
+    /// each as its callback fault says.
+    async fn run_call_job(self: Arc<Self>, job: CallJob) {
+        let fault = job.fault;
+        if matches!(
+            fault,
+            Some(CallbackFault::LoseBegin | CallbackFault::LoseBoth)
+        ) {
+            self.lose(&job.begin);
+        } else {
+            self.deliver(&job.begin).await;
+        }
+        let delay = self.lock().config.callback_delay;
+        tokio::time::sleep(delay).await;
+        let end = job.end();
+        if matches!(
+            fault,
+            Some(CallbackFault::LoseEnd | CallbackFault::LoseBoth)
+        ) {
+            self.lose(&end);
+        } else {
+            self.deliver(&end).await;
+            if fault == Some(CallbackFault::DuplicateEnd) {
+                self.deliver(&end).await;
+            }
+        }
+    }
+
+    /// Sends a call's callbacks in the background, so that they never hold up an
+    /// answer. Must be called on the server's runtime.
+    pub(crate) fn spawn_call_callbacks(self: &Arc<Self>, job: Option<CallJob>) {
+        if let Some(job) = job {
+            tokio::spawn(self.clone().run_call_job(job));
+        }
+    }
+
+    /// Delivers an inbound SMS to the FoneNumber's `messages/receive` URL.
+    pub(crate) async fn simulate_sms(&self, sms: InboundSms) -> Result<CallbackRecord, ApiError> {
+        let delivery = {
+            let inner = self.lock();
+            validate::account_fonenumber(&sms.to, &inner.config.fonenumbers)?;
+            let hook = match inner.hooks.get(&sms.to).and_then(|hooks| hooks.sms.clone()) {
+                Some(SmsHook::Url(hook)) => hook,
+                Some(other) => {
+                    return Err(ApiError::new(
+                        409,
+                        format!(
+                            "SMS to `{}` are delivered by `{}`, not to a URL",
+                            sms.to,
+                            other.kind()
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(ApiError::new(
+                        409,
+                        format!("no `messages/receive` URL is registered for `{}`", sms.to),
+                    ));
+                }
+            };
+            let field = sms.field.unwrap_or(inner.config.sms_text_field);
+            let mut fields = BTreeMap::from([
+                ("from".to_owned(), json!(sms.from)),
+                (field.as_str().to_owned(), json!(sms.text)),
+            ]);
+            if !sms.omit_to {
+                let to = inner.config.number_style.write(&sms.to);
+                fields.insert("to".to_owned(), json!(to));
+            }
+            Delivery {
+                kind: CallbackKind::Sms,
+                fonenumber: sms.to,
+                hook,
+                fields,
+            }
+        };
+        Ok(self.deliver(&delivery).await)
+    }
+
+    /// Delivers an inbound call's callback (`BEGIN`) to the FoneNumber's
+    /// `receive_notify` URL.
+    pub(crate) async fn simulate_inbound_call(
+        &self,
+        from: String,
+        to: String,
+    ) -> Result<CallbackRecord, ApiError> {
+        let delivery = {
+            let inner = self.lock();
+            validate::account_fonenumber(&to, &inner.config.fonenumbers)?;
+            let Some(hook) = inner
+                .hooks
+                .get(&to)
+                .and_then(|hooks| hooks.receive_notify.clone())
+            else {
+                return Err(ApiError::new(
+                    409,
+                    format!("no `receive_notify` URL is registered for `{to}`"),
+                ));
+            };
+            let fields = BTreeMap::from([
+                ("uid".to_owned(), json!(token::call_id())),
+                ("account_code".to_owned(), json!(inner.config.account_code)),
+                ("direction".to_owned(), json!("INBOUND")),
+                ("status".to_owned(), json!("BEGIN")),
+                ("from".to_owned(), json!(from)),
+                ("to".to_owned(), json!(inner.config.number_style.write(&to))),
+                ("type".to_owned(), json!("VOICE")),
+            ]);
+            Delivery {
+                kind: CallbackKind::InboundCall,
+                fonenumber: to,
+                hook,
+                fields,
+            }
+        };
+        Ok(self.deliver(&delivery).await)
+    }
+
+    pub(crate) fn callbacks(&self) -> Vec<CallbackRecord> {
+        self.lock().callbacks.clone()
+    }
+
+    pub(crate) fn callback_fault_fires(&self) -> Vec<u32> {
+        self.lock().callback_fault_fires.clone()
     }
 
     /// Changes an admitted request's record.
@@ -276,9 +488,12 @@ impl Shared {
             });
         let Some(rule) = rule else {
             inner.place(ticket.index, Placed::Yes, None);
+            let id = token::call_id();
+            let callbacks = inner.call_callbacks(ticket.index, &call, &id);
             return CallPlan::Place {
-                id: token::call_id(),
+                id,
                 latency,
+                callbacks,
             };
         };
         inner.fault_fires[rule] += 1;
@@ -299,7 +514,16 @@ impl Shared {
             inner.revoked.insert(token.to_owned());
         }
         inner.place(ticket.index, placed, Some(fault));
-        CallPlan::Inject { fault, latency }
+        let callbacks = if placed.counts() {
+            inner.call_callbacks(ticket.index, &call, &token::call_id())
+        } else {
+            None
+        };
+        CallPlan::Inject {
+            fault,
+            latency,
+            callbacks,
+        }
     }
 
     /// Records the presented token and checks it, for the requests other than
@@ -380,7 +604,11 @@ impl Shared {
         let mut inner = self.lock();
         let before = inner.config.faults.clone();
         let auth_before = inner.config.auth_faults.clone();
+        let callback_before = inner.config.callback_faults.clone();
         change(&mut inner.config);
+        if inner.config.callback_faults != callback_before {
+            inner.callback_fault_fires = vec![0; inner.config.callback_faults.len()];
+        }
         if inner.config.faults != before {
             inner.fault_fires = vec![0; inner.config.faults.len()];
         }
@@ -419,11 +647,79 @@ impl Shared {
             tokens_seen: inner.tokens_seen.clone(),
             max_requests_in_one_second: record::max_in_any_window(records, RATE_WINDOW),
             fault_fires: inner.fault_fires.clone(),
+            callbacks: inner.callbacks.clone(),
         }
     }
 }
 
 impl Inner {
+    /// Decides how a call counted as placed ends and, when `send_notify` is
+    /// registered for its caller id, the callbacks to send for it.
+    fn call_callbacks(&mut self, index: usize, call: &CallRequest, uid: &str) -> Option<CallJob> {
+        let attempt = {
+            let count = self.attempts.entry(call.to.clone()).or_insert(0);
+            *count += 1;
+            *count
+        };
+        let outcome = self
+            .config
+            .dispositions
+            .iter()
+            .find(|script| script.to.as_deref().is_none_or(|to| to == call.to))
+            .and_then(|script| script.outcome(attempt))
+            .unwrap_or(&self.config.default_outcome)
+            .clone();
+        if let Some(record) = self.records.get_mut(index) {
+            record.outcome = Some(outcome.clone());
+            record.uid = Some(uid.to_owned());
+        }
+        let hook = self
+            .hooks
+            .get(&call.fonenumber)
+            .and_then(|hooks| hooks.send_notify.clone())?;
+        let nth_placed = self.calls_placed;
+        let rule = self
+            .config
+            .callback_faults
+            .iter()
+            .zip(&self.callback_fault_fires)
+            .position(|(rule, &fired)| {
+                rule.times.is_none_or(|times| fired < times) && rule.matches(&call.to, nth_placed)
+            });
+        let fault = rule.map(|rule| {
+            self.callback_fault_fires[rule] += 1;
+            self.config.callback_faults[rule].fault
+        });
+        let style = self.config.number_style;
+        let begin = BTreeMap::from([
+            ("uid".to_owned(), json!(uid)),
+            ("account_code".to_owned(), json!(self.config.account_code)),
+            ("direction".to_owned(), json!("OUTBOUND")),
+            ("status".to_owned(), json!("BEGIN")),
+            ("from".to_owned(), json!(style.write(&call.fonenumber))),
+            ("to".to_owned(), json!(style.write(&call.to))),
+            ("type".to_owned(), json!("VOICE")),
+        ]);
+        let end_fields = BTreeMap::from([
+            ("status".to_owned(), json!("END")),
+            ("disposition".to_owned(), json!(outcome.disposition)),
+            (
+                "billable_seconds".to_owned(),
+                json!(outcome.billable_seconds),
+            ),
+        ]);
+        Some(CallJob {
+            begin: Delivery {
+                kind: CallbackKind::Call,
+                fonenumber: call.fonenumber.clone(),
+                hook,
+                fields: begin,
+            },
+            end_fields,
+            fault,
+        })
+    }
+
     /// One FoneNumber as the API shows it.
     fn view(&self, fonenumber: &str) -> Value {
         let empty = Hooks::default();

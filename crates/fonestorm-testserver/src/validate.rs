@@ -5,8 +5,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::SmsTextField;
 use crate::error::ApiError;
 use crate::hooks::{HookMethod, MAX_CREDENTIAL_LEN, MAX_URL_LEN, SmsHook, UrlHook};
+use crate::state::InboundSms;
 
 /// The service types the API knows.
 pub(crate) const SERVICE_TYPES: [&str; 5] =
@@ -217,6 +219,80 @@ pub(crate) fn message_receive_request(
     Ok((request.fonenumber, hook))
 }
 
+/// The longest `from` a simulation accepts.
+const MAX_FROM_LEN: usize = 64;
+
+/// The longest SMS text a simulation accepts (ten concatenated SMS).
+const MAX_SMS_LEN: usize = 1600;
+
+/// A `POST /_simulate/sms` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulateSms {
+    from: String,
+    to: String,
+    text: String,
+    field: Option<String>,
+    #[serde(default)]
+    omit_to: bool,
+}
+
+/// A `POST /_simulate/inbound_call` body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulateCall {
+    from: String,
+    to: String,
+}
+
+/// Checks a `POST /_simulate/sms` body.
+pub(crate) fn simulate_sms(body: Value) -> Result<InboundSms, ApiError> {
+    let sms: SimulateSms = serde_json::from_value(body)
+        .map_err(|err| ApiError::bad_request(format!("invalid simulated SMS: {err}")))?;
+    sender(&sms.from)?;
+    if sms.text.chars().count() > MAX_SMS_LEN {
+        return Err(ApiError::bad_request(format!(
+            "`text` is longer than {MAX_SMS_LEN} characters"
+        )));
+    }
+    let field = match &sms.field {
+        Some(name) => Some(SmsTextField::parse(name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`field` must be one of message, msg, text, body, got `{}`",
+                shorten(name)
+            ))
+        })?),
+        None => None,
+    };
+    Ok(InboundSms {
+        from: sms.from,
+        to: sms.to,
+        text: sms.text,
+        field,
+        omit_to: sms.omit_to,
+    })
+}
+
+/// Checks a `POST /_simulate/inbound_call` body: the caller and the FoneNumber.
+pub(crate) fn simulate_call(body: Value) -> Result<(String, String), ApiError> {
+    let call: SimulateCall = serde_json::from_value(body)
+        .map_err(|err| ApiError::bad_request(format!("invalid simulated call: {err}")))?;
+    sender(&call.from)?;
+    Ok((call.from, call.to))
+}
+
+/// A sender is sent as given (so that clients' normalising can be tested), but
+/// bounded and printable.
+pub(crate) fn sender(from: &str) -> Result<(), ApiError> {
+    if from.is_empty() || from.chars().count() > MAX_FROM_LEN || from.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(format!(
+            "`from` must be 1 to {MAX_FROM_LEN} printable characters"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a FoneNumber's form (`400`) and that the account has it (`404`).
 pub(crate) fn account_fonenumber(fonenumber: &str, fonenumbers: &[String]) -> Result<(), ApiError> {
     if !is_fonenumber(fonenumber) {
@@ -259,6 +335,13 @@ pub(crate) fn callback_url(field: &str, url: &str) -> Result<(), ApiError> {
         return Err(ApiError::bad_request(format!(
             "`{field}` must be an http or https URL, got `{}`",
             shorten(url)
+        )));
+    }
+    // Credentials in the URL would be shown back by `GET /fonenumbers`; they
+    // belong in `url_username`/`url_password`, which are never shown.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "`{field}` must not hold credentials, use `url_username` and `url_password`"
         )));
     }
     Ok(())

@@ -104,3 +104,110 @@ fn a_bad_fault_spec_is_refused() {
     );
     assert!(output.stdout.is_empty());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn preset_hooks_scripted_dispositions_and_simulations_from_flags() {
+    let receiver = crate::receiver::Receiver::start(crate::receiver::Answer::Status(200));
+    let child = Command::new(BIN)
+        .args([
+            "--port",
+            "0",
+            "--hook",
+            &format!("send_notify={}", receiver.url("/calls")),
+            "--hook",
+            &format!("sms={}", receiver.url("/sms")),
+            "--disposition",
+            "to=13125550101:NO_ANSWER,ANSWERED/12s",
+            "--callback-delay",
+            "10ms",
+            "--sms-text-field",
+            "text",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Running(child);
+    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let shown: serde_json::Value = client
+        .get(format!("{url}/fonenumbers/3214991000"))
+        .header("token", "test-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown["fonenumber"]["call_options"]["send_notify"]["url"],
+        receiver.url("/calls")
+    );
+    for _ in 0..2 {
+        let call = client
+            .post(format!("{url}/calls"))
+            .header("token", "test-token")
+            .json(&json!({"fonenumber": "3214991000", "to": "13125550101", "service_type": "TTS", "service_id": "hi"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(call.status(), 201);
+    }
+    let received = receiver.wait_for(4);
+    let ends: Vec<(Option<String>, Option<String>)> = received
+        .iter()
+        .filter(|got| got.field("status").as_deref() == Some("END"))
+        .map(|got| (got.field("disposition"), got.field("billable_seconds")))
+        .collect();
+    let end =
+        |disposition: &str, seconds: &str| (Some(disposition.to_owned()), Some(seconds.to_owned()));
+    assert_eq!(ends, [end("NO_ANSWER", "0"), end("ANSWERED", "12")]);
+    let sms = client
+        .post(format!("{url}/_simulate/sms"))
+        .json(&json!({"from": "13125550101", "to": "3214991000", "text": "1 K7F"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sms.status(), 200);
+    let received = receiver.wait_for(5);
+    assert_eq!(received[4].field("text").as_deref(), Some("1 K7F"));
+
+    interrupt(&server.0);
+    assert!(server.0.wait().unwrap().success());
+    let mut log = String::new();
+    server
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("disposition: to=13125550101:NO_ANSWER/0s,ANSWERED/12s"),
+        "{log}"
+    );
+    assert!(log.contains("callback Call END NO_ANSWER"), "{log}");
+    assert!(log.contains("callback Sms"), "{log}");
+}
+
+#[test]
+fn a_bad_disposition_is_refused() {
+    let output = Command::new(BIN)
+        .args(["--disposition", "any:answered"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("invalid disposition `any:answered`: unknown disposition `answered`"),
+        "{stderr}"
+    );
+}

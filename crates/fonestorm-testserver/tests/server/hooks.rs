@@ -190,6 +190,10 @@ async fn bad_registrations_get_400_and_change_nothing() {
         ("too long url", with("url", json!(long_url))),
         ("url as a number", with("url", json!(7))),
         (
+            "credentials in the url",
+            with("url", json!("http://callbook:pw@a.example/hook")),
+        ),
+        (
             "fonenumber too short",
             with("fonenumber", json!("321499100")),
         ),
@@ -211,6 +215,7 @@ async fn bad_registrations_get_400_and_change_nothing() {
         json!({"fonenumber": FONENUMBER, "type": "url", "value": "http://a.example/"}),
         json!({"fonenumber": FONENUMBER, "type": "URL"}),
         json!({"fonenumber": FONENUMBER, "type": "URL", "value": "mailto:a@b.c"}),
+        json!({"fonenumber": FONENUMBER, "type": "URL", "value": "http://u:p@a.example/"}),
         json!({"fonenumber": FONENUMBER, "type": "URL", "value": "http://a.example/", "url_method": "PATCH"}),
         json!({"fonenumber": FONENUMBER, "type": "Email", "value": "not an address"}),
         json!({"fonenumber": FONENUMBER, "type": "Forward", "value": "+1 312"}),

@@ -3,8 +3,11 @@
 
 mod auth;
 mod binary;
+mod callbacks;
 mod calls;
 mod common;
 mod faults;
 mod hooks;
 mod rate_limit;
+mod receiver;
+mod simulate;
