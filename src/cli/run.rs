@@ -86,7 +86,7 @@ pub(super) fn run(args: &RunArgs, out: &mut Output<'_>) -> Result<Exit, Failure>
             store,
             &playbook,
             input,
-            &options_of(args),
+            &options_of(args, &playbook, out.sources)?,
             observer,
             cancel,
         ))
@@ -98,8 +98,13 @@ pub(super) fn run(args: &RunArgs, out: &mut Output<'_>) -> Result<Exit, Failure>
 }
 
 /// What the engine takes from the command line and the environment.
-fn options_of(args: &RunArgs) -> RunOptions {
-    RunOptions {
+fn options_of(
+    args: &RunArgs,
+    playbook: &Playbook,
+    sources: &Sources,
+) -> Result<RunOptions, Failure> {
+    let page = super::page_options(args, playbook, sources)?;
+    Ok(RunOptions {
         max_calls: args.max_calls,
         base_url: args.base_url.clone(),
         concurrency: args.concurrency,
@@ -110,7 +115,8 @@ fn options_of(args: &RunArgs) -> RunOptions {
             Some(id) => Resume::Run(id.clone()),
             None => Resume::Latest,
         }),
-    }
+        ..page
+    })
 }
 
 /// `run --dry-run`: the plan as it would be sent, dedup read from the journal.

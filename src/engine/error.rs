@@ -85,10 +85,13 @@ pub enum EngineError {
     Login(String),
     /// The confirmation was declined.
     NotConfirmed,
-    /// The playbook is a page (it has `escalation`), which this version
-    /// only plans (`--dry-run`): running its ladder as a broadcast would
-    /// call people once and never escalate.
+    /// `--resume` of a page, which this version cannot continue: resuming
+    /// its ladder as a broadcast would call people once and never escalate.
     PageNotLive(String),
+    /// A page without `CALLBOOK_CALLBACK_SECRET`.
+    NoCallbackSecret,
+    /// `CALLBOOK_CALLBACK_SECRET` cannot be used (the message never shows it).
+    CallbackSecret(String),
 }
 
 impl fmt::Display for EngineError {
@@ -136,8 +139,12 @@ impl fmt::Display for EngineError {
             EngineError::NotConfirmed => f.write_str("not confirmed: nothing was called"),
             EngineError::PageNotLive(name) => write!(
                 f,
-                "`{name}` is a page (it has `escalation`): this version of callbook plans pages with `--dry-run` but does not run them live; nothing was called"
+                "`{name}` is a page (it has `escalation`): this version of callbook cannot resume a page; acknowledge it with `callbook ack` or start a new page (nothing was called)"
             ),
+            EngineError::NoCallbackSecret => f.write_str(
+                "a page needs CALLBOOK_CALLBACK_SECRET, the password FoneStorm's callbacks carry; nothing was called",
+            ),
+            EngineError::CallbackSecret(why) => write!(f, "{why}; nothing was called"),
         }
     }
 }

@@ -57,6 +57,16 @@ pub struct RunOptions {
     pub credentials: Option<Credentials>,
     /// Continue a recorded run instead of starting one.
     pub resume: Option<Resume>,
+    /// For pages: `CALLBOOK_CALLBACK_SECRET` (`None` when unset, which refuses a page).
+    pub callback_secret:
+        Option<Result<crate::listener::CallbackSecret, crate::listener::SecretError>>,
+    /// For pages: where to listen for callbacks (`None`: do not listen).
+    pub listen: Option<std::net::SocketAddr>,
+    /// For pages: the https URL at which FoneStorm reaches the listener.
+    pub public_url: Option<crate::provider::hooks::PublicUrl>,
+    /// For pages: the files the run was planned from (path, text; secret
+    /// values hidden), recorded with the page.
+    pub sources: Vec<(String, String)>,
 }
 
 /// Which recorded run to continue.
@@ -164,7 +174,7 @@ pub async fn run<S: Store>(
     observer: Arc<dyn Observer>,
     cancel: CancellationToken,
 ) -> Result<Finished, EngineError> {
-    if playbook.escalation.is_some() {
+    if playbook.escalation.is_some() && options.resume.is_some() {
         // Input errors first (exit 2), then the refusal.
         page::dry_run(playbook, &input, options.max_calls)?;
         return Err(EngineError::PageNotLive(playbook.name.clone()));
@@ -189,6 +199,9 @@ pub async fn run<S: Store>(
         observer,
         cancel,
     };
+    if playbook.escalation.is_some() {
+        return page::run(ctx, input).await;
+    }
     match &options.resume {
         Some(which) => {
             let (run, recorded) = resume::find(ctx.store.as_ref(), &playbook.name, which).await?;

@@ -1,11 +1,42 @@
 //! Pages in the engine: a ladder planned as a timeline, then run round by
 //! round until someone acknowledges.
+//!
+//! A page is recorded whole before its first call (its run, its short code,
+//! its dedup key, its sources and every call of its timeline). Each round's
+//! calls go out through the same dispatcher as a broadcast's; then the page
+//! waits the step's `every`, looking for an acknowledgement at least once a
+//! second. An acknowledgement (from `callbook ack`, or from a callback the
+//! listener received) ends the page: calls not yet sent are skipped with
+//! `acknowledged by <name>`, calls in flight finish and are recorded. When
+//! the last round has waited with no acknowledgement, the page is exhausted.
 
-use super::{DryRun, EngineError};
-use crate::plan::RunInput;
+mod sink;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::dispatch::{self, Control, Settings, StopReason};
+use super::{
+    Context, DryRun, EngineError, Finished, RunOptions, RunRecorder, client, confirmed, run_record,
+};
+use crate::model::{
+    AckRecord, CallRecord, CallSlot, CallState, Outcome, PageRecord, RunState, Status, Timestamp,
+};
+use crate::plan::{CallRequest, Decision, RunInput, fingerprint};
 use crate::playbook::Playbook;
+use crate::provider::limiter::RateLimiter;
 use crate::report::Report;
-use crate::timeline;
+use crate::report::ladder::AckReport;
+use crate::store::Store;
+use crate::timeline::{self, Timeline};
+
+pub use sink::PageSink;
+
+/// How often a waiting page looks for an acknowledgement and for calls
+/// whose outcome is overdue.
+const TICK: Duration = Duration::from_secs(1);
 
 /// Plans a page's whole timeline as a dry run: nothing is called or written.
 ///
@@ -22,4 +53,759 @@ pub(super) fn dry_run(
     let mut report = Report::from_timeline(playbook, &timeline, input);
     report.finished_at = crate::model::timestamp(chrono::Utc::now().max(input.now));
     Ok(DryRun { report, over_limit })
+}
+
+/// One call of a live page, as the ladder and the callback sink both see it.
+#[derive(Clone, Debug)]
+pub(crate) struct LiveCall {
+    /// Index in the report and the journal.
+    pub idx: usize,
+    /// The recipient's name.
+    pub recipient: String,
+    /// The dial string called.
+    pub to: String,
+    /// Where it stands.
+    pub status: Status,
+    /// The provider's id, once placed.
+    pub call_id: Option<String>,
+    /// When the answer to its request came (placed or unknown).
+    pub answered_at: Option<Timestamp>,
+    /// How it ended, once known.
+    pub disposition: Option<String>,
+    /// Billable seconds, from the `END` callback.
+    pub billable_seconds: Option<u32>,
+    /// When the `END` callback came.
+    pub ended_at: Option<Timestamp>,
+}
+
+/// What the ladder and the callback sink share while a page runs.
+#[derive(Debug)]
+pub(crate) struct PageState {
+    /// The page's run.
+    pub run_id: String,
+    /// The page's short code.
+    pub code: String,
+    /// The caller id the page calls from.
+    pub caller_id: String,
+    /// Every call of the timeline, by index.
+    pub calls: Vec<LiveCall>,
+    /// The page's people: name and dial string (acks count only from them).
+    pub people: Vec<(String, String)>,
+    /// The step and round started last.
+    pub current: Option<(String, u32)>,
+}
+
+/// Runs a live page; see the module documentation.
+///
+/// # Errors
+/// When the page is refused or rejected before any call.
+pub(super) async fn run<S: Store>(
+    ctx: Context<'_, S>,
+    input: RunInput,
+) -> Result<Finished, EngineError> {
+    let playbook = ctx.playbook;
+    let options = ctx.options;
+    let going = ctx.store.going_codes().await.map_err(EngineError::Read)?;
+    let code = timeline::new_code(&going);
+    let timeline = timeline::plan(playbook, &input, &code).map_err(EngineError::Plan)?;
+    let Some(secret) = options.callback_secret.clone() else {
+        return refuse(&ctx, &input, EngineError::NoCallbackSecret).await;
+    };
+    let secret = match secret {
+        Ok(secret) => secret,
+        Err(e) => return refuse(&ctx, &input, EngineError::CallbackSecret(e.to_string())).await,
+    };
+    if let Some(finished) = deduplicated(&ctx, &input, &timeline).await? {
+        return Ok(finished);
+    }
+    let checked = match timeline.over_limit(options.max_calls.or(playbook.max_calls)) {
+        Some(why) => Err(EngineError::TooManyCalls(why)),
+        None => client(playbook, options),
+    };
+    let client = match checked {
+        Ok(c) if confirmed(&ctx, timeline.calls()).await => c,
+        Ok(_) => return refuse(&ctx, &input, EngineError::NotConfirmed).await,
+        Err(e @ EngineError::BaseUrl(_)) => return Err(e),
+        Err(e) => return refuse(&ctx, &input, e).await,
+    };
+    let mut report = Report::from_timeline(playbook, &timeline, &input);
+    let requests = requests_of(&timeline);
+    let records = records(playbook, &report, &requests, options.journal_messages);
+    let page = PageRecord {
+        run_id: input.run_id.clone(),
+        code: code.clone(),
+        dedup_key: dedup_key(playbook, &timeline),
+        sources: sources(options, &input),
+    };
+    let run = run_record(playbook, &input, RunState::Running);
+    ctx.store
+        .begin_page(run, page, records)
+        .await
+        .map_err(EngineError::Store)?;
+    let state = Arc::new(Mutex::new(PageState {
+        run_id: input.run_id.clone(),
+        code,
+        caller_id: playbook.caller_id.clone(),
+        calls: report
+            .calls
+            .iter()
+            .enumerate()
+            .map(|(idx, c)| LiveCall {
+                idx,
+                recipient: c.recipient.clone(),
+                to: c.to.clone(),
+                status: c.status,
+                call_id: None,
+                answered_at: None,
+                disposition: None,
+                billable_seconds: None,
+                ended_at: None,
+            })
+            .collect(),
+        people: people(&report),
+        current: None,
+    }));
+    let listening = CancellationToken::new();
+    listen(&ctx, &state, secret, &listening).await;
+    let ladder = Ladder {
+        ctx: &ctx,
+        state: state.clone(),
+        client: Arc::new(client),
+        requests,
+        run_id: input.run_id.clone(),
+    };
+    let result = ladder.climb(&timeline, &mut report).await;
+    listening.cancel();
+    let (outcome, stop) = result?;
+    finish(&ctx, &state, &mut report, &input, outcome).await;
+    Ok(Finished { report, stop })
+}
+
+/// Records the page as refused (before any call) and returns `e`.
+async fn refuse<S: Store>(
+    ctx: &Context<'_, S>,
+    input: &RunInput,
+    e: EngineError,
+) -> Result<Finished, EngineError> {
+    let mut run = run_record(ctx.playbook, input, RunState::Refused);
+    run.finished_at = Some(Timestamp::now());
+    if let Err(why) = ctx.store.begin_run(run, Vec::new()).await {
+        tracing::warn!("the refused page was not recorded: {why}");
+    }
+    Err(e)
+}
+
+/// The page that makes this one a repeat, if any: the report then says
+/// `deduplicated` and names it, and nobody is called.
+async fn deduplicated<S: Store>(
+    ctx: &Context<'_, S>,
+    input: &RunInput,
+    timeline: &Timeline,
+) -> Result<Option<Finished>, EngineError> {
+    let Some(dedup) = &ctx.playbook.dedup else {
+        return Ok(None);
+    };
+    let key = dedup_key(ctx.playbook, timeline);
+    let window = chrono::Duration::from_std(dedup.window).unwrap_or_default();
+    let since = Timestamp(input.now - window);
+    let Some(earlier) = ctx
+        .store
+        .recent_page(&ctx.playbook.name, &key, since)
+        .await
+        .map_err(EngineError::Read)?
+    else {
+        return Ok(None);
+    };
+    tracing::warn!(
+        run = earlier.run_id.as_str(),
+        "deduplicated: page {} for the same key ended {} at {}; nobody is called",
+        earlier.run_id,
+        earlier.outcome,
+        earlier.ended_at
+    );
+    let mut report = Report::from_timeline(ctx.playbook, timeline, input);
+    report.dry_run = false;
+    report.calls.clear();
+    report.recount();
+    if let Some(e) = report.escalation.as_mut() {
+        e.outcome = Some("deduplicated".to_string());
+        e.deduplicated_by = Some(earlier.run_id);
+    }
+    report.finished_at = crate::model::timestamp(chrono::Utc::now());
+    Ok(Some(Finished { report, stop: None }))
+}
+
+/// The page's dedup key: rendered with the input (the first call's), else the playbook's name.
+fn dedup_key(playbook: &Playbook, timeline: &Timeline) -> String {
+    timeline
+        .rounds
+        .iter()
+        .flat_map(|r| &r.entries)
+        .find_map(|e| match &e.decision {
+            Decision::Call(c) => c.dedup_key.clone(),
+            Decision::Skip(_) => None,
+        })
+        .unwrap_or_else(|| playbook.name.clone())
+}
+
+/// What the page was planned from, as JSON, for the journal: the files read
+/// (secret-looking values hidden), the variables and the input.
+fn sources(options: &RunOptions, input: &RunInput) -> String {
+    let files: serde_json::Map<String, serde_json::Value> = options
+        .sources
+        .iter()
+        .map(|(path, text)| (path.clone(), serde_json::Value::String(text.clone())))
+        .collect();
+    serde_json::json!({
+        "files": files,
+        "vars": input.vars,
+        "input": input.input,
+        "now": crate::model::timestamp(input.now),
+    })
+    .to_string()
+}
+
+/// The request of each timeline entry (by report index), `None` for skipped ones.
+fn requests_of(timeline: &Timeline) -> Vec<Option<CallRequest>> {
+    timeline
+        .rounds
+        .iter()
+        .flat_map(|r| &r.entries)
+        .map(|e| match &e.decision {
+            Decision::Call(c) => Some(c.clone()),
+            Decision::Skip(_) => None,
+        })
+        .collect()
+}
+
+/// The timeline as the journal records it.
+fn records(
+    playbook: &Playbook,
+    report: &Report,
+    requests: &[Option<CallRequest>],
+    with_messages: bool,
+) -> Vec<(CallRecord, CallSlot)> {
+    report
+        .calls
+        .iter()
+        .zip(requests)
+        .enumerate()
+        .map(|(idx, (c, call))| {
+            let record = CallRecord {
+                idx,
+                recipient: c.recipient.clone(),
+                to: c.to.clone(),
+                rule: c.rule.clone(),
+                service_type: call.as_ref().map(|c| c.service_type),
+                service_id: call
+                    .as_ref()
+                    .filter(|_| with_messages)
+                    .map(|c| c.service_id.clone()),
+                fingerprint: call
+                    .as_ref()
+                    .map(|c| fingerprint(c, Some(&playbook.caller_id))),
+                // A page's dedup is per page (its own record), never per call.
+                dedup_key: None,
+                state: if call.is_some() {
+                    CallState::Pending
+                } else {
+                    CallState::Skipped
+                },
+                reason: c.reason.clone(),
+                call_id: None,
+                attempts: 0,
+                error: None,
+            };
+            let slot = CallSlot {
+                step: c.step.clone().unwrap_or_default(),
+                round: c.round.unwrap_or(0),
+                at_offset: c.at_offset_seconds.unwrap_or(0),
+            };
+            (record, slot)
+        })
+        .collect()
+}
+
+/// The page's people: each recipient once, with their dial string.
+fn people(report: &Report) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for c in &report.calls {
+        if !out.iter().any(|(n, _)| n == &c.recipient) {
+            out.push((c.recipient.clone(), c.to.clone()));
+        }
+    }
+    out
+}
+
+/// Serves callbacks for this page until `stop`; a listener that cannot
+/// start is a loud warning, not a refusal: the page still escalates on time.
+async fn listen<S: Store>(
+    ctx: &Context<'_, S>,
+    state: &Arc<Mutex<PageState>>,
+    secret: crate::listener::CallbackSecret,
+    stop: &CancellationToken,
+) {
+    let Some(addr) = ctx.options.listen else {
+        return;
+    };
+    match crate::listener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(addr = %listener.local_addr(), "listening for callbacks");
+            let sink = Arc::new(PageSink::new(
+                ctx.store.clone(),
+                state.clone(),
+                ctx.playbook.ack.clone(),
+            ));
+            tokio::spawn(listener.serve(secret, sink, stop.clone()));
+        }
+        Err(e) => tracing::error!(
+            "cannot listen for callbacks on {addr}: {e}; the page escalates on time only and learns of no acknowledgement but `callbook ack`"
+        ),
+    }
+}
+
+/// How a page ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PageOutcome {
+    /// Someone acknowledged.
+    Acknowledged(AckRecord),
+    /// The last round waited with no acknowledgement.
+    Exhausted,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The provider or the journal made going on impossible.
+    Stopped(String),
+}
+
+/// The ladder at work: places each round's calls, then waits.
+struct Ladder<'a, 'b, S: Store> {
+    ctx: &'a Context<'b, S>,
+    state: Arc<Mutex<PageState>>,
+    client: Arc<crate::provider::Client>,
+    requests: Vec<Option<CallRequest>>,
+    run_id: String,
+}
+
+impl<S: Store> Ladder<'_, '_, S> {
+    /// Runs every round until an ack, the end of the ladder, or a stop.
+    async fn climb(
+        &self,
+        timeline: &Timeline,
+        report: &mut Report,
+    ) -> Result<(PageOutcome, Option<StopReason>), EngineError> {
+        let playbook = self.ctx.playbook;
+        let provider = &playbook.provider;
+        let limiter = Arc::new(RateLimiter::new(
+            self.ctx.options.rate_limit.unwrap_or(provider.rate_limit),
+        ));
+        if self.client.needs_login() {
+            self.client
+                .login(0, &limiter)
+                .await
+                .map_err(|e| EngineError::Login(e.to_string()))?;
+        }
+        self.check_callbacks(&limiter).await;
+        self.ctx.observer.started(timeline.calls());
+        let mut first = 0usize;
+        for round in &timeline.rounds {
+            let range = first..first + round.entries.len();
+            first = range.end;
+            if let Some(outcome) = self.stopped().await? {
+                return Ok((outcome, None));
+            }
+            let step = &playbook
+                .escalation
+                .as_ref()
+                .map(|e| e.steps[round.step].clone())
+                .ok_or_else(|| EngineError::PageNotLive(playbook.name.clone()))?;
+            let now = Timestamp::now();
+            let wait = if round.calls() > 0 {
+                step.every
+            } else {
+                Duration::ZERO
+            };
+            let due = Timestamp(now.0 + chrono::Duration::from_std(wait).unwrap_or_default());
+            if let Err(e) = self
+                .ctx
+                .store
+                .round_started(&self.run_id, &step.name, round.round, now, due)
+                .await
+            {
+                tracing::error!("{e}");
+                return Ok((PageOutcome::Stopped(e.to_string()), None));
+            }
+            self.state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .current = Some((step.name.clone(), round.round));
+            if let Some(r) = report.escalation.as_mut().and_then(|e| {
+                e.steps
+                    .iter_mut()
+                    .find(|s| s.name == step.name)
+                    .and_then(|s| s.rounds.iter_mut().find(|r| r.round == round.round))
+            }) {
+                r.started_at = now.to_string();
+            }
+            let calls: Vec<(usize, CallRequest)> = range
+                .clone()
+                .filter_map(|i| self.requests.get(i).cloned().flatten().map(|c| (i, c)))
+                .collect();
+            tracing::info!(
+                step = step.name.as_str(),
+                round = round.round,
+                calls = calls.len(),
+                "round started"
+            );
+            if !calls.is_empty()
+                && let Some(stop) = self.place(calls, &limiter, report).await
+            {
+                let outcome = match &stop {
+                    StopReason::Interrupted => match self.ack().await? {
+                        Some(ack) => PageOutcome::Acknowledged(ack),
+                        None => PageOutcome::Interrupted,
+                    },
+                    StopReason::AuthFailed(m) | StopReason::Fatal(m) => {
+                        PageOutcome::Stopped(m.clone())
+                    }
+                };
+                let stop = (outcome == PageOutcome::Interrupted).then_some(stop);
+                return Ok((outcome, stop));
+            }
+            let placed = range.clone().any(|i| {
+                report
+                    .calls
+                    .get(i)
+                    .is_some_and(|c| matches!(c.status, Status::Placed | Status::Unknown))
+            });
+            // A round whose people were all skipped or failed does not wait.
+            if placed && let Some(outcome) = self.wait(wait, report).await? {
+                return Ok((outcome, None));
+            }
+        }
+        Ok((PageOutcome::Exhausted, None))
+    }
+
+    /// Why the page must not go on, if it must not: an ack, or an interrupt.
+    async fn stopped(&self) -> Result<Option<PageOutcome>, EngineError> {
+        if let Some(ack) = self.ack().await? {
+            return Ok(Some(PageOutcome::Acknowledged(ack)));
+        }
+        if self.ctx.cancel.is_cancelled() {
+            return Ok(Some(PageOutcome::Interrupted));
+        }
+        Ok(None)
+    }
+
+    /// The acknowledgement that counts, if one was recorded.
+    async fn ack(&self) -> Result<Option<AckRecord>, EngineError> {
+        self.ctx
+            .store
+            .first_ack(&self.run_id)
+            .await
+            .map_err(EngineError::Store)
+    }
+
+    /// Places one round's calls; an ack or an interrupt meanwhile starts no
+    /// new call (calls in flight finish). Returns why it stopped, if it did.
+    async fn place(
+        &self,
+        calls: Vec<(usize, CallRequest)>,
+        limiter: &Arc<RateLimiter>,
+        report: &mut Report,
+    ) -> Option<StopReason> {
+        let provider = &self.ctx.playbook.provider;
+        let settings = Settings {
+            fonenumber: self.ctx.playbook.caller_id.clone(),
+            concurrency: self.ctx.options.concurrency.unwrap_or(provider.concurrency) as usize,
+            retries: provider.retries,
+            retry_ambiguous: provider.retry_ambiguous,
+        };
+        let control = Arc::new(Control::default());
+        let watcher = {
+            let (control, cancel, store, run_id) = (
+                control.clone(),
+                self.ctx.cancel.clone(),
+                self.ctx.store.clone(),
+                self.run_id.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(TICK) => {
+                            if matches!(store.first_ack(&run_id).await, Ok(Some(_))) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                // An ack or an interrupt: no new call starts.
+                control.stop(StopReason::Interrupted);
+            })
+        };
+        let recorder = Arc::new(PageRecorder {
+            inner: RunRecorder {
+                names: report
+                    .calls
+                    .iter()
+                    .map(|c| (c.recipient.clone(), c.to.clone()))
+                    .collect(),
+                store: self.ctx.store.clone(),
+                lock: self.ctx.lock.clone(),
+                run_id: self.run_id.clone(),
+                observer: self.ctx.observer.clone(),
+            },
+            state: self.state.clone(),
+        });
+        let indices: Vec<usize> = calls.iter().map(|(i, _)| *i).collect();
+        let outcomes = dispatch::dispatch(
+            self.client.clone(),
+            calls,
+            settings,
+            limiter.clone(),
+            control.clone(),
+            recorder,
+        )
+        .await;
+        watcher.abort();
+        for (index, outcome) in indices.into_iter().zip(outcomes) {
+            if let Some(call) = report.calls.get_mut(index) {
+                call.status = outcome.status;
+                call.call_id = outcome.call_id;
+                call.attempts = outcome.attempts;
+                call.error = outcome.error;
+            }
+        }
+        control.reason()
+    }
+
+    /// Waits `wait` for an ack, looking at least once a second; marks
+    /// calls whose `END` never came within `outcome_timeout` `NO_CALLBACK`.
+    async fn wait(
+        &self,
+        wait: Duration,
+        report: &mut Report,
+    ) -> Result<Option<PageOutcome>, EngineError> {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(outcome) = self.stopped().await? {
+                return Ok(Some(outcome));
+            }
+            self.overdue_outcomes().await;
+            sync_outcomes(&self.state, report);
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return Ok(None);
+            }
+            tokio::select! {
+                () = self.ctx.cancel.cancelled() => {}
+                () = tokio::time::sleep(TICK.min(until - now)) => {}
+            }
+        }
+    }
+
+    /// Gives `NO_CALLBACK` to placed calls whose `END` is overdue.
+    async fn overdue_outcomes(&self) {
+        let timeout = self.ctx.playbook.ack.outcome_timeout;
+        let now = Timestamp::now();
+        let overdue: Vec<usize> = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state
+                .calls
+                .iter_mut()
+                .filter(|c| c.disposition.is_none() && c.status == Status::Placed)
+                .filter(|c| {
+                    c.answered_at
+                        .is_some_and(|at| (now.0 - at.0).to_std().unwrap_or_default() >= timeout)
+                })
+                .map(|c| {
+                    c.disposition = Some("NO_CALLBACK".to_string());
+                    c.idx
+                })
+                .collect()
+        };
+        for idx in overdue {
+            if let Err(e) = self
+                .ctx
+                .store
+                .set_disposition(&self.run_id, idx, "NO_CALLBACK", None, now)
+                .await
+            {
+                tracing::error!("{e}");
+            }
+        }
+    }
+
+    /// Warns loudly when the caller id's callbacks do not point at `--public-url`.
+    async fn check_callbacks(&self, limiter: &RateLimiter) {
+        let fonenumber = &self.ctx.playbook.caller_id;
+        let Some(public) = &self.ctx.options.public_url else {
+            tracing::warn!(
+                "no --public-url: the page cannot check where the callbacks of {fonenumber} point; without them it escalates on time only"
+            );
+            return;
+        };
+        match self.client.callbacks(limiter, fonenumber).await {
+            Ok(callbacks) => {
+                for problem in crate::provider::hooks::problems(fonenumber, &callbacks, public) {
+                    tracing::error!(
+                        "callbacks point elsewhere: {problem}; the page escalates on time and learns of no outcome or acknowledgement by them"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("cannot check where the callbacks of {fonenumber} point: {e}"),
+        }
+    }
+}
+
+/// Copies what callbacks taught (dispositions, calls found placed) into the report.
+fn sync_outcomes(state: &Arc<Mutex<PageState>>, report: &mut Report) {
+    let state = state.lock().unwrap_or_else(PoisonError::into_inner);
+    for live in &state.calls {
+        if let Some(call) = report.calls.get_mut(live.idx) {
+            if live.status == Status::Placed && call.status == Status::Unknown {
+                call.status = Status::Placed;
+                call.error = None;
+            }
+            if call.call_id.is_none() {
+                call.call_id.clone_from(&live.call_id);
+            }
+            call.disposition.clone_from(&live.disposition);
+            call.billable_seconds = live.billable_seconds;
+            call.ended_at = live.ended_at.map(|t| t.to_string());
+        }
+    }
+}
+
+/// Ends the page in the journal and completes its report.
+async fn finish<S: Store>(
+    ctx: &Context<'_, S>,
+    state: &Arc<Mutex<PageState>>,
+    report: &mut Report,
+    input: &RunInput,
+    outcome: PageOutcome,
+) {
+    let run_id = input.run_id.clone();
+    let store = ctx.store.as_ref();
+    sync_outcomes(state, report);
+    let (word, run_state) = match &outcome {
+        PageOutcome::Acknowledged(_) => ("acknowledged", RunState::Finished),
+        PageOutcome::Exhausted => ("exhausted", RunState::Finished),
+        PageOutcome::Interrupted => ("interrupted", RunState::Interrupted),
+        PageOutcome::Stopped(_) => ("stopped", RunState::Stopped),
+    };
+    let not_sent = match &outcome {
+        PageOutcome::Acknowledged(ack) => format!("acknowledged by {}", ack.by),
+        PageOutcome::Exhausted => "not attempted: the page was exhausted".to_string(),
+        PageOutcome::Interrupted => "not attempted: the page was interrupted".to_string(),
+        PageOutcome::Stopped(m) => format!("not attempted: {m}"),
+    };
+    // Calls never sent: skipped (journal and report alike).
+    for call in &mut report.calls {
+        let never_sent =
+            call.status == Status::Planned || (call.status == Status::Failed && call.attempts == 0);
+        if never_sent {
+            call.status = Status::Skipped;
+            call.reason = Some(not_sent.clone());
+            call.error = None;
+        }
+    }
+    let result = match &outcome {
+        PageOutcome::Acknowledged(_) | PageOutcome::Exhausted => {
+            let skipped = store.skip_pending(&run_id, &not_sent).await;
+            let marked = mark_unsent(store, &run_id, report, &not_sent).await;
+            let ended = store.end_page(&run_id, word, run_state).await;
+            skipped.and(marked).and(ended)
+        }
+        // An interrupted or stopped page keeps its unsent calls pending.
+        _ => store.end_run(&run_id, run_state).await,
+    };
+    if let Err(e) = result {
+        tracing::error!("{e}");
+    }
+    if let Some(e) = report.escalation.as_mut() {
+        e.outcome = Some(word.to_string());
+        if let PageOutcome::Acknowledged(ack) = &outcome {
+            let after = (ack.at.0 - input.now).num_seconds().max(0);
+            e.ack = Some(AckReport {
+                by: ack.by.clone(),
+                via: ack.via.as_str().to_string(),
+                at: ack.at.to_string(),
+                after_seconds: u64::try_from(after).unwrap_or(0),
+                text: ack.text.clone(),
+                step: None,
+                round: None,
+            });
+            // The step and round going when the ack came: the last one started.
+            let current = state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .current
+                .clone();
+            if let (Some(a), Some((step, round))) = (e.ack.as_mut(), current) {
+                a.step = Some(step);
+                a.round = Some(round);
+            }
+        }
+        if let PageOutcome::Stopped(m) = &outcome {
+            tracing::error!("the page stopped: {m}");
+        }
+    }
+    report.recount();
+    report.finished_at = crate::model::timestamp(chrono::Utc::now());
+}
+
+/// Records as skipped the calls a stop left `failed` without any attempt.
+async fn mark_unsent<S: Store>(
+    store: &S,
+    run_id: &str,
+    report: &Report,
+    reason: &str,
+) -> Result<(), crate::store::StoreError> {
+    for (idx, call) in report.calls.iter().enumerate() {
+        if call.status == Status::Skipped && call.reason.as_deref() == Some(reason) {
+            store.skip(run_id, idx, reason).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records calls as a broadcast does, and tells the callback sink about them.
+struct PageRecorder<S: Store> {
+    inner: RunRecorder<S>,
+    state: Arc<Mutex<PageState>>,
+}
+
+impl<S: Store> dispatch::Recorder for PageRecorder<S> {
+    async fn sending(&self, index: usize, attempt: u32) -> Result<(), crate::store::StoreError> {
+        self.inner.sending(index, attempt).await
+    }
+
+    async fn not_placed(&self, index: usize) -> Result<(), crate::store::StoreError> {
+        self.inner.not_placed(index).await
+    }
+
+    async fn finished(
+        &self,
+        index: usize,
+        outcome: &Outcome,
+    ) -> Result<(), crate::store::StoreError> {
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(call) = state.calls.get_mut(index) {
+                // A callback may already have told us more (an END for an
+                // `unknown` call says it was placed).
+                if call.status != Status::Placed {
+                    call.status = outcome.status;
+                }
+                if call.call_id.is_none() {
+                    call.call_id.clone_from(&outcome.call_id);
+                }
+                if outcome.attempts > 0 {
+                    call.answered_at = Some(Timestamp::now());
+                }
+            }
+        }
+        self.inner.finished(index, outcome).await
+    }
 }

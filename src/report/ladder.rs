@@ -42,6 +42,9 @@ pub struct EscalationReport {
     /// Who acknowledged, how and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack: Option<AckReport>,
+    /// The earlier page that made this one a repeat (`deduplicated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deduplicated_by: Option<String>,
     /// When the page ends exhausted if nobody acknowledges, in seconds from its start.
     pub ends_at_offset_seconds: u64,
     /// Every step with its rounds.
@@ -63,6 +66,12 @@ pub struct AckReport {
     /// The text of an SMS or the note of a manual acknowledgement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The step going when it came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The round of that step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
 }
 
 /// One step of the ladder in the report.
@@ -127,6 +136,9 @@ impl Report {
                     step: Some(step_name(round.step)),
                     round: Some(round.round),
                     at_offset_seconds: Some(offset),
+                    disposition: None,
+                    billable_seconds: None,
+                    ended_at: None,
                 });
             }
             let report = RoundReport {
@@ -160,6 +172,7 @@ impl Report {
                 code: timeline.code.clone(),
                 outcome: None,
                 ack: None,
+                deduplicated_by: None,
                 ends_at_offset_seconds: timeline.end.as_secs(),
                 steps,
             }),
@@ -256,8 +269,40 @@ fn ladder_line(report: &Report) -> Option<String> {
         plural(e.steps.len(), "step"),
         plural(rounds, "round"),
     );
-    if let Some(outcome) = &e.outcome {
-        line = format!("page {}: {}", e.code, escape_controls(outcome));
+    match (e.outcome.as_deref(), &e.ack) {
+        (Some("acknowledged"), Some(ack)) => {
+            let via = match ack.via.as_str() {
+                "sms" => "by SMS",
+                "call_back" => "by calling back",
+                "answered" => "by answering",
+                _ => "by hand",
+            };
+            let after = crate::playbook::escalation::compact_duration(
+                std::time::Duration::from_secs(ack.after_seconds),
+            );
+            line = format!(
+                "acknowledged by {} {via} after {after}",
+                escape_controls(&ack.by)
+            );
+            if let (Some(step), Some(round)) = (&ack.step, ack.round) {
+                line.push_str(&format!(" (step {}, round {round})", escape_controls(step)));
+            }
+        }
+        (Some("deduplicated"), _) => {
+            line = format!(
+                "deduplicated: page {} for the same alert ended recently; nobody was called",
+                escape_controls(e.deduplicated_by.as_deref().unwrap_or("?"))
+            );
+        }
+        (Some("exhausted"), _) => {
+            line = format!(
+                "exhausted: nobody acknowledged page {} after {}",
+                e.code,
+                plural(rounds, "round")
+            );
+        }
+        (Some(other), _) => line = format!("page {}: {}", e.code, escape_controls(other)),
+        (None, _) => {}
     }
     Some(line)
 }

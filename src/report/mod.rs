@@ -102,6 +102,15 @@ pub struct CallReport {
     /// For a page: when the call is planned, in seconds from the page's start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_offset_seconds: Option<u64>,
+    /// How the call ended, from the provider's `END` callback (or `NO_CALLBACK`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<String>,
+    /// Billable seconds, from the `END` callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billable_seconds: Option<u32>,
+    /// When the `END` callback came, RFC 3339, UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
 }
 
 impl Report {
@@ -127,6 +136,9 @@ impl Report {
                         step: None,
                         round: None,
                         at_offset_seconds: None,
+                        disposition: None,
+                        billable_seconds: None,
+                        ended_at: None,
                     },
                     Decision::Skip(reason) => CallReport {
                         recipient,
@@ -142,6 +154,9 @@ impl Report {
                         step: None,
                         round: None,
                         at_offset_seconds: None,
+                        disposition: None,
+                        billable_seconds: None,
+                        ended_at: None,
                     },
                 }
             })
@@ -185,6 +200,9 @@ impl Report {
                 step: None,
                 round: None,
                 at_offset_seconds: None,
+                disposition: None,
+                billable_seconds: None,
+                ended_at: None,
             })
             .collect();
         let mut report = Report {
