@@ -595,3 +595,248 @@ fn a_journal_of_format_2_is_migrated_by_the_first_page() {
         "the old run is still listed"
     );
 }
+
+/// Posts `body` (JSON) to the page's listener with Basic auth; the status code.
+fn post(port: u16, path: &str, body: &[u8]) -> u16 {
+    use base64::Engine as _;
+    use std::io::{Read as _, Write as _};
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("callbook:{SECRET}"));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // A listener may answer (413) before it read an oversized body.
+    let _ = stream.write_all(body);
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (generously) until the page's listener accepts connections.
+fn wait_for_listener(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the page never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A copy of `playbook` with `extra` appended, in `dir`.
+fn with(dir: &Path, playbook: &str, extra: &str) -> String {
+    let text = std::fs::read_to_string(playbook).unwrap() + extra;
+    support::write(dir, "page.yaml", text)
+}
+
+#[test]
+fn a_lost_end_callback_is_no_callback_after_the_outcome_timeout() {
+    let server = TestServer::start(Config::default()).unwrap();
+    server.set_callback_faults(vec![CallbackRule::new(CallbackFault::LoseEnd)]);
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = "version: 1\nname: lost-end\ncaller_id: \"321-499-1000\"\nrecipients:\n  - { name: P1, phone: \"+1 321 499 1001\" }\nmessages:\n  m: { tts: \"hi\" }\nrules:\n  - play: m\nescalation:\n  steps: [{ name: only, every: 13s }]\nack:\n  outcome_timeout: 10s\n";
+    let path = support::write(dir.path(), "lost-end.yaml", text);
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let out = page(&server, state.path(), &path, port, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(
+        report["calls"][0]["disposition"], "NO_CALLBACK",
+        "{report:#}"
+    );
+    assert_eq!(report["calls"][0]["status"], "placed");
+}
+
+#[test]
+fn an_answered_call_long_enough_acknowledges_when_answered_is_on() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = with(
+        dir.path(),
+        SLOW,
+        "ack:\n  answered: true\n  answered_min: 20s\n",
+    );
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let out = page(&server, state.path(), &path, port, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(report["escalation"]["ack"]["via"], "answered");
+    assert_eq!(report["escalation"]["ack"]["by"], "P1");
+    assert_eq!(server.placed_calls(), [P1]);
+}
+
+#[test]
+fn an_answered_call_too_short_does_not_acknowledge() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = with(
+        dir.path(),
+        LIVE,
+        "ack:\n  answered: true\n  answered_min: 40s\n",
+    );
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let out = page(&server, state.path(), &path, port, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(json(&out)["escalation"]["outcome"], "exhausted");
+}
+
+#[test]
+fn of_two_acks_the_first_wins() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_page(&server, state.path(), SLOW, free_port());
+    wait_for_calls(&server, 1);
+    let id = run_id(state.path());
+    let dir = state.path().to_str().unwrap();
+    let first = run(&["ack", &id, "--by", "First", "--state-dir", dir]);
+    let second = run(&["ack", &id, "--by", "Second", "--state-dir", dir]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(matches!(second.code, 0 | 3), "{}", second.stderr);
+    let out = wait_page(child);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json(&out)["escalation"]["ack"]["by"], "First");
+}
+
+#[test]
+fn an_ack_while_a_call_is_in_flight_lets_it_finish_and_starts_nothing_new() {
+    let server = TestServer::start(Config::default()).unwrap();
+    server.set_latency(Duration::from_secs(6));
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_page(&server, state.path(), SLOW, free_port());
+    let start = Instant::now();
+    while !server.requests().iter().any(|r| r.path == "/calls") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no call request in 60s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ringing = Instant::now();
+    let id = run_id(state.path());
+    let ack = run(&[
+        "ack",
+        &id,
+        "--by",
+        "Alice",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    assert_eq!(ack.code, 0, "{}", ack.stderr);
+    assert!(
+        ringing.elapsed() < Duration::from_secs(5),
+        "acknowledged while it rang"
+    );
+    let out = wait_page(child);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(
+        report["calls"][0]["status"], "placed",
+        "the call in flight finished"
+    );
+    assert_eq!(report["calls"][1]["status"], "skipped");
+    assert_eq!(server.placed_calls(), [P1]);
+}
+
+#[test]
+fn a_callback_for_a_call_whose_answer_was_lost_records_it_placed() {
+    let server = TestServer::start(Config::default()).unwrap();
+    server.set_faults(vec!["to=13214991001:500x1".parse().unwrap()]);
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = spawn_page(&server, state.path(), SLOW, port);
+    wait_for_listener(port);
+    let start = Instant::now();
+    while !server.requests().iter().any(|r| r.path == "/calls") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no call request in 60s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let end = br#"{"uid": "lost-1", "status": "END", "direction": "OUTBOUND", "from": "3214991000", "to": "13214991001", "disposition": "NO_ANSWER", "billable_seconds": "0"}"#;
+    assert_eq!(post(port, "/fonestorm/calls", end), 200);
+    let id = run_id(state.path());
+    let ack = run(&["ack", &id, "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(ack.code, 0, "{}", ack.stderr);
+    let out = wait_page(child);
+    let report = json(&out);
+    assert_eq!(report["calls"][0]["status"], "placed", "{report:#}");
+    assert_eq!(report["calls"][0]["disposition"], "NO_ANSWER");
+    assert_eq!(
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/calls")
+            .count(),
+        1,
+        "never dialled again"
+    );
+}
+
+#[test]
+fn malformed_and_oversized_callbacks_are_refused_and_change_nothing() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = spawn_page(&server, state.path(), LIVE, port);
+    wait_for_listener(port);
+    wait_for_calls(&server, 1);
+    assert_eq!(post(port, "/fonestorm/sms", b"{not json"), 400);
+    assert_eq!(post(port, "/fonestorm/sms", &vec![b'a'; 70 * 1024]), 413);
+    let out = wait_page(child);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(json(&out)["escalation"]["outcome"], "exhausted");
+}
+
+#[test]
+fn an_sms_naming_another_page_is_ignored() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let child = spawn_page(&server, state.path(), LIVE, port);
+    wait_for_calls(&server, 1);
+    // No page's code has a `0` (the codes avoid it).
+    let delivered = server
+        .simulate_sms("13214991001", FONENUMBER, "1 Z00")
+        .unwrap();
+    assert_eq!(delivered.receiver_status, Some(200), "{delivered:?}");
+    let out = wait_page(child);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(json(&out)["escalation"]["outcome"], "exhausted");
+}
+
+#[test]
+fn a_broadcast_says_it_does_not_listen() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = support::live(
+        &server,
+        state.path(),
+        "tests/fixtures/live/team.yaml",
+        &["--listen", "127.0.0.1:0"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("a broadcast does not listen"),
+        "{}",
+        out.stderr
+    );
+}

@@ -183,7 +183,11 @@ fn resuming_a_page_is_refused_before_any_call() {
     let state = tempfile::tempdir().unwrap();
     let out = support::live(&server, state.path(), PAGE, &["--resume"]);
     assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(out.stderr.contains("cannot resume a page"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot resume a page"),
+        "{}",
+        out.stderr
+    );
     assert!(server.requests().is_empty());
 }
 

@@ -23,6 +23,11 @@ pub(super) fn page_options(
     sources: &Sources,
 ) -> Result<RunOptions, Failure> {
     if playbook.escalation.is_none() {
+        if args.listen.is_some() || args.public_url.is_some() {
+            tracing::warn!(
+                "--listen and --public-url are for pages: a broadcast does not listen for callbacks in this version"
+            );
+        }
         return Ok(RunOptions::default());
     }
     let public_url = args
