@@ -840,3 +840,60 @@ fn a_broadcast_says_it_does_not_listen() {
         out.stderr
     );
 }
+
+/// A one-person page whose round waits `every`, retrying BUSY once after 1s.
+fn retry_page(dir: &Path, every: &str) -> String {
+    let text = format!(
+        "version: 1\nname: retry-page\ncaller_id: \"321-499-1000\"\nrecipients:\n  - {{ name: P1, phone: \"+1 321 499 1001\" }}\n  - {{ name: P2, phone: \"+1 321 499 1002\" }}\nmessages:\n  m: {{ tts: \"hi\" }}\nrules:\n  - play: m\nescalation:\n  steps: [{{ name: only, every: {every} }}]\n  retry:\n    on: [BUSY, FAILED]\n    after: 1s\n    max: 1\n"
+    );
+    support::write(dir, "retry.yaml", text)
+}
+
+#[test]
+fn a_busy_person_is_dialled_again_once_within_the_round() {
+    let server = TestServer::start(Config::default()).unwrap();
+    server.set_dispositions(vec![fonestorm_testserver::DispositionScript {
+        to: Some(P1.to_string()),
+        outcomes: vec![fonestorm_testserver::Outcome::unanswered("BUSY")],
+    }]);
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = retry_page(dir.path(), "6s");
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let out = page(&server, state.path(), &path, port, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    let people: Vec<&str> = report["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["recipient"].as_str().unwrap())
+        .collect();
+    assert_eq!(people, ["P1", "P1", "P2"], "{report:#}");
+    assert_eq!(report["calls"][0]["disposition"], "BUSY");
+    assert_eq!(report["calls"][1]["status"], "placed");
+    assert_eq!(report["totals"]["placed"], 3);
+    // Busy again, but `max: 1`: no third call; P2 answered, never retried.
+    assert_eq!(server.placed_counts().get(P1), Some(&2));
+    assert_eq!(server.placed_counts().get(P2), Some(&1));
+}
+
+#[test]
+fn a_retry_still_due_when_the_round_ends_is_dropped() {
+    let server = TestServer::start(Config::default()).unwrap();
+    server.set_dispositions(vec![fonestorm_testserver::DispositionScript {
+        to: Some(P1.to_string()),
+        outcomes: vec![fonestorm_testserver::Outcome::unanswered("BUSY")],
+    }]);
+    server.set_callback_delay(Duration::from_millis(1500));
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The round waits 1s; the END comes 1.5s after the call and asks for a retry 1s later.
+    let path = retry_page(dir.path(), "1s");
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let out = page(&server, state.path(), &path, port, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(server.placed_counts().get(P1), Some(&1));
+}

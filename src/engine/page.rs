@@ -76,6 +76,12 @@ pub(crate) struct LiveCall {
     pub billable_seconds: Option<u32>,
     /// When the `END` callback came.
     pub ended_at: Option<Timestamp>,
+    /// The step and round that placed it.
+    pub slot: (String, u32),
+    /// 0 for a call of the timeline, N for the N-th retry of a person in a round.
+    pub retry: u32,
+    /// The timeline call it repeats (itself for a timeline call).
+    pub origin: usize,
 }
 
 /// What the ladder and the callback sink share while a page runs.
@@ -93,6 +99,9 @@ pub(crate) struct PageState {
     pub people: Vec<(String, String)>,
     /// The step and round started last.
     pub current: Option<(String, u32)>,
+    /// Retries asked for by `END` callbacks (`escalation.retry`): the call
+    /// to repeat and when; dropped when the next round starts.
+    pub retries_due: Vec<(usize, tokio::time::Instant)>,
 }
 
 /// Runs a live page; see the module documentation.
@@ -160,10 +169,17 @@ pub(super) async fn run<S: Store>(
                 disposition: None,
                 billable_seconds: None,
                 ended_at: None,
+                slot: (
+                    c.step.clone().unwrap_or_default(),
+                    c.round.unwrap_or_default(),
+                ),
+                retry: 0,
+                origin: idx,
             })
             .collect(),
         people: people(&report),
         current: None,
+        retries_due: Vec::new(),
     }));
     let listening = CancellationToken::new();
     listen(&ctx, &state, secret, &listening).await;
@@ -354,7 +370,7 @@ async fn listen<S: Store>(
             let sink = Arc::new(PageSink::new(
                 ctx.store.clone(),
                 state.clone(),
-                ctx.playbook.ack.clone(),
+                ctx.playbook,
             ));
             tokio::spawn(listener.serve(secret, sink, stop.clone()));
         }
@@ -434,10 +450,12 @@ impl<S: Store> Ladder<'_, '_, S> {
                 tracing::error!("{e}");
                 return Ok((PageOutcome::Stopped(e.to_string()), None));
             }
-            self.state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .current = Some((step.name.clone(), round.round));
+            {
+                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                state.current = Some((step.name.clone(), round.round));
+                // A retry still due when the next round starts is dropped.
+                state.retries_due.clear();
+            }
             if let Some(r) = report.escalation.as_mut().and_then(|e| {
                 e.steps
                     .iter_mut()
@@ -478,7 +496,7 @@ impl<S: Store> Ladder<'_, '_, S> {
                     .is_some_and(|c| matches!(c.status, Status::Placed | Status::Unknown))
             });
             // A round whose people were all skipped or failed does not wait.
-            if placed && let Some(outcome) = self.wait(wait, report).await? {
+            if placed && let Some(outcome) = self.wait(wait, &limiter, report).await? {
                 return Ok((outcome, None));
             }
         }
@@ -584,6 +602,7 @@ impl<S: Store> Ladder<'_, '_, S> {
     async fn wait(
         &self,
         wait: Duration,
+        limiter: &Arc<RateLimiter>,
         report: &mut Report,
     ) -> Result<Option<PageOutcome>, EngineError> {
         let until = tokio::time::Instant::now() + wait;
@@ -593,6 +612,15 @@ impl<S: Store> Ladder<'_, '_, S> {
             }
             self.overdue_outcomes().await;
             sync_outcomes(&self.state, report);
+            if let Some(stop) = self.retry_due(limiter, report).await {
+                return Ok(Some(match stop {
+                    StopReason::Interrupted => match self.ack().await? {
+                        Some(ack) => PageOutcome::Acknowledged(ack),
+                        None => PageOutcome::Interrupted,
+                    },
+                    StopReason::AuthFailed(m) | StopReason::Fatal(m) => PageOutcome::Stopped(m),
+                }));
+            }
             let now = tokio::time::Instant::now();
             if now >= until {
                 return Ok(None);
@@ -604,13 +632,118 @@ impl<S: Store> Ladder<'_, '_, S> {
         }
     }
 
+    /// Places the retries that are due: each a new call of the person, in
+    /// the report and the journal, right after its `END` asked for it.
+    async fn retry_due(
+        &self,
+        limiter: &Arc<RateLimiter>,
+        report: &mut Report,
+    ) -> Option<StopReason> {
+        let now = tokio::time::Instant::now();
+        let due: Vec<usize> = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let (due, later): (Vec<_>, Vec<_>) =
+                state.retries_due.drain(..).partition(|(_, at)| *at <= now);
+            state.retries_due = later;
+            due.into_iter().map(|(idx, _)| idx).collect()
+        };
+        let mut calls = Vec::new();
+        for original in due {
+            let origin = {
+                let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                state.calls.get(original).map(|c| c.origin)
+            };
+            let Some(request) = origin.and_then(|o| self.requests.get(o).cloned().flatten()) else {
+                continue;
+            };
+            let Some(mut entry) = report.calls.get(original).cloned() else {
+                continue;
+            };
+            let idx = report.calls.len();
+            entry.status = Status::Planned;
+            entry.call_id = None;
+            entry.attempts = 0;
+            entry.error = None;
+            entry.reason = None;
+            entry.disposition = None;
+            entry.billable_seconds = None;
+            entry.ended_at = None;
+            let retry = {
+                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                let Some(first) = state.calls.get(original).cloned() else {
+                    continue;
+                };
+                let retry = state
+                    .calls
+                    .iter()
+                    .filter(|c| c.recipient == first.recipient && c.slot == first.slot)
+                    .map(|c| c.retry)
+                    .max()
+                    .unwrap_or(0)
+                    + 1;
+                state.calls.push(LiveCall {
+                    idx,
+                    status: Status::Planned,
+                    call_id: None,
+                    answered_at: None,
+                    disposition: None,
+                    billable_seconds: None,
+                    ended_at: None,
+                    retry,
+                    ..first
+                });
+                retry
+            };
+            let slot = CallSlot {
+                step: entry.step.clone().unwrap_or_default(),
+                round: entry.round.unwrap_or_default(),
+                at_offset: entry.at_offset_seconds.unwrap_or_default(),
+            };
+            let call_record = CallRecord {
+                idx,
+                recipient: entry.recipient.clone(),
+                to: entry.to.clone(),
+                rule: entry.rule.clone(),
+                service_type: Some(request.service_type),
+                service_id: self
+                    .ctx
+                    .options
+                    .journal_messages
+                    .then(|| request.service_id.clone()),
+                fingerprint: Some(fingerprint(&request, Some(&self.ctx.playbook.caller_id))),
+                dedup_key: None,
+                state: CallState::Pending,
+                reason: None,
+                call_id: None,
+                attempts: 0,
+                error: None,
+            };
+            if let Err(e) = self
+                .ctx
+                .store
+                .add_call(&self.run_id, call_record, slot)
+                .await
+            {
+                tracing::error!("{e}");
+                return Some(StopReason::Fatal(e.to_string()));
+            }
+            tracing::info!(recipient = entry.recipient.as_str(), retry, "retrying");
+            report.calls.push(entry);
+            calls.push((idx, request));
+        }
+        if calls.is_empty() {
+            return None;
+        }
+        self.place(calls, limiter, report).await
+    }
+
     /// Gives `NO_CALLBACK` to placed calls whose `END` is overdue.
     async fn overdue_outcomes(&self) {
         let timeout = self.ctx.playbook.ack.outcome_timeout;
         let now = Timestamp::now();
         let overdue: Vec<usize> = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state
+            let overdue: Vec<usize> = state
                 .calls
                 .iter_mut()
                 .filter(|c| c.disposition.is_none() && c.status == Status::Placed)
@@ -622,7 +755,11 @@ impl<S: Store> Ladder<'_, '_, S> {
                     c.disposition = Some("NO_CALLBACK".to_string());
                     c.idx
                 })
-                .collect()
+                .collect();
+            for &idx in &overdue {
+                sink::schedule_retry(&mut state, idx, "NO_CALLBACK", self.ctx.playbook);
+            }
+            overdue
         };
         for idx in overdue {
             if let Err(e) = self
@@ -751,6 +888,28 @@ async fn finish<S: Store>(
             tracing::error!("the page stopped: {m}");
         }
     }
+    // Retries were added at the end: by step, round, then playbook order.
+    let steps: Vec<String> = ctx
+        .playbook
+        .escalation
+        .as_ref()
+        .map(|e| e.steps.iter().map(|s| s.name.clone()).collect())
+        .unwrap_or_default();
+    let people: Vec<String> = people(report).into_iter().map(|(n, _)| n).collect();
+    let position = |c: &crate::report::CallReport| {
+        (
+            c.step
+                .as_ref()
+                .and_then(|s| steps.iter().position(|n| n == s))
+                .unwrap_or(usize::MAX),
+            c.round.unwrap_or(0),
+            people
+                .iter()
+                .position(|n| n == &c.recipient)
+                .unwrap_or(usize::MAX),
+        )
+    };
+    report.calls.sort_by_key(|c| position(c));
     report.recount();
     report.finished_at = crate::model::timestamp(chrono::Utc::now());
 }

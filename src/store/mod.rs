@@ -259,4 +259,12 @@ pub trait Store: Send + Sync + 'static {
         billable_seconds: Option<u32>,
         ended_at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Adds call `record` (a retry) to page `run_id`, at `slot` of its ladder.
+    fn add_call(
+        &self,
+        run_id: &str,
+        record: CallRecord,
+        slot: CallSlot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -25,7 +25,8 @@ use crate::model::callback::{
     parse_ack_text,
 };
 use crate::model::{AckRecord, AckResult, AckVia, Outcome, Status, Timestamp};
-use crate::playbook::escalation::Ack;
+use crate::playbook::Playbook;
+use crate::playbook::escalation::{Ack, Retry};
 use crate::store::Store;
 
 /// **Assumed:** how far back a callback without a known `uid` is matched
@@ -37,12 +38,64 @@ pub struct PageSink<S: Store> {
     store: Arc<S>,
     state: Arc<Mutex<PageState>>,
     ack: Ack,
+    retry: Option<Retry>,
+}
+
+/// Asks for a retry of call `idx`, which ended with `disposition`, when
+/// `escalation.retry` says so: it belongs to the round going, its person
+/// has retries left in that round, and none is waiting already.
+pub(crate) fn schedule_retry(
+    state: &mut PageState,
+    idx: usize,
+    disposition: &str,
+    playbook: &Playbook,
+) {
+    if let Some(retry) = playbook.escalation.as_ref().and_then(|e| e.retry.as_ref()) {
+        schedule(state, idx, disposition, retry);
+    }
+}
+
+/// [`schedule_retry`] with the retry settings at hand.
+fn schedule(state: &mut PageState, idx: usize, disposition: &str, retry: &Retry) {
+    let Some(call) = state.calls.get(idx) else {
+        return;
+    };
+    let current = state.current.as_ref();
+    if current != Some(&call.slot) || !retry.on.iter().any(|d| d.matches(disposition)) {
+        return;
+    }
+    let made = state
+        .calls
+        .iter()
+        .filter(|c| c.recipient == call.recipient && c.slot == call.slot)
+        .map(|c| c.retry)
+        .max()
+        .unwrap_or(0);
+    let waiting = state.retries_due.iter().any(|(i, _)| {
+        state
+            .calls
+            .get(*i)
+            .is_some_and(|c| c.recipient == call.recipient && c.slot == call.slot)
+    });
+    if made < retry.max && !waiting {
+        let at = tokio::time::Instant::now() + retry.after;
+        state.retries_due.push((idx, at));
+    }
 }
 
 impl<S: Store> PageSink<S> {
     /// A sink recording into `store` and acting on the page `state` describes.
-    pub(crate) fn new(store: Arc<S>, state: Arc<Mutex<PageState>>, ack: Ack) -> PageSink<S> {
-        PageSink { store, state, ack }
+    pub(crate) fn new(
+        store: Arc<S>,
+        state: Arc<Mutex<PageState>>,
+        playbook: &Playbook,
+    ) -> PageSink<S> {
+        PageSink {
+            store,
+            state,
+            ack: playbook.ack.clone(),
+            retry: playbook.escalation.as_ref().and_then(|e| e.retry.clone()),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, PageState> {
@@ -152,6 +205,9 @@ impl<S: Store> PageSink<S> {
                 c.disposition = Some(word.clone());
                 c.billable_seconds = event.billable_seconds;
                 c.ended_at = Some(now);
+            }
+            if let Some(retry) = &self.retry {
+                schedule(&mut state, idx, &word, retry);
             }
         }
         self.store

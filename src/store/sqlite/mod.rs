@@ -349,4 +349,14 @@ impl Store for SqliteStore {
             j.set_disposition(&run_id, idx, &disposition, billable_seconds, ended_at)
         })
     }
+
+    fn add_call(
+        &self,
+        run_id: &str,
+        record: CallRecord,
+        slot: CallSlot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.write(move |j| j.add_call(&run_id, &record, &slot))
+    }
 }

@@ -265,4 +265,37 @@ impl Journal {
             .map(drop)
             .map_err(|e| self.err(&e))
     }
+
+    /// Adds one call (a retry) to page `run_id`.
+    pub fn add_call(
+        &self,
+        run_id: &str,
+        c: &CallRecord,
+        slot: &CallSlot,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO calls (run_id, idx, recipient, dial, rule, service_type, service_id,
+                 fingerprint, dedup_key, state, reason, step, round, at_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    run_id,
+                    c.idx as i64,
+                    c.recipient,
+                    c.to,
+                    c.rule,
+                    c.service_type,
+                    c.service_id,
+                    c.fingerprint,
+                    c.dedup_key,
+                    c.state,
+                    c.reason,
+                    slot.step,
+                    slot.round,
+                    i64::try_from(slot.at_offset).unwrap_or(i64::MAX)
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
 }
