@@ -897,3 +897,109 @@ fn a_retry_still_due_when_the_round_ends_is_dropped() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(server.placed_counts().get(P1), Some(&1));
 }
+
+const RESUME: &str = "tests/fixtures/pages/resume-page.yaml";
+
+/// When the server saw each call request to `to`, from its start.
+fn call_times(server: &TestServer, to: &str) -> Vec<Duration> {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/calls" && r.to.as_deref() == Some(to))
+        .map(|r| r.at)
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_page_killed_mid_wait_resumes_where_it_stood_and_calls_nobody_twice() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut child = spawn_page(&server, state.path(), RESUME, free_port());
+    wait_for_calls(&server, 1);
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    let _ = child.wait();
+    let out = page(&server, state.path(), RESUME, free_port(), &["--resume"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(report["run_id"], run_id(state.path()));
+    assert_eq!(report["escalation"]["outcome"], "exhausted");
+    assert_eq!(
+        calls_of(&report),
+        [
+            ("primary".into(), "P1".into(), 1, "placed".into()),
+            ("primary".into(), "P1".into(), 2, "placed".into()),
+            ("secondary".into(), "P2".into(), 1, "placed".into()),
+        ]
+    );
+    assert_eq!(
+        server.placed_counts().get(P1),
+        Some(&2),
+        "round 1 not again"
+    );
+    assert_eq!(server.placed_counts().get(P2), Some(&1));
+    // Round 2 came when round 1's recorded wait ran out, not a new 4s later.
+    let times = call_times(&server, P1);
+    assert_eq!(times.len(), 2);
+    let gap = times[1] - times[0];
+    assert!(gap >= Duration::from_millis(3900), "{gap:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_wait_that_ran_out_while_callbook_was_down_ends_at_once() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut child = spawn_page(&server, state.path(), RESUME, free_port());
+    wait_for_calls(&server, 1);
+    child.kill().unwrap();
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_secs(5));
+    let resumed = Instant::now();
+    let out = page(&server, state.path(), RESUME, free_port(), &["--resume"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let times = call_times(&server, P1);
+    assert_eq!(times.len(), 2, "{times:?}");
+    // Round 2 at once, then its own 4s wait, then the last round and its 1s.
+    assert!(resumed.elapsed() < Duration::from_secs(30));
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupted_page_can_be_resumed() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_page(&server, state.path(), RESUME, free_port());
+    wait_for_calls(&server, 1);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = wait_page(child);
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    let out = page(&server, state.path(), RESUME, free_port(), &["--resume"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(server.placed_counts().get(P1), Some(&2));
+    assert_eq!(server.placed_counts().get(P2), Some(&1));
+}
+
+#[test]
+fn an_acknowledged_page_cannot_be_resumed() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_page(&server, state.path(), SLOW, free_port());
+    wait_for_calls(&server, 1);
+    let id = run_id(state.path());
+    let ack = run(&["ack", &id, "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(ack.code, 0, "{}", ack.stderr);
+    assert_eq!(wait_page(child).code, 0);
+    let out = page(&server, state.path(), SLOW, free_port(), &["--resume", &id]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("nothing to resume"), "{}", out.stderr);
+    assert_eq!(server.placed_calls(), [P1]);
+}

@@ -178,16 +178,12 @@ fn an_every_of_zero_is_out_of_range() {
 // ---- live ----
 
 #[test]
-fn resuming_a_page_is_refused_before_any_call() {
+fn resuming_a_page_with_nothing_to_resume_is_invalid() {
     let server = TestServer::start(Config::default()).unwrap();
     let state = tempfile::tempdir().unwrap();
     let out = support::live(&server, state.path(), PAGE, &["--resume"]);
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("cannot resume a page"),
-        "{}",
-        out.stderr
-    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("nothing to resume"), "{}", out.stderr);
     assert!(server.requests().is_empty());
 }
 

@@ -85,8 +85,7 @@ pub enum EngineError {
     Login(String),
     /// The confirmation was declined.
     NotConfirmed,
-    /// `--resume` of a page, which this version cannot continue: resuming
-    /// its ladder as a broadcast would call people once and never escalate.
+    /// The playbook has no ladder where a page needs one.
     PageNotLive(String),
     /// A page without `CALLBOOK_CALLBACK_SECRET`.
     NoCallbackSecret,
@@ -139,7 +138,7 @@ impl fmt::Display for EngineError {
             EngineError::NotConfirmed => f.write_str("not confirmed: nothing was called"),
             EngineError::PageNotLive(name) => write!(
                 f,
-                "`{name}` is a page (it has `escalation`): this version of callbook cannot resume a page; acknowledge it with `callbook ack` or start a new page (nothing was called)"
+                "`{name}` has no `escalation`: it is not a page (nothing was called)"
             ),
             EngineError::NoCallbackSecret => f.write_str(
                 "a page needs CALLBOOK_CALLBACK_SECRET, the password FoneStorm's callbacks carry; nothing was called",

@@ -174,11 +174,6 @@ pub async fn run<S: Store>(
     observer: Arc<dyn Observer>,
     cancel: CancellationToken,
 ) -> Result<Finished, EngineError> {
-    if playbook.escalation.is_some() && options.resume.is_some() {
-        // Input errors first (exit 2), then the refusal.
-        page::dry_run(playbook, &input, options.max_calls)?;
-        return Err(EngineError::PageNotLive(playbook.name.clone()));
-    }
     let lock = match store.lock(&playbook.name, Timestamp::now()).await {
         Ok(lock) => Arc::new(lock),
         Err(e) => {

@@ -22,7 +22,8 @@ use super::{
     Context, DryRun, EngineError, Finished, RunOptions, RunRecorder, client, confirmed, run_record,
 };
 use crate::model::{
-    AckRecord, CallRecord, CallSlot, CallState, Outcome, PageRecord, RunState, Status, Timestamp,
+    AckRecord, CallRecord, CallSlot, CallState, Outcome, PageRecord, RoundRecord, RunState, Status,
+    Timestamp,
 };
 use crate::plan::{CallRequest, Decision, RunInput, fingerprint};
 use crate::playbook::Playbook;
@@ -104,7 +105,7 @@ pub(crate) struct PageState {
     pub retries_due: Vec<(usize, tokio::time::Instant)>,
 }
 
-/// Runs a live page; see the module documentation.
+/// Runs a live page, or resumes one (`--resume`); see the module documentation.
 ///
 /// # Errors
 /// When the page is refused or rejected before any call.
@@ -112,71 +113,28 @@ pub(super) async fn run<S: Store>(
     ctx: Context<'_, S>,
     input: RunInput,
 ) -> Result<Finished, EngineError> {
-    let playbook = ctx.playbook;
-    let options = ctx.options;
-    let going = ctx.store.going_codes().await.map_err(EngineError::Read)?;
-    let code = timeline::new_code(&going);
-    let timeline = timeline::plan(playbook, &input, &code).map_err(EngineError::Plan)?;
-    let Some(secret) = options.callback_secret.clone() else {
-        return refuse(&ctx, &input, EngineError::NoCallbackSecret).await;
+    let begun = match &ctx.options.resume {
+        Some(which) => resume(&ctx, input, which).await?,
+        None => match start(&ctx, input).await? {
+            Ok(begun) => begun,
+            Err(finished) => return Ok(finished),
+        },
     };
-    let secret = match secret {
-        Ok(secret) => secret,
-        Err(e) => return refuse(&ctx, &input, EngineError::CallbackSecret(e.to_string())).await,
-    };
-    if let Some(finished) = deduplicated(&ctx, &input, &timeline).await? {
-        return Ok(finished);
-    }
-    let checked = match timeline.over_limit(options.max_calls.or(playbook.max_calls)) {
-        Some(why) => Err(EngineError::TooManyCalls(why)),
-        None => client(playbook, options),
-    };
-    let client = match checked {
-        Ok(c) if confirmed(&ctx, timeline.calls()).await => c,
-        Ok(_) => return refuse(&ctx, &input, EngineError::NotConfirmed).await,
-        Err(e @ EngineError::BaseUrl(_)) => return Err(e),
-        Err(e) => return refuse(&ctx, &input, e).await,
-    };
-    let mut report = Report::from_timeline(playbook, &timeline, &input);
-    let requests = requests_of(&timeline);
-    let records = records(playbook, &report, &requests, options.journal_messages);
-    let page = PageRecord {
-        run_id: input.run_id.clone(),
-        code: code.clone(),
-        dedup_key: dedup_key(playbook, &timeline),
-        sources: sources(options, &input),
-    };
-    let run = run_record(playbook, &input, RunState::Running);
-    ctx.store
-        .begin_page(run, page, records)
-        .await
-        .map_err(EngineError::Store)?;
+    let Begun {
+        input,
+        timeline,
+        mut report,
+        requests,
+        code,
+        client,
+        secret,
+        done,
+    } = begun;
     let state = Arc::new(Mutex::new(PageState {
         run_id: input.run_id.clone(),
         code,
-        caller_id: playbook.caller_id.clone(),
-        calls: report
-            .calls
-            .iter()
-            .enumerate()
-            .map(|(idx, c)| LiveCall {
-                idx,
-                recipient: c.recipient.clone(),
-                to: c.to.clone(),
-                status: c.status,
-                call_id: None,
-                answered_at: None,
-                disposition: None,
-                billable_seconds: None,
-                ended_at: None,
-                slot: (
-                    c.step.clone().unwrap_or_default(),
-                    c.round.unwrap_or_default(),
-                ),
-                retry: 0,
-                origin: idx,
-            })
-            .collect(),
+        caller_id: ctx.playbook.caller_id.clone(),
+        calls: live_calls(&report, requests.len()),
         people: people(&report),
         current: None,
         retries_due: Vec::new(),
@@ -190,11 +148,234 @@ pub(super) async fn run<S: Store>(
         requests,
         run_id: input.run_id.clone(),
     };
-    let result = ladder.climb(&timeline, &mut report).await;
+    let result = ladder.climb(&timeline, &done, &mut report).await;
     listening.cancel();
     let (outcome, stop) = result?;
     finish(&ctx, &state, &mut report, &input, outcome).await;
     Ok(Finished { report, stop })
+}
+
+/// A page ready to climb its ladder: new, or resumed.
+struct Begun {
+    input: RunInput,
+    timeline: Timeline,
+    report: Report,
+    requests: Vec<Option<CallRequest>>,
+    code: String,
+    client: crate::provider::Client,
+    secret: crate::listener::CallbackSecret,
+    /// The rounds a resumed page had started already.
+    done: Vec<RoundRecord>,
+}
+
+/// The callback secret, or why the page is refused.
+fn secret_of(options: &RunOptions) -> Result<crate::listener::CallbackSecret, EngineError> {
+    match options.callback_secret.clone() {
+        None => Err(EngineError::NoCallbackSecret),
+        Some(Ok(secret)) => Ok(secret),
+        Some(Err(e)) => Err(EngineError::CallbackSecret(e.to_string())),
+    }
+}
+
+/// Plans and records a new page; `Err` holds the report of a deduplicated one.
+async fn start<S: Store>(
+    ctx: &Context<'_, S>,
+    input: RunInput,
+) -> Result<Result<Begun, Finished>, EngineError> {
+    let playbook = ctx.playbook;
+    let options = ctx.options;
+    let going = ctx.store.going_codes().await.map_err(EngineError::Read)?;
+    let code = timeline::new_code(&going);
+    let timeline = timeline::plan(playbook, &input, &code).map_err(EngineError::Plan)?;
+    let secret = match secret_of(options) {
+        Ok(secret) => secret,
+        Err(e) => return refuse(ctx, &input, e).await.map(Err),
+    };
+    if let Some(finished) = deduplicated(ctx, &input, &timeline).await? {
+        return Ok(Err(finished));
+    }
+    let checked = match timeline.over_limit(options.max_calls.or(playbook.max_calls)) {
+        Some(why) => Err(EngineError::TooManyCalls(why)),
+        None => client(playbook, options),
+    };
+    let client = match checked {
+        Ok(c) if confirmed(ctx, timeline.calls()).await => c,
+        Ok(_) => {
+            return refuse(ctx, &input, EngineError::NotConfirmed)
+                .await
+                .map(Err);
+        }
+        Err(e @ EngineError::BaseUrl(_)) => return Err(e),
+        Err(e) => return refuse(ctx, &input, e).await.map(Err),
+    };
+    let report = Report::from_timeline(playbook, &timeline, &input);
+    let requests = requests_of(&timeline);
+    let records = records(playbook, &report, &requests, options.journal_messages);
+    let page = PageRecord {
+        run_id: input.run_id.clone(),
+        code: code.clone(),
+        dedup_key: dedup_key(playbook, &timeline),
+        sources: sources(options, &input),
+    };
+    let run = run_record(playbook, &input, RunState::Running);
+    ctx.store
+        .begin_page(run, page, records)
+        .await
+        .map_err(EngineError::Store)?;
+    Ok(Ok(Begun {
+        input,
+        timeline,
+        report,
+        requests,
+        code,
+        client,
+        secret,
+        done: Vec::new(),
+    }))
+}
+
+/// Reopens a recorded page: planned again with its clock and short code,
+/// checked call for call against what was recorded, its calls' states and
+/// its started rounds read back, so nobody is called twice.
+async fn resume<S: Store>(
+    ctx: &Context<'_, S>,
+    mut input: RunInput,
+    which: &super::Resume,
+) -> Result<Begun, EngineError> {
+    let playbook = ctx.playbook;
+    let store = ctx.store.as_ref();
+    let (run, recorded) = super::resume::find(store, &playbook.name, which).await?;
+    let Some(code) = store.page_code(&run.id).await.map_err(EngineError::Read)? else {
+        return Err(EngineError::PlanChanged {
+            run: run.id,
+            what: "it was recorded as a broadcast, and the playbook is now a page".to_string(),
+        });
+    };
+    input.run_id.clone_from(&run.id);
+    input.now = run.now.0;
+    let timeline = timeline::plan(playbook, &input, &code).map_err(EngineError::Plan)?;
+    let requests = requests_of(&timeline);
+    let same = recorded.len() >= requests.len()
+        && requests.iter().zip(&recorded).all(|(r, c)| {
+            r.as_ref()
+                .map(|r| fingerprint(r, Some(&playbook.caller_id)))
+                == c.fingerprint
+        });
+    if !same {
+        return Err(EngineError::PlanChanged {
+            run: run.id,
+            what: "the page's calls are not the ones recorded".to_string(),
+        });
+    }
+    let secret = secret_of(ctx.options)?;
+    let client = client(playbook, ctx.options)?;
+    let slots = store.call_slots(&run.id).await.map_err(EngineError::Read)?;
+    let done = store
+        .page_rounds(&run.id)
+        .await
+        .map_err(EngineError::Read)?;
+    let mut report = Report::from_timeline(playbook, &timeline, &input);
+    report.dry_run = false;
+    report.started_at = run.started_at.to_string();
+    settle(&mut report, &recorded, &slots);
+    let pending = report
+        .calls
+        .iter()
+        .filter(|c| c.status == Status::Planned)
+        .count();
+    if !confirmed(ctx, pending).await {
+        return Err(EngineError::NotConfirmed);
+    }
+    store
+        .reopen_run(&run.id, std::process::id())
+        .await
+        .map_err(EngineError::Store)?;
+    tracing::info!(run = run.id.as_str(), pending, "resuming the page");
+    Ok(Begun {
+        input,
+        timeline,
+        report,
+        requests,
+        code,
+        client,
+        secret,
+        done,
+    })
+}
+
+/// Gives a resumed page's report what the journal recorded of each call,
+/// and adds the retries it had placed.
+fn settle(report: &mut Report, recorded: &[CallRecord], slots: &[(usize, CallSlot)]) {
+    let planned = report.calls.len();
+    for (idx, c) in recorded.iter().enumerate() {
+        let status = c.state.status();
+        if idx >= planned {
+            let Some((_, slot)) = slots.iter().find(|(i, _)| *i == idx) else {
+                continue;
+            };
+            let Some(mut entry) = report
+                .calls
+                .iter()
+                .find(|e| e.recipient == c.recipient)
+                .cloned()
+            else {
+                continue;
+            };
+            entry.step = Some(slot.step.clone());
+            entry.round = Some(slot.round);
+            entry.at_offset_seconds = Some(slot.at_offset);
+            report.calls.push(entry);
+        }
+        if let Some(entry) = report.calls.get_mut(idx) {
+            entry.status = status;
+            entry.call_id.clone_from(&c.call_id);
+            entry.attempts = c.attempts;
+            entry.error.clone_from(&c.error);
+            if status == Status::Skipped {
+                entry.reason.clone_from(&c.reason);
+            }
+        }
+    }
+}
+
+/// The ladder's view of every call of the report; calls past `planned`
+/// are retries of the first call of the same person, step and round.
+fn live_calls(report: &Report, planned: usize) -> Vec<LiveCall> {
+    let calls = &report.calls;
+    calls
+        .iter()
+        .enumerate()
+        .map(|(idx, c)| {
+            let slot = (
+                c.step.clone().unwrap_or_default(),
+                c.round.unwrap_or_default(),
+            );
+            let origin = if idx < planned {
+                idx
+            } else {
+                calls[..planned.min(calls.len())]
+                    .iter()
+                    .position(|o| {
+                        o.recipient == c.recipient && o.step == c.step && o.round == c.round
+                    })
+                    .unwrap_or(idx)
+            };
+            LiveCall {
+                idx,
+                recipient: c.recipient.clone(),
+                to: c.to.clone(),
+                status: c.status,
+                call_id: c.call_id.clone(),
+                answered_at: None,
+                disposition: None,
+                billable_seconds: None,
+                ended_at: None,
+                slot,
+                retry: u32::from(idx >= planned),
+                origin,
+            }
+        })
+        .collect()
 }
 
 /// Records the page as refused (before any call) and returns `e`.
@@ -380,6 +561,16 @@ async fn listen<S: Store>(
     }
 }
 
+/// `t` rounded up to a whole second.
+fn ceil_second(t: Timestamp) -> Timestamp {
+    use chrono::{SubsecRound as _, Timelike as _};
+    if t.0.nanosecond() == 0 {
+        t
+    } else {
+        Timestamp(t.0.trunc_subsecs(0) + chrono::Duration::seconds(1))
+    }
+}
+
 /// How a page ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum PageOutcome {
@@ -407,6 +598,7 @@ impl<S: Store> Ladder<'_, '_, S> {
     async fn climb(
         &self,
         timeline: &Timeline,
+        done: &[RoundRecord],
         report: &mut Report,
     ) -> Result<(PageOutcome, Option<StopReason>), EngineError> {
         let playbook = self.ctx.playbook;
@@ -434,22 +626,43 @@ impl<S: Store> Ladder<'_, '_, S> {
                 .as_ref()
                 .map(|e| e.steps[round.step].clone())
                 .ok_or_else(|| EngineError::PageNotLive(playbook.name.clone()))?;
-            let now = Timestamp::now();
-            let wait = if round.calls() > 0 {
-                step.every
-            } else {
-                Duration::ZERO
+            let recorded = done
+                .iter()
+                .find(|r| r.step == step.name && r.round == round.round);
+            let (now, wait) = match recorded {
+                // Started before a crash or an interrupt: its wait is
+                // counted from when it really started, and one that ran
+                // out while callbook was down ends at once.
+                Some(r) => (
+                    r.started_at,
+                    (r.due_at.0 - Timestamp::now().0)
+                        .to_std()
+                        .unwrap_or_default(),
+                ),
+                None => {
+                    let now = Timestamp::now();
+                    let wait = if round.calls() > 0 {
+                        step.every
+                    } else {
+                        Duration::ZERO
+                    };
+                    // The journal keeps whole seconds: the due time is
+                    // rounded up, so a resumed wait is never shorter.
+                    let due = ceil_second(Timestamp(
+                        now.0 + chrono::Duration::from_std(wait).unwrap_or_default(),
+                    ));
+                    if let Err(e) = self
+                        .ctx
+                        .store
+                        .round_started(&self.run_id, &step.name, round.round, now, due)
+                        .await
+                    {
+                        tracing::error!("{e}");
+                        return Ok((PageOutcome::Stopped(e.to_string()), None));
+                    }
+                    (now, wait)
+                }
             };
-            let due = Timestamp(now.0 + chrono::Duration::from_std(wait).unwrap_or_default());
-            if let Err(e) = self
-                .ctx
-                .store
-                .round_started(&self.run_id, &step.name, round.round, now, due)
-                .await
-            {
-                tracing::error!("{e}");
-                return Ok((PageOutcome::Stopped(e.to_string()), None));
-            }
             {
                 let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 state.current = Some((step.name.clone(), round.round));
@@ -464,8 +677,15 @@ impl<S: Store> Ladder<'_, '_, S> {
             }) {
                 r.started_at = now.to_string();
             }
+            // Only calls never sent: a resumed round places what it had not yet.
             let calls: Vec<(usize, CallRequest)> = range
                 .clone()
+                .filter(|&i| {
+                    report
+                        .calls
+                        .get(i)
+                        .is_some_and(|c| c.status == Status::Planned)
+                })
                 .filter_map(|i| self.requests.get(i).cloned().flatten().map(|c| (i, c)))
                 .collect();
             tracing::info!(

@@ -128,3 +128,16 @@ pub struct PageEnd {
     /// When it ended.
     pub ended_at: Timestamp,
 }
+
+/// A round of a page as recorded when it started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoundRecord {
+    /// The step's name.
+    pub step: String,
+    /// The round within the step, from 1.
+    pub round: u32,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When the next round was due (its start when it placed no call).
+    pub due_at: Timestamp,
+}

@@ -22,8 +22,8 @@ use std::future::Future;
 pub use error::StoreError;
 
 use crate::model::{
-    AckRecord, AckResult, CallRecord, CallSlot, Outcome, PageEnd, PageRecord, RunRecord, RunState,
-    RunSummary, Timestamp,
+    AckRecord, AckResult, CallRecord, CallSlot, Outcome, PageEnd, PageRecord, RoundRecord,
+    RunRecord, RunState, RunSummary, Timestamp,
 };
 
 /// Which recorded run a resume or `runs show` asks for.
@@ -267,4 +267,22 @@ pub trait Store: Send + Sync + 'static {
         record: CallRecord,
         slot: CallSlot,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The short code of page `run_id`, if that run is a page.
+    fn page_code(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// The rounds page `run_id` started, in order.
+    fn page_rounds(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<RoundRecord>, StoreError>> + Send;
+
+    /// Where each call of page `run_id` sits on its ladder, by index.
+    fn call_slots(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<(usize, CallSlot)>, StoreError>> + Send;
 }

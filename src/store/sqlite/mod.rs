@@ -15,8 +15,8 @@ use journal::Journal;
 
 use super::{DedupQuery, LockHolder, RunQuery, Store, StoreError};
 use crate::model::{
-    AckRecord, AckResult, CallRecord, CallSlot, Outcome, PageEnd, PageRecord, RunRecord, RunState,
-    RunSummary, Timestamp,
+    AckRecord, AckResult, CallRecord, CallSlot, Outcome, PageEnd, PageRecord, RoundRecord,
+    RunRecord, RunState, RunSummary, Timestamp,
 };
 
 /// The journal as opened so far.
@@ -358,5 +358,29 @@ impl Store for SqliteStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let run_id = run_id.to_string();
         self.write(move |j| j.add_call(&run_id, &record, &slot))
+    }
+
+    fn page_code(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(|| Ok(None), move |j| j.page_code(&run_id))
+    }
+
+    fn page_rounds(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<RoundRecord>, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(|| Ok(Vec::new()), move |j| j.page_rounds(&run_id))
+    }
+
+    fn call_slots(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<(usize, CallSlot)>, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(|| Ok(Vec::new()), move |j| j.call_slots(&run_id))
     }
 }

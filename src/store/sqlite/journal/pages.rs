@@ -6,7 +6,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Journal, db_error};
 use crate::model::{
-    AckRecord, AckResult, CallRecord, CallSlot, PageEnd, PageRecord, RunRecord, RunState, Timestamp,
+    AckRecord, AckResult, CallRecord, CallSlot, PageEnd, PageRecord, RoundRecord, RunRecord,
+    RunState, Timestamp,
 };
 use crate::store::StoreError;
 
@@ -297,5 +298,68 @@ impl Journal {
             )
             .map(drop)
             .map_err(|e| self.err(&e))
+    }
+
+    /// The short code of page `run_id`, if the run is a page.
+    pub fn page_code(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        if self.version < 3 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT code FROM pages WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The rounds page `run_id` started: step, round, when, and when the next was due.
+    pub fn page_rounds(&self, run_id: &str) -> Result<Vec<RoundRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT step, round, started_at, due_at FROM page_rounds WHERE run_id = ?1
+                 ORDER BY started_at, rowid",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![run_id], |r| {
+                Ok(RoundRecord {
+                    step: r.get(0)?,
+                    round: r.get(1)?,
+                    started_at: r.get(2)?,
+                    due_at: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+    }
+
+    /// Where each call of page `run_id` sits on the ladder, by index.
+    pub fn call_slots(&self, run_id: &str) -> Result<Vec<(usize, CallSlot)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT idx, step, round, at_offset FROM calls WHERE run_id = ?1 AND step IS NOT NULL
+                 ORDER BY idx",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![run_id], |r| {
+                let idx: i64 = r.get(0)?;
+                let offset: i64 = r.get(3)?;
+                Ok((
+                    usize::try_from(idx).unwrap_or(usize::MAX),
+                    CallSlot {
+                        step: r.get(1)?,
+                        round: r.get(2)?,
+                        at_offset: u64::try_from(offset).unwrap_or(0),
+                    },
+                ))
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
 }
