@@ -485,6 +485,11 @@ struct FaultServer {
 }
 
 fn fault_server(status: u16, body: &'static str) -> FaultServer {
+    scripted_server(vec![(status, body)])
+}
+
+/// A server whose n-th answer is `answers[n]`; the last one repeats.
+fn scripted_server(answers: Vec<(u16, &'static str)>) -> FaultServer {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -511,6 +516,8 @@ fn fault_server(status: u16, body: &'static str) -> FaultServer {
             }
             let mut request_body = vec![0; length.min(1 << 20)];
             let _ = reader.read_exact(&mut request_body);
+            let n = record.lock().unwrap().len();
+            let (status, body) = answers[n.min(answers.len() - 1)];
             record.lock().unwrap().push(format!(
                 "{} {}",
                 line.trim(),
@@ -583,4 +590,101 @@ fn a_provider_that_echoes_the_secret_does_not_get_it_printed() {
     );
     // `hooks` asserts the secret is in neither stream.
     assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("HTTP 400: url_password *** is not allowed"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn help_names_the_secret_and_the_exit_codes() {
+    for sub in ["show", "install", "remove"] {
+        let out = finish(callbook().args(["hooks", sub, "--help"]));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        for needle in [
+            "CALLBOOK_CALLBACK_SECRET",
+            "FONESTORM_TOKEN",
+            "Exit codes:",
+            "--public-url",
+        ] {
+            assert!(
+                out.stdout.contains(needle),
+                "{sub}: {needle}\n{}",
+                out.stdout
+            );
+        }
+    }
+}
+
+/// The check a page makes before its first call, through the library.
+fn problems(server: &TestServer) -> Vec<String> {
+    use callbook::provider::hooks::PublicUrl;
+    use callbook::provider::limiter::RateLimiter;
+    use callbook::provider::{Client, Credentials, Secret};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = server.url().parse().unwrap();
+    let client = Client::new(
+        base,
+        Credentials::Token(Secret::new(TOKEN.into())),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let public = PublicUrl::parse(PUBLIC).unwrap();
+    runtime
+        .block_on(client.callback_problems(&RateLimiter::new(10.0), FONENUMBER, &public))
+        .unwrap()
+}
+
+#[test]
+fn the_start_up_check_names_every_event_not_pointing_at_the_listener() {
+    let s = server();
+    s.set_hooks(
+        FONENUMBER,
+        Hooks {
+            send_notify: Some(ours("/fonestorm/calls")),
+            receive_notify: None,
+            sms: Some(SmsHook::Forward("13214991008".into())),
+        },
+    );
+    assert_eq!(
+        problems(&s),
+        [
+            "`receive_notify` of 3214991000 is not set, not https://cb.example.com/pager/fonestorm/inbound (run `callbook hooks install`)",
+            "`sms` of 3214991000 points at Forward 13214991008, not https://cb.example.com/pager/fonestorm/sms (run `callbook hooks install`)",
+        ]
+    );
+}
+
+#[test]
+fn the_start_up_check_passes_after_install() {
+    let s = server();
+    let out = hooks(
+        &s.url(),
+        &["install", FIRST, "--public-url", PUBLIC, "--yes"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(problems(&s).is_empty());
+}
+
+#[test]
+fn a_failure_half_way_says_how_many_were_set() {
+    let nothing_set = r#"{"fonenumber": {"call_options": {}, "message_options": {}}}"#;
+    let f = scripted_server(vec![
+        (200, nothing_set),
+        (200, "{}"),
+        (403, r#"{"message": "inbound callbacks are not enabled"}"#),
+    ]);
+    let out = hooks(&f.url, &["install", FIRST, "--public-url", PUBLIC, "--yes"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    insta::assert_snapshot!(out.stderr, @r"
+    3214991000: `send_notify` → https://cb.example.com/pager/fonestorm/calls
+    error: cannot set `receive_notify` of 3214991000: FoneStorm answered `POST /calls/receive_notify` with HTTP 403: inbound callbacks are not enabled
+    1 of 3 callbacks were set; run the command again
+    ");
+    assert_eq!(f.seen.lock().unwrap().len(), 3);
 }

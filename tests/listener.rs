@@ -1,6 +1,7 @@
 //! The callback listener over real HTTP on 127.0.0.1, with a sink that
 //! records what reached it: every method and encoding FoneStorm uses, auth,
-//! bounds, malformed data, slow clients, and the password never in a log.
+//! bounds, malformed data, slow clients, the password never in a log, and
+//! the FoneStorm test server's own callbacks read end to end.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +10,10 @@ use std::time::Duration;
 
 use callbook::listener::{self, CallbackSecret, CallbackSink, Limits, SinkError};
 use callbook::model::callback::{Callback, Disposition, EventStatus};
+use fonestorm_testserver::{
+    Config, DispositionScript, HookMethod, Hooks, NumberStyle, Outcome, SmsHook, SmsTextField,
+    TestServer, UrlHook,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -554,6 +559,18 @@ async fn other_methods_are_not_allowed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn head_is_not_allowed_and_records_nothing() {
+    let l = start().await;
+    let r = authed(client().head(format!("{}?{END_QUERY}", l.url(CALLS))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(l.sink.seen().is_empty());
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn duplicates_are_passed_to_the_sink() {
     let l = start().await;
     for _ in 0..2 {
@@ -704,4 +721,227 @@ async fn stopping_closes_idle_connections_and_returns() {
         TcpStream::connect(addr).await.is_err(),
         "still accepting after the stop"
     );
+}
+
+// End to end: the FoneStorm test server delivers its callbacks to the listener.
+
+const FONENUMBER: &str = "3214991000";
+
+/// A test server whose callbacks for [`FONENUMBER`] go to `l` with `method`
+/// and `password`.
+fn wired(
+    l: &Running,
+    method: HookMethod,
+    password: &str,
+    change: impl FnOnce(&mut Config),
+) -> TestServer {
+    let mut config = Config::default();
+    change(&mut config);
+    let server = TestServer::start(config).unwrap();
+    let hook = |path: &str| UrlHook::new(l.url(path), method).basic_auth("callbook", password);
+    server.set_hooks(
+        FONENUMBER,
+        Hooks {
+            send_notify: Some(hook(CALLS)),
+            receive_notify: Some(hook("/fonestorm/inbound")),
+            sms: Some(SmsHook::Url(hook("/fonestorm/sms"))),
+        },
+    );
+    server
+}
+
+async fn place_call(server: &TestServer, to: &str) -> String {
+    let answer: serde_json::Value = client()
+        .post(format!("{}/calls", server.url()))
+        .header("token", "test-token")
+        .json(&serde_json::json!({
+            "fonenumber": FONENUMBER, "to": to, "service_type": "TTS", "service_id": "hello"
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["call"]["id"].as_str().unwrap().to_string()
+}
+
+/// Waits (boundedly) until the sink has seen `count` callbacks.
+async fn wait_for(sink: &Recorder, count: usize) -> Vec<Callback> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let seen = sink.seen();
+        if seen.len() >= count || tokio::time::Instant::now() >= deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn call_round_trip(method: HookMethod) {
+    let l = start().await;
+    let server = wired(&l, method, SECRET, |_| {});
+    let id = place_call(&server, "13214991008").await;
+    let seen = wait_for(&l.sink, 2).await;
+    let [Callback::Call(begin), Callback::Call(end)] = seen.as_slice() else {
+        panic!("{seen:?}");
+    };
+    assert_eq!(begin.status, EventStatus::Begin);
+    assert_eq!(end.status, EventStatus::End);
+    assert_eq!(end.uid.as_deref(), Some(id.as_str()));
+    assert_eq!(end.disposition, Some(Disposition::Answered));
+    assert_eq!(end.billable_seconds, Some(30));
+    assert_eq!(end.to.as_deref(), Some("13214991008"));
+    assert!(
+        server
+            .callbacks()
+            .iter()
+            .all(|c| c.receiver_status == Some(200)),
+        "{:?}",
+        server.callbacks()
+    );
+    drop(server);
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_test_servers_get_callbacks_are_read() {
+    call_round_trip(HookMethod::Get).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_test_servers_post_callbacks_are_read() {
+    call_round_trip(HookMethod::Post).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_test_servers_json_callbacks_are_read() {
+    call_round_trip(HookMethod::Json).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_code_and_plus_numbers_are_read() {
+    let l = start().await;
+    let server = wired(&l, HookMethod::Json, SECRET, |c| {
+        c.number_style = NumberStyle::Plus;
+        c.dispositions = vec![DispositionScript {
+            to: None,
+            outcomes: vec![Outcome::unanswered("FAILED:503")],
+        }];
+    });
+    place_call(&server, "13214991008").await;
+    let seen = wait_for(&l.sink, 2).await;
+    let Some(Callback::Call(end)) = seen.get(1) else {
+        panic!("{seen:?}");
+    };
+    assert_eq!(end.disposition, Some(Disposition::Failed("503".into())));
+    assert_eq!(end.from, "+13214991000");
+    assert!(callbook::model::callback::number_matches(
+        end.to.as_deref().unwrap(),
+        "13214991008"
+    ));
+    drop(server);
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_test_servers_sms_is_read_under_any_text_field() {
+    let l = start().await;
+    let server = wired(&l, HookMethod::Post, SECRET, |c| {
+        c.sms_text_field = SmsTextField::Body
+    });
+    let record = server
+        .simulate_sms_async("13214991008", FONENUMBER, "ACK k7f")
+        .await
+        .unwrap();
+    assert_eq!(record.receiver_status, Some(200));
+    match l.sink.seen().as_slice() {
+        [Callback::Sms(sms)] => {
+            assert_eq!(sms.text, "ACK k7f");
+            assert!(callbook::model::callback::number_matches(
+                &sms.from,
+                "13214991008"
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(server);
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_test_servers_inbound_call_is_read() {
+    let l = start().await;
+    let server = wired(&l, HookMethod::Get, SECRET, |_| {});
+    let record = server
+        .simulate_inbound_call_async("3214991008", FONENUMBER)
+        .await
+        .unwrap();
+    assert_eq!(record.receiver_status, Some(200));
+    match l.sink.seen().as_slice() {
+        [Callback::Inbound(call)] => assert_eq!(call.from, "3214991008"),
+        other => panic!("{other:?}"),
+    }
+    drop(server);
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_registered_with_another_password_are_refused() {
+    let l = start().await;
+    let server = wired(&l, HookMethod::Json, "an-old-rotated-secret-1", |_| {});
+    let record = server
+        .simulate_sms_async("13214991008", FONENUMBER, "1")
+        .await
+        .unwrap();
+    assert_eq!(record.receiver_status, Some(401));
+    assert!(l.sink.seen().is_empty());
+    drop(server);
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_installed_by_the_client_reach_the_listener() {
+    use callbook::provider::hooks::{Event, PublicUrl};
+    use callbook::provider::limiter::RateLimiter;
+    use callbook::provider::{Client, Credentials, Secret};
+    let l = start().await;
+    let server = TestServer::start(Config::default()).unwrap();
+    let client = Client::new(
+        server.url().parse().unwrap(),
+        Credentials::Token(Secret::new("test-token".into())),
+        PATIENCE,
+    )
+    .unwrap();
+    let limiter = RateLimiter::new(10.0);
+    let public = PublicUrl::parse(&format!("http://{}", l.addr)).unwrap();
+    let secret = CallbackSecret::new(SECRET.to_string()).unwrap();
+    for event in Event::ALL {
+        client
+            .install(&limiter, FONENUMBER, event, &public, &secret)
+            .await
+            .unwrap();
+    }
+    let problems = client
+        .callback_problems(&limiter, FONENUMBER, &public)
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    place_call(&server, "13214991008").await;
+    server
+        .simulate_sms_async("13214991008", FONENUMBER, "ok")
+        .await
+        .unwrap();
+    server
+        .simulate_inbound_call_async("3214991008", FONENUMBER)
+        .await
+        .unwrap();
+    let seen = wait_for(&l.sink, 4).await;
+    let kinds: Vec<&str> = seen.iter().map(Callback::kind).collect();
+    assert_eq!(kinds.len(), 4, "{seen:?}");
+    for kind in ["call", "sms", "inbound"] {
+        assert!(kinds.contains(&kind), "{kinds:?}");
+    }
+    drop(server);
+    l.stop().await;
 }

@@ -130,8 +130,10 @@ pub struct HooksArgs {
 #[derive(Debug, Subcommand)]
 pub enum HooksAction {
     /// Print where each caller id's callbacks point (EVENT, URL, METHOD, OURS).
+    #[command(after_help = HOOKS_AFTER_HELP)]
     Show(HooksOptions),
     /// Point each caller id's callbacks at --public-url.
+    #[command(after_help = HOOKS_AFTER_HELP)]
     Install {
         /// The playbooks and provider options.
         #[command(flatten)]
@@ -144,6 +146,7 @@ pub enum HooksAction {
         yes: bool,
     },
     /// Clear the callbacks that point at callbook, and only those.
+    #[command(after_help = HOOKS_AFTER_HELP)]
     Remove {
         /// The playbooks and provider options.
         #[command(flatten)]

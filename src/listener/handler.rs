@@ -47,12 +47,13 @@ impl Kind {
 }
 
 /// The three paths, each answering `GET` and `POST` (others get 405, other
-/// paths 404).
+/// paths 404). `HEAD` is refused explicitly: axum would otherwise run the
+/// `GET` handler for it, and record a callback whose answer nobody reads.
 pub(super) fn router(app: Arc<App>) -> Router {
     let route = |kind: Kind| {
         let handler =
             move |State(app): State<Arc<App>>, request: Request| handle(app, kind, request);
-        get(handler).post(handler)
+        get(handler).post(handler).head(not_allowed)
     };
     Router::new()
         .route(PATH_CALLS, route(Kind::Calls))
@@ -135,6 +136,14 @@ async fn read_body(body: Body, app: &App) -> Result<Vec<u8>, (StatusCode, &'stat
         Ok(Err(_)) => Err((StatusCode::BAD_REQUEST, "the body could not be read")),
         Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
     }
+}
+
+async fn not_allowed() -> Response {
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and POST");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET,POST"));
+    response
 }
 
 fn plain(status: StatusCode, text: &str) -> Response {

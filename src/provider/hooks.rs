@@ -205,7 +205,11 @@ impl Setting {
     }
 
     /// Whether anything is set: a URL, or an SMS sent by e-mail or forwarded.
+    /// A `URL` delivery with an empty URL is cleared, whatever its type says.
     pub fn is_set(&self) -> bool {
+        if self.kind.eq_ignore_ascii_case("url") {
+            return !self.target.is_empty();
+        }
         !self.target.is_empty() || !(self.kind.is_empty() || self.kind.eq_ignore_ascii_case("none"))
     }
 
@@ -443,6 +447,19 @@ impl Client {
         })
     }
 
+    /// What is wrong with the callbacks of `fonenumber` for a page whose
+    /// listener FoneStorm reaches at `public` ([`problems`]; empty when every
+    /// event points there): the one request `run` of a page makes to check.
+    pub async fn callback_problems(
+        &self,
+        limiter: &RateLimiter,
+        fonenumber: &str,
+        public: &PublicUrl,
+    ) -> Result<Vec<String>, HooksError> {
+        let callbacks = self.callbacks(limiter, fonenumber).await?;
+        Ok(problems(fonenumber, &callbacks, public))
+    }
+
     /// Points `event` of `fonenumber` at `public`, with Basic auth
     /// `callbook` / `secret`.
     pub async fn install(
@@ -670,6 +687,14 @@ mod tests {
         assert_eq!(v.sms.target, "https://b/fonestorm/sms");
         assert!(v.sms.is_ours(Event::Sms, None));
         assert!(parse_fonenumber(r#"{"fonenumber": {}}"#).is_none());
+        let cleared = r#"{"call_options": {"send_notify": {"type": "URL", "url": ""}},
+            "message_options": {"receive": {"type": "Forward", "value": ""}}}"#;
+        let c = parse_fonenumber(cleared).unwrap();
+        assert!(
+            !c.send_notify.is_set(),
+            "a URL type with an empty URL is cleared"
+        );
+        assert!(c.sms.is_set(), "a forward is a delivery elsewhere");
         assert!(parse_fonenumber("not json").is_none());
         assert!(parse_fonenumber(r#"{"fonenumber": {"call_options": {}}}"#).is_none());
     }

@@ -206,9 +206,15 @@ async fn messages_receive(State(shared): State<Arc<Shared>>, request: Request) -
 
 /// `GET /fonenumbers`: the account's FoneNumbers and their callbacks.
 async fn list_fonenumbers(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    authorized(&shared, "GET", "/fonenumbers", request, false, |_| {
-        Ok(shared.fonenumbers())
-    })
+    let method = request.method().clone();
+    authorized(
+        &shared,
+        method.as_str(),
+        "/fonenumbers",
+        request,
+        false,
+        |_| Ok(shared.fonenumbers()),
+    )
     .await
 }
 
@@ -219,7 +225,8 @@ async fn get_fonenumber(
     request: Request,
 ) -> Response {
     let path = request.uri().path().to_owned();
-    authorized(&shared, "GET", &path, request, false, |_| {
+    let method = request.method().clone();
+    authorized(&shared, method.as_str(), &path, request, false, |_| {
         shared.fonenumber(&fonenumber)
     })
     .await
