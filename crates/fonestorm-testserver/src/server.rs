@@ -38,6 +38,11 @@ pub fn serve(
     config: Config,
 ) -> io::Result<(Handle, impl Future<Output = ()> + Send + 'static)> {
     let shared = Arc::new(Shared::new(config, listener.local_addr()?)?);
+    // Known at once, so that a `Handle` can deliver simulated callbacks before
+    // the serving future first runs; the accept loop sets it otherwise.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        shared.set_runtime(runtime);
+    }
     let handle = Handle {
         shared: shared.clone(),
     };
@@ -111,11 +116,10 @@ impl TestServer {
             .thread_name("fonestorm-testserver")
             .enable_all()
             .build()?;
-        let listener = {
+        let (handle, serving) = {
             let _context = runtime.enter();
-            TcpListener::from_std(listener)?
+            serve(TcpListener::from_std(listener)?, config)?
         };
-        let (handle, serving) = serve(listener, config)?;
         let thread = std::thread::Builder::new()
             .name("fonestorm-testserver".to_owned())
             .spawn(move || {
