@@ -1003,3 +1003,21 @@ fn an_acknowledged_page_cannot_be_resumed() {
     assert!(out.stderr.contains("nothing to resume"), "{}", out.stderr);
     assert_eq!(server.placed_calls(), [P1]);
 }
+
+#[test]
+fn the_same_alert_while_its_page_is_going_is_a_repeat_not_a_refusal() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_page(&server, state.path(), SLOW, free_port());
+    wait_for_calls(&server, 1);
+    let first = run_id(state.path());
+    let again = page(&server, state.path(), SLOW, free_port(), &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let report = json(&again);
+    assert_eq!(report["escalation"]["outcome"], "deduplicated");
+    assert_eq!(report["escalation"]["deduplicated_by"], first.as_str());
+    assert_eq!(server.placed_calls(), [P1], "nobody called for the repeat");
+    let ack = run(&["ack", &first, "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(ack.code, 0, "{}", ack.stderr);
+    assert_eq!(wait_page(child).code, 0);
+}

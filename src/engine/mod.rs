@@ -177,6 +177,12 @@ pub async fn run<S: Store>(
     let lock = match store.lock(&playbook.name, Timestamp::now()).await {
         Ok(lock) => Arc::new(lock),
         Err(e) => {
+            // The same alert again while its page is going: a repeat, not a refusal.
+            if options.resume.is_none()
+                && let Some(finished) = page::going_repeat(store.as_ref(), playbook, &input).await?
+            {
+                return Ok(finished);
+            }
             let run = run_record(playbook, &input, RunState::Refused);
             if let Err(why) = store.begin_run(run, Vec::new()).await {
                 tracing::debug!("the refused run was not recorded: {why}");

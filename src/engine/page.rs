@@ -432,6 +432,49 @@ async fn deduplicated<S: Store>(
     Ok(Some(Finished { report, stop: None }))
 }
 
+/// When a page of `playbook` for the same dedup key is still going (its run
+/// holds the lock), the report of this one as its repeat: nobody is called.
+///
+/// # Errors
+/// When the page cannot be planned or the journal cannot be read.
+pub(super) async fn going_repeat<S: Store>(
+    store: &S,
+    playbook: &Playbook,
+    input: &RunInput,
+) -> Result<Option<Finished>, EngineError> {
+    if playbook.escalation.is_none() {
+        return Ok(None);
+    }
+    let timeline = timeline::plan(playbook, input, "AAA").map_err(EngineError::Plan)?;
+    let key = dedup_key(playbook, &timeline);
+    let Some(going) = store
+        .going_page(&playbook.name, &key)
+        .await
+        .map_err(EngineError::Read)?
+    else {
+        return Ok(None);
+    };
+    tracing::warn!(
+        run = going.as_str(),
+        "deduplicated: page {going} for the same key is still going; nobody is called"
+    );
+    let mut report = Report::from_timeline(playbook, &timeline, input);
+    report.dry_run = false;
+    report.calls.clear();
+    report.recount();
+    if let Some(e) = report.escalation.as_mut() {
+        e.outcome = Some("deduplicated".to_string());
+        e.code = store
+            .page_code(&going)
+            .await
+            .map_err(EngineError::Read)?
+            .unwrap_or_default();
+        e.deduplicated_by = Some(going);
+    }
+    report.finished_at = crate::model::timestamp(chrono::Utc::now());
+    Ok(Some(Finished { report, stop: None }))
+}
+
 /// The page's dedup key: rendered with the input (the first call's), else the playbook's name.
 fn dedup_key(playbook: &Playbook, timeline: &Timeline) -> String {
     timeline

@@ -290,7 +290,7 @@ fn ladder_line(report: &Report) -> Option<String> {
         }
         (Some("deduplicated"), _) => {
             line = format!(
-                "deduplicated: page {} for the same alert ended recently; nobody was called",
+                "deduplicated by page {} for the same alert: nobody was called",
                 escape_controls(e.deduplicated_by.as_deref().unwrap_or("?"))
             );
         }

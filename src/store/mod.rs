@@ -285,4 +285,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         run_id: &str,
     ) -> impl Future<Output = Result<Vec<(usize, CallSlot)>, StoreError>> + Send;
+
+    /// The page of `playbook` with dedup key `key` that is still going, if any.
+    fn going_page(
+        &self,
+        playbook: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }

@@ -383,4 +383,13 @@ impl Store for SqliteStore {
         let run_id = run_id.to_string();
         self.call(|| Ok(Vec::new()), move |j| j.call_slots(&run_id))
     }
+
+    fn going_page(
+        &self,
+        playbook: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let (playbook, key) = (playbook.to_string(), key.to_string());
+        self.call(|| Ok(None), move |j| j.going_page(&playbook, &key))
+    }
 }

@@ -362,4 +362,22 @@ impl Journal {
             .map_err(|e| self.err(&e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
+
+    /// The page of `playbook` with dedup key `key` still going, if any.
+    pub fn going_page(&self, playbook: &str, key: &str) -> Result<Option<String>, StoreError> {
+        if self.version < 3 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT p.run_id FROM pages p JOIN runs r ON r.id = p.run_id
+                 WHERE r.playbook = ?1 AND p.dedup_key = ?2 AND p.outcome IS NULL
+                   AND r.state = 'running'
+                 ORDER BY r.started_at DESC LIMIT 1",
+                params![playbook, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
 }
