@@ -1021,3 +1021,63 @@ fn the_same_alert_while_its_page_is_going_is_a_repeat_not_a_refusal() {
     assert_eq!(ack.code, 0, "{}", ack.stderr);
     assert_eq!(wait_page(child).code, 0);
 }
+
+#[test]
+fn a_callback_for_a_call_of_no_page_is_ignored() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = spawn_page(&server, state.path(), LIVE, port);
+    wait_for_listener(port);
+    wait_for_calls(&server, 1);
+    let end = br#"{"uid": "someone-else", "status": "END", "direction": "OUTBOUND", "from": "3214991000", "to": "13127342210", "disposition": "ANSWERED", "billable_seconds": "90"}"#;
+    assert_eq!(
+        post(port, "/fonestorm/calls", end),
+        200,
+        "recorded, then ignored"
+    );
+    let out = wait_page(child);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(report["escalation"]["outcome"], "exhausted");
+    for call in report["calls"].as_array().unwrap() {
+        assert_ne!(call["billable_seconds"], 90, "{call}");
+    }
+    let conn = rusqlite::Connection::open(state.path().join("journal.sqlite3")).unwrap();
+    let kept: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM callbacks WHERE fields LIKE '%someone-else%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 1, "every callback is recorded");
+}
+
+#[test]
+fn no_secret_reaches_the_journal_or_the_output_of_a_page() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let out = page(&server, state.path(), LIVE, port, &["-vv"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains(SECRET) && !text.contains("test-token"));
+    }
+    let conn = rusqlite::Connection::open(state.path().join("journal.sqlite3")).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    drop(conn);
+    let bytes = std::fs::read(state.path().join("journal.sqlite3")).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        !text.contains(SECRET),
+        "the callback secret is in the journal"
+    );
+    assert!(!text.contains("test-token"), "the token is in the journal");
+    assert!(
+        text.contains("live-page"),
+        "the journal holds the page's sources"
+    );
+}
