@@ -11,7 +11,7 @@ use callbook::model::{CallRecord, CallState, FINGERPRINT_VERSION, RunRecord, Run
 use callbook::plan::{self, RunInput, Selection};
 use callbook::plan::{CallRequest, ServiceType};
 use callbook::playbook::{self, Loaded};
-use callbook::report::{self, Report};
+use callbook::report::{self, PlanReport};
 use callbook::store::sqlite::journal::Journal;
 use sha2::{Digest, Sha256};
 
@@ -43,7 +43,7 @@ fn check_plan(n: usize, want: &str) {
     let mut input = run_input();
     input.vars = loaded.playbook.vars.clone();
     let plan = plan::plan(&loaded.playbook, &input).expect("plans");
-    let report = Report::from_plan(&loaded.playbook, plan, &input);
+    let report = PlanReport::new(&loaded.playbook, &plan, &input);
     let mut json = Vec::new();
     report::json::write(&report, &mut json).expect("a Vec accepts");
     let report: serde_json::Value = serde_json::from_slice(&json).expect("the report is JSON");
@@ -153,7 +153,7 @@ fn end_to_end_100k(bencher: divan::Bencher) {
         let mut input = run_input();
         input.vars = loaded.playbook.vars.clone();
         let plan = plan::plan(&loaded.playbook, &input).expect("plans");
-        let report = Report::from_plan(&loaded.playbook, plan, &input);
+        let report = PlanReport::new(&loaded.playbook, &plan, &input);
         report::json::write(&report, std::io::sink()).expect("sink accepts");
     });
 }

@@ -84,3 +84,32 @@ fn a_closed_standard_output_leaves_the_report_file_whole() {
     let report: serde_json::Value = serde_json::from_str(&text).expect("a whole JSON report");
     assert_eq!(report["calls"].as_array().map(Vec::len), Some(2_000));
 }
+
+/// A report written straight from a plan and one built as a copy of every
+/// call are the same JSON: both go through one description of the shape.
+#[test]
+fn a_report_from_the_plan_is_the_same_json_as_a_copied_one() {
+    use callbook::plan::{self, RunInput, Selection};
+    use callbook::report::{self, PlanReport, Report};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = workload::write(dir.path(), 500);
+    let loaded = callbook::playbook::load(&path, &mut callbook::diag::Sources::default())
+        .expect("the workload loads");
+    let now = workload::NOW.parse().expect("a time");
+    let input = RunInput {
+        run_id: plan::new_run_id(now),
+        now,
+        dry_run: true,
+        vars: loaded.playbook.vars.clone(),
+        input: None,
+        selection: Selection::default(),
+    };
+    let planned = plan::plan(&loaded.playbook, &input).expect("plans");
+    let mut streamed = Vec::new();
+    report::json::write(&PlanReport::new(&loaded.playbook, &planned, &input), &mut streamed)
+        .expect("a Vec accepts");
+    let mut copied = Vec::new();
+    report::json::write(&Report::from_plan(&loaded.playbook, planned, &input), &mut copied)
+        .expect("a Vec accepts");
+    assert_eq!(String::from_utf8_lossy(&streamed), String::from_utf8_lossy(&copied));
+}
