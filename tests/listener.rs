@@ -945,3 +945,127 @@ async fn callbacks_installed_by_the_client_reach_the_listener() {
     drop(server);
     l.stop().await;
 }
+
+// ---- Hostile input: ambiguous fields, spoofed senders, log injection ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_key_given_twice_with_different_values_is_refused() {
+    // An SMS text spliced into a query string unescaped must not be able to
+    // replace the sender: which `from` is meant cannot be known, so neither is.
+    let l = start().await;
+    let url = format!(
+        "{}?from=13214991008&to=3214991000&message=1&from=15550001111",
+        l.url("/fonestorm/sms")
+    );
+    let text = assert_bad_request(client().get(url), &l).await;
+    assert_eq!(text, "field `from` is given twice with different values\n");
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_json_key_given_twice_with_different_values_is_refused() {
+    let l = start().await;
+    let body = r#"{"from": "13214991008", "to": "3214991000", "message": "1", "from": "15550001111"}"#;
+    let text = assert_bad_request(
+        client()
+            .post(l.url("/fonestorm/sms"))
+            .header("content-type", "application/json")
+            .body(body),
+        &l,
+    )
+    .await;
+    assert_eq!(text, "field `from` is given twice with different values\n");
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_key_given_twice_with_different_values_is_refused() {
+    let l = start().await;
+    let text = assert_bad_request(
+        client()
+            .post(l.url("/fonestorm/sms"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("from=13214991008&message=1&from=15550001111"),
+        &l,
+    )
+    .await;
+    assert_eq!(text, "field `from` is given twice with different values\n");
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_repeated_with_the_same_value_is_accepted() {
+    let l = start().await;
+    let r = authed(client().get(format!(
+        "{}?from=13214991008&message=1&from=13214991008",
+        l.url("/fonestorm/sms")
+    )))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(l.sink.seen().len(), 1);
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_json_body_wins_over_the_query_string() {
+    // FoneStorm's `POST` sends both; the JSON body is the full data.
+    let l = start().await;
+    let body = serde_json::json!({"from": "13214991008", "message": "1"});
+    let r = authed(client().post(format!(
+        "{}?from=15550001111&message=2",
+        l.url("/fonestorm/sms")
+    )))
+    .json(&body)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    match l.sink.seen().as_slice() {
+        [Callback::Sms(s)] => {
+            assert_eq!(s.from, "13214991008");
+            assert_eq!(s.text, "1");
+        }
+        other => panic!("{other:?}"),
+    }
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminal_controls_in_callback_fields_never_reach_a_log_line() {
+    let l = start().await;
+    // C1 CSI (a terminal escape), a right-to-left override, an isolate.
+    let text = "1 \u{9b}2J\u{202e}kcaolo\u{2067}x";
+    let body = serde_json::json!({"from": "13214991008", "message": text});
+    let r = authed(client().post(l.url("/fonestorm/sms")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    match l.sink.seen().as_slice() {
+        [Callback::Sms(s)] => assert_eq!(s.text, text, "the sink gets the text as sent"),
+        other => panic!("{other:?}"),
+    }
+    l.stop().await;
+    let logs = logs();
+    assert!(logs.contains("kcaolo"), "the callback is logged: {logs}");
+    for c in ['\u{9b}', '\u{202e}', '\u{2067}'] {
+        assert!(!logs.contains(c), "{c:?} in the logs: {logs:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_name_with_a_bidi_override_is_refused_and_not_logged_raw() {
+    let l = start().await;
+    let key = "x\u{202e}y";
+    let mut body = serde_json::Map::new();
+    body.insert("status".into(), "BEGIN".into());
+    body.insert("from".into(), "1".into());
+    body.insert(key.into(), "z".repeat(9000).into());
+    let text = assert_bad_request(client().post(l.url(CALLS)).json(&body), &l).await;
+    assert!(!text.contains('\u{202e}'), "{text:?}");
+    l.stop().await;
+    assert!(!logs().contains('\u{202e}'), "{:?}", logs());
+}
