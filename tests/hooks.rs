@@ -712,7 +712,11 @@ fn a_public_url_that_only_starts_like_localhost_needs_https() {
     ] {
         let out = hooks(&s.url(), &["install", FIRST, "--public-url", url, "--yes"]);
         assert_eq!(out.code, 2, "{url}: {}", out.stderr);
-        assert!(out.stderr.contains("uses plain http"), "{url}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("uses plain http"),
+            "{url}: {}",
+            out.stderr
+        );
     }
     assert!(s.requests().is_empty());
 }
@@ -730,7 +734,10 @@ fn install_points_an_idn_or_ipv6_public_url_at_the_right_paths() {
         ),
     ] {
         let s = server();
-        let out = hooks(&s.url(), &["install", FIRST, "--public-url", public, "--yes"]);
+        let out = hooks(
+            &s.url(),
+            &["install", FIRST, "--public-url", public, "--yes"],
+        );
         assert_eq!(out.code, 0, "{public}: {}", out.stderr);
         let hooks = s.hooks_of(FONENUMBER);
         assert_eq!(
@@ -796,7 +803,8 @@ fn a_url_encoded_echo_of_the_secret_is_not_printed() {
         r#"{"message": "bad url https://callbook:hooks%2Ftest%2Bsecret%3D8b2e71%26x%3Ay@cb.example.com"}"#,
     );
     assert!(
-        !out.stderr.contains("hooks%2Ftest%2Bsecret%3D8b2e71%26x%3Ay"),
+        !out.stderr
+            .contains("hooks%2Ftest%2Bsecret%3D8b2e71%26x%3Ay"),
         "{}",
         out.stderr
     );
@@ -809,7 +817,10 @@ fn a_base64_echo_of_the_credentials_is_not_printed() {
     let encoded =
         base64::engine::general_purpose::STANDARD.encode(format!("callbook:{ODD_SECRET}"));
     // Checked here so the literal below stays in step with the secret.
-    assert_eq!(encoded, "Y2FsbGJvb2s6aG9va3MvdGVzdCtzZWNyZXQ9OGIyZTcxJng6eQ==");
+    assert_eq!(
+        encoded,
+        "Y2FsbGJvb2s6aG9va3MvdGVzdCtzZWNyZXQ9OGIyZTcxJng6eQ=="
+    );
     let out = echo_of_odd_secret(
         r#"{"message": "refused Authorization: Basic Y2FsbGJvb2s6aG9va3MvdGVzdCtzZWNyZXQ9OGIyZTcxJng6eQ=="}"#,
     );

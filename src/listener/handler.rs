@@ -112,7 +112,10 @@ async fn handle(app: Arc<App>, kind: Kind, request: Request) -> Response {
             return plain(status, &why);
         }
     };
-    tracing::debug!(fields = %callback.raw().to_json(), "a `{}` callback from {peer}", callback.kind());
+    // JSON escapes C0 controls but not C1 ones nor bidi overrides, which a
+    // terminal showing the log would obey.
+    let fields = crate::escape::escape_controls(&callback.raw().to_json().to_string()).into_owned();
+    tracing::debug!(fields = %fields, "a `{}` callback from {peer}", callback.kind());
     match (app.sink)(callback).await {
         Ok(()) => plain(StatusCode::OK, "ok"),
         Err(e) => {
