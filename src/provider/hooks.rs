@@ -104,6 +104,8 @@ pub enum PublicUrlError {
     Scheme(String),
     /// It has a query string or a fragment, which the callback paths cannot follow.
     QueryOrFragment(String),
+    /// Port 0, which nobody can reach.
+    PortZero(String),
     /// Longer than [`MAX_PUBLIC_URL_LEN`].
     TooLong,
 }
@@ -123,6 +125,12 @@ impl fmt::Display for PublicUrlError {
             PublicUrlError::Scheme(s) => write!(f, "--public-url: {s:?} is not an http(s) URL"),
             PublicUrlError::QueryOrFragment(s) => {
                 write!(f, "--public-url: {s:?} has a query string or a fragment")
+            }
+            PublicUrlError::PortZero(s) => {
+                write!(
+                    f,
+                    "--public-url: {s:?} has port 0, which FoneStorm cannot reach"
+                )
             }
             PublicUrlError::TooLong => {
                 write!(f, "--public-url is longer than {MAX_PUBLIC_URL_LEN} bytes")
@@ -156,6 +164,9 @@ impl PublicUrl {
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(PublicUrlError::QueryOrFragment(shown));
+        }
+        if url.port() == Some(0) {
+            return Err(PublicUrlError::PortZero(shown));
         }
         Ok(PublicUrl(url))
     }
@@ -662,6 +673,20 @@ mod tests {
             PublicUrl::parse(&format!("https://cb.example.com/{}", "a".repeat(2000))),
             Err(PublicUrlError::TooLong)
         ));
+        for zero in ["https://cb.example.com:0/x", "http://[::1]:0"] {
+            assert!(
+                matches!(PublicUrl::parse(zero), Err(PublicUrlError::PortZero(_))),
+                "{zero}"
+            );
+        }
+        // The default port is dropped; another is kept.
+        assert_eq!(
+            PublicUrl::parse("https://cb.example.com:443/")
+                .unwrap()
+                .endpoint(Event::Sms),
+            "https://cb.example.com/fonestorm/sms"
+        );
+        assert!(PublicUrl::parse("https://cb.example.com:65535").is_ok());
         let e = PublicUrl::parse("https://ops:hunter2@cb.example.com").unwrap_err();
         assert!(matches!(e, PublicUrlError::Userinfo(_)));
         assert!(!e.to_string().contains("hunter2"), "{e}");
