@@ -1073,3 +1073,65 @@ async fn a_field_name_with_a_bidi_override_is_refused_and_not_logged_raw() {
     let raw: Vec<&str> = logs.lines().filter(|l| l.contains('\u{202e}')).collect();
     assert!(raw.is_empty(), "{raw:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_authorization_headers_are_refused() {
+    // Whichever one a proxy or the listener reads, two credentials are one too many.
+    let l = start().await;
+    let wrong = {
+        use base64::Engine as _;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode("callbook:guess-guess-guess");
+        format!("Authorization: Basic {encoded}\r\n")
+    };
+    for headers in [
+        format!("{}{wrong}", basic_header()),
+        format!("{wrong}{}", basic_header()),
+        format!("{}{}", basic_header(), basic_header()),
+    ] {
+        let request = format!(
+            "GET {CALLS}?{END_QUERY} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
+        );
+        let answer = raw(l.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+    assert!(l.sink.seen().is_empty());
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_but_valid_basic_headers_are_accepted() {
+    let l = start().await;
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("callbook:{SECRET}"));
+    for header in [
+        format!("authorization: basic {encoded}"),
+        format!("Authorization: BASIC    {encoded}  "),
+    ] {
+        let request = format!(
+            "GET {CALLS}?{END_QUERY} HTTP/1.1\r\nHost: x\r\n{header}\r\nConnection: close\r\n\r\n"
+        );
+        let answer = raw(l.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{header}: {answer}");
+    }
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_utf8_or_huge_authorization_is_refused_without_a_panic() {
+    let l = start().await;
+    let mut request =
+        format!("GET {CALLS}?{END_QUERY} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ")
+            .into_bytes();
+    request.extend_from_slice(b"\xff\xfe\x80abc\r\nConnection: close\r\n\r\n");
+    let answer = raw(l.addr, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let huge = format!(
+        "GET {CALLS}?{END_QUERY} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nConnection: close\r\n\r\n",
+        "QUFB".repeat(3_000)
+    );
+    let answer = raw(l.addr, huge.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(l.sink.seen().is_empty());
+    l.stop().await;
+}

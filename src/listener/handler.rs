@@ -68,11 +68,15 @@ async fn handle(app: Arc<App>, kind: Kind, request: Request) -> Response {
         .get::<Peer>()
         .map_or_else(|| "an unknown peer".to_string(), |p| p.0.to_string());
     let path = kind.path();
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    match Auth::check(authorization, &app.secret) {
+    let mut authorizations = request.headers().get_all(header::AUTHORIZATION).iter();
+    let authorization = authorizations.next().map(HeaderValue::as_bytes);
+    // Two credentials are ambiguous (a proxy may read the other one): refused.
+    let auth = if authorizations.next().is_some() {
+        Auth::Wrong
+    } else {
+        Auth::check(authorization, &app.secret)
+    };
+    match auth {
         Auth::Granted => {}
         refused => {
             let why = if refused == Auth::Missing {
