@@ -827,3 +827,20 @@ fn a_base64_echo_of_the_credentials_is_not_printed() {
     assert!(!out.stderr.contains(&encoded), "{}", out.stderr);
     assert!(out.stderr.contains("HTTP 400: refused"), "{}", out.stderr);
 }
+
+#[test]
+fn a_secret_with_a_trailing_newline_is_refused_naming_the_newline() {
+    let s = server();
+    let out = hooks_env(
+        &s.url(),
+        &["install", FIRST, "--public-url", PUBLIC, "--yes"],
+        &[
+            ("FONESTORM_TOKEN", TOKEN),
+            ("CALLBOOK_CALLBACK_SECRET", "hooks-test-secret-8b2e71\n"),
+        ],
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("line break"), "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
+    assert!(s.requests().is_empty());
+}
