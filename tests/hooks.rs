@@ -844,3 +844,34 @@ fn a_secret_with_a_trailing_newline_is_refused_naming_the_newline() {
     assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
     assert!(s.requests().is_empty());
 }
+
+#[test]
+fn install_reads_back_and_reports_a_callback_replaced_meanwhile() {
+    // Another install (another deployment) set its own URL between this
+    // one's read and its writes: FoneStorm cannot refuse a change, so the
+    // read-back after the writes must tell.
+    let nothing_set = r#"{"fonenumber": {"call_options": {}, "message_options": {}}}"#;
+    let replaced = r#"{"fonenumber": {"call_options": {"send_notify": {"type": "URL", "url": "https://other.example.com/fonestorm/calls", "method": "JSON"}}, "message_options": {}}}"#;
+    let f = scripted_server(vec![
+        (200, nothing_set),
+        (200, "{}"),
+        (200, "{}"),
+        (200, "{}"),
+        (200, replaced),
+    ]);
+    let out = hooks(&f.url, &["install", FIRST, "--public-url", PUBLIC, "--yes"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "`send_notify` of 3214991000 points at https://other.example.com/fonestorm/calls right after it was set"
+        ),
+        "{}",
+        out.stderr
+    );
+    let seen = f.seen.lock().unwrap();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert!(
+        seen[4].starts_with("GET /fonenumbers/3214991000 "),
+        "{seen:?}"
+    );
+}
