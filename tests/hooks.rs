@@ -875,3 +875,20 @@ fn install_reads_back_and_reports_a_callback_replaced_meanwhile() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn a_public_url_that_already_names_a_callback_path_is_refused() {
+    // Given the endpoint instead of the base, callbook would install
+    // `…/fonestorm/calls/fonestorm/calls`, where every callback is lost.
+    let s = server();
+    for url in [
+        "https://cb.example.com/fonestorm/calls",
+        "https://cb.example.com/pager/fonestorm/sms/",
+        "https://cb.example.com/fonestorm/inbound",
+    ] {
+        let out = hooks(&s.url(), &["install", FIRST, "--public-url", url, "--yes"]);
+        assert_eq!(out.code, 2, "{url}: {}", out.stderr);
+        assert!(out.stderr.contains("base URL"), "{url}: {}", out.stderr);
+    }
+    assert!(s.requests().is_empty());
+}

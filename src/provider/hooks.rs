@@ -106,6 +106,9 @@ pub enum PublicUrlError {
     QueryOrFragment(String),
     /// Port 0, which nobody can reach.
     PortZero(String),
+    /// Its path already ends with a callback path: the endpoints would
+    /// repeat it, and every callback would be lost.
+    NotABase(String),
     /// Longer than [`MAX_PUBLIC_URL_LEN`].
     TooLong,
 }
@@ -126,6 +129,10 @@ impl fmt::Display for PublicUrlError {
             PublicUrlError::QueryOrFragment(s) => {
                 write!(f, "--public-url: {s:?} has a query string or a fragment")
             }
+            PublicUrlError::NotABase(s) => write!(
+                f,
+                "--public-url: {s:?} already ends with a callback path: give the base URL, callbook adds `/fonestorm/calls`, `/fonestorm/inbound` and `/fonestorm/sms`"
+            ),
             PublicUrlError::PortZero(s) => {
                 write!(
                     f,
@@ -167,6 +174,10 @@ impl PublicUrl {
         }
         if url.port() == Some(0) {
             return Err(PublicUrlError::PortZero(shown));
+        }
+        let path = url.path().trim_end_matches('/');
+        if Event::ALL.iter().any(|e| path.ends_with(e.path())) {
+            return Err(PublicUrlError::NotABase(shown));
         }
         Ok(PublicUrl(url))
     }
