@@ -1135,3 +1135,31 @@ async fn a_non_utf8_or_huge_authorization_is_refused_without_a_panic() {
     assert!(l.sink.seen().is_empty());
     l.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compressed_body_is_unsupported_not_malformed() {
+    let l = start().await;
+    // The start of a gzip stream: callbook reads no compressed body, and says so.
+    let gzip: &[u8] = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xab\xae\x05\x00";
+    let r = authed(client().post(l.url(CALLS)))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gzip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "the body is compressed (Content-Encoding), which callbook does not read\n"
+    );
+    // `identity` is no encoding at all.
+    let r = authed(client().post(format!("{}?{END_QUERY}", l.url(CALLS))))
+        .header("content-encoding", "identity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(l.sink.seen().len(), 1);
+    l.stop().await;
+}

@@ -92,6 +92,17 @@ async fn handle(app: Arc<App>, kind: Kind, request: Request) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .map(|v| v.as_bytes().to_vec());
+    // A compressed body would only fail to parse as "not JSON"; say what it is.
+    let encoded = request
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        let why = "the body is compressed (Content-Encoding), which callbook does not read";
+        tracing::warn!("refused a callback to `{path}` from {peer}: {why}");
+        return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
+    }
     let query = request.uri().query().map(str::to_string);
     let body = match read_body(request.into_body(), &app).await {
         Ok(body) => body,
