@@ -1163,3 +1163,114 @@ async fn a_compressed_body_is_unsupported_not_malformed() {
     assert_eq!(l.sink.seen().len(), 1);
     l.stop().await;
 }
+
+// ---- Hostile input that the listener already handled (kept as guards) ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn content_length_with_chunked_never_lets_a_second_request_through() {
+    let l = start().await;
+    // If the length were believed, `GET …uid=smuggled` would follow as a
+    // request of its own with the first one's connection.
+    let smuggled = format!(
+        "GET {CALLS}?{} HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        END_QUERY.replace("uid=c1", "uid=smuggled"),
+        basic_header()
+    );
+    let body = format!("0\r\n\r\n{smuggled}");
+    let request = format!(
+        "POST {CALLS}?status=BEGIN&from=1&uid=first HTTP/1.1\r\nHost: x\r\n{}Content-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}",
+        basic_header()
+    );
+    let _ = raw(l.addr, request.as_bytes()).await;
+    let uids: Vec<_> = l
+        .sink
+        .seen()
+        .iter()
+        .filter_map(|c| match c {
+            Callback::Call(c) => c.uid.clone(),
+            _ => None,
+        })
+        .collect();
+    assert!(!uids.contains(&"smuggled".to_string()), "{uids:?}");
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deeply_nested_json_is_refused_without_a_stack_overflow() {
+    let l = start().await;
+    let body = format!(
+        r#"{{"status": "BEGIN", "from": "1", "n": {}1{}}}"#,
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    );
+    assert_bad_request(
+        client()
+            .post(l.url(CALLS))
+            .header("content-type", "application/json")
+            .body(body),
+        &l,
+    )
+    .await;
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plus_in_a_query_number_still_matches_and_nul_is_no_number() {
+    let l = start().await;
+    // `+1…` unescaped reads as ` 1…`: digits are what is compared.
+    let r = authed(client().get(format!("{}?status=BEGIN&from=+13214991000", l.url(CALLS))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(callbook::model::callback::number_matches(
+        &only_call(&l.sink).from,
+        "13214991000"
+    ));
+    let r = authed(client().get(format!("{}?status=BEGIN&from=1321%004991000", l.url(CALLS))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert_eq!(l.sink.seen().len(), 1, "{text}");
+    assert!(text.contains("`from`"), "{text}");
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_numbers_and_strings_are_read_alike_and_huge_seconds_refused() {
+    let l = start().await;
+    let body = serde_json::json!({
+        "uid": 77, "status": "END", "from": 13214991000u64,
+        "disposition": "ANSWERED", "billable_seconds": "31"
+    });
+    let r = authed(client().post(l.url(CALLS)))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let call = only_call(&l.sink);
+    assert_eq!(call.uid.as_deref(), Some("77"));
+    assert_eq!(call.billable_seconds, Some(31));
+    for seconds in [
+        serde_json::json!(1e12),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(-1),
+        serde_json::json!(12.5),
+        serde_json::json!("86401"),
+    ] {
+        let body = serde_json::json!({
+            "status": "END", "from": "1", "disposition": "ANSWERED", "billable_seconds": seconds
+        });
+        let r = authed(client().post(l.url(CALLS)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{seconds}");
+    }
+    assert_eq!(l.sink.seen().len(), 1);
+    l.stop().await;
+}
