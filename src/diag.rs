@@ -134,6 +134,40 @@ impl Sources {
         self.files.remove(file);
     }
 
+    /// Every file's text, by display path, sorted, with the values of
+    /// secret-looking keys replaced by `[hidden]`: what a page records as
+    /// its sources, so that nothing secret reaches the journal.
+    pub fn redacted_texts(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .files
+            .iter()
+            .map(|(file, source)| {
+                let mut text = String::with_capacity(source.text.len());
+                for (i, line) in source.text.split_inclusive('\n').enumerate() {
+                    let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+                    match source.masks.get(&number) {
+                        Some(ranges) => {
+                            let mut at = 0;
+                            for r in ranges {
+                                if r.start < at || r.end > line.len() {
+                                    continue;
+                                }
+                                text.push_str(line.get(at..r.start).unwrap_or_default());
+                                text.push_str("[hidden]");
+                                at = r.end;
+                            }
+                            text.push_str(line.get(at..).unwrap_or_default());
+                        }
+                        None => text.push_str(line),
+                    }
+                }
+                (file.to_string(), text)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The line `line` (1-based) of `file`, if known, with the ranges to hide.
     fn line(&self, file: &str, line: u32) -> Option<(&str, &[Range<usize>])> {
         let source = self.files.get(file)?;

@@ -36,3 +36,4 @@ pub mod schema;
 pub mod ssml;
 pub mod store;
 pub mod suggest;
+pub mod timeline;

@@ -50,6 +50,48 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 8 * 1024;
 /// Highest `limits.max_message_bytes`.
 pub const MAX_MESSAGE_BYTES: u64 = 64 * 1024;
 
+/// Most steps in `escalation.steps`: a ladder of more than a handful of
+/// steps is a mistake, and each step multiplies the planned timeline.
+pub const MAX_STEPS: usize = 20;
+
+/// Most rounds of one step (`repeat`).
+pub const MAX_REPEAT: u32 = 20;
+
+/// Shortest `every` of a step: one second (tests use it; real pages wait minutes).
+pub const MIN_EVERY: Duration = Duration::from_secs(1);
+
+/// Longest `every` of a step: a day.
+pub const MAX_EVERY: Duration = Duration::from_secs(86_400);
+
+/// Longest whole ladder (every round's wait added up): a page that would go
+/// on for more than a week is a typo (`every: 5h` for `5m`), not a page.
+pub const MAX_LADDER: Duration = Duration::from_secs(7 * 86_400);
+
+/// Most planned entries (a person in a round) of one page's timeline, so
+/// planning and rendering every round up front stays within memory.
+pub const MAX_TIMELINE_ENTRIES: usize = 100_000;
+
+/// Most extra calls per person per round (`escalation.retry.max`).
+pub const MAX_RETRY: u32 = 5;
+
+/// Shortest and longest `escalation.retry.after`.
+pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// See [`MIN_RETRY_AFTER`].
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Most words in `ack.sms`.
+pub const MAX_ACK_WORDS: usize = 10;
+
+/// Shortest and longest `ack.answered_min`.
+pub const MIN_ANSWERED_MIN: Duration = Duration::from_secs(1);
+/// See [`MIN_ANSWERED_MIN`].
+pub const MAX_ANSWERED_MIN: Duration = Duration::from_secs(600);
+
+/// Shortest and longest `ack.outcome_timeout`.
+pub const MIN_OUTCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// See [`MIN_OUTCOME_TIMEOUT`].
+pub const MAX_OUTCOME_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Highest `callbook runs --limit`.
 pub const MAX_RUNS_LISTED: usize = 10_000;
 

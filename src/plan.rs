@@ -203,7 +203,10 @@ pub fn plan(playbook: &Playbook, run: &RunInput) -> Result<Plan, Vec<Diagnostic>
 }
 
 /// Indices of the selected recipients, in playbook order.
-fn select(playbook: &Playbook, selection: &Selection) -> Result<Vec<usize>, Vec<Diagnostic>> {
+pub(crate) fn select(
+    playbook: &Playbook,
+    selection: &Selection,
+) -> Result<Vec<usize>, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     for name in &selection.names {
         if !playbook.recipients.iter().any(|r| &r.name == name) {
@@ -268,7 +271,7 @@ fn unknown_tags<'a>(playbook: &Playbook, tags: &'a [String]) -> Vec<&'a str> {
 }
 
 /// The context every recipient shares: vars, `input`, `playbook`, `run`, `now`.
-fn base_context(playbook: &Playbook, run: &RunInput) -> Value {
+pub(crate) fn base_context(playbook: &Playbook, run: &RunInput) -> Value {
     let now = run.now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let fixed = context! {
         input => run.input.as_ref().map(to_value),
@@ -326,6 +329,15 @@ fn recipient_value(recipient: &Arc<Recipient>, local_time: Value) -> Value {
     })
 }
 
+/// `recipient` for templates at `now`, for a plan of a few recipients at
+/// many times (a page's rounds).
+pub(crate) fn recipient_at(recipient: &Arc<Recipient>, now: DateTime<Utc>) -> Value {
+    recipient_value(
+        recipient,
+        local_time(now.with_timezone(&recipient.timezone)),
+    )
+}
+
 /// The English name of a weekday, as `recipient.local_time.weekday`.
 fn weekday_name(day: Weekday) -> &'static str {
     match day {
@@ -340,7 +352,7 @@ fn weekday_name(day: Weekday) -> &'static str {
 }
 
 /// The rule and decision for one recipient.
-fn decide(
+pub(crate) fn decide(
     playbook: &Playbook,
     rules: &CompiledRules<'_>,
     recipient: &Recipient,

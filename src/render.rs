@@ -19,7 +19,17 @@ use crate::diag::{Diagnostic, Location};
 const FUEL: u64 = 200_000;
 
 /// Names every template context has besides the playbook's `vars`.
-pub const CONTEXT_NAMES: &[&str] = &["input", "recipient", "playbook", "run", "now"];
+///
+/// `escalation` and `ack` are there in pages only (see `crate::timeline`).
+pub const CONTEXT_NAMES: &[&str] = &[
+    "input",
+    "recipient",
+    "playbook",
+    "run",
+    "now",
+    "escalation",
+    "ack",
+];
 
 /// Name prefix of templates whose output is SSML and gets XML escaping.
 const SSML_PREFIX: &str = "ssml:";

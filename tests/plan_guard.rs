@@ -56,3 +56,31 @@ fn plan_with_quiet_hours_is_unchanged() {
     assert_eq!(parsed["totals"]["skipped"], 3_000);
     assert_eq!(calls_digest(&report), CALLS_4K_QUIET_SHA256);
 }
+
+/// The JSON report goes to standard output and `--report-file` in one pass:
+/// a reader that stops early (`| head`) must not cut the file short.
+#[test]
+fn a_closed_standard_output_leaves_the_report_file_whole() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = workload::write(dir.path(), 2_000).display().to_string();
+    let file = dir.path().join("report.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callbook"))
+        .args(["run", &path, "--dry-run", "--format", "json"])
+        .args(["--now", workload::NOW, "--report-file"])
+        .arg(&file)
+        .env("CALLBOOK_STATE_DIR", dir.path().join("state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("callbook starts");
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).expect("the report starts");
+    drop(stdout);
+    let status = child.wait().expect("callbook ends");
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(&file).expect("the report file is there");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("a whole JSON report");
+    assert_eq!(report["calls"].as_array().map(Vec::len), Some(2_000));
+}

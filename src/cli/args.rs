@@ -72,6 +72,37 @@ pub enum Command {
     /// Show, install or remove the FoneStorm callbacks that pages need.
     #[command(after_help = HOOKS_AFTER_HELP)]
     Hooks(HooksArgs),
+    /// Acknowledge a running page by hand: it stops calling.
+    #[command(after_help = ACK_AFTER_HELP)]
+    Ack(AckArgs),
+}
+
+/// The exit codes, under `ack --help`.
+const ACK_AFTER_HELP: &str = "\
+Exit codes:
+  0    recorded: the page stops within a second
+  2    no such run in the journal, or it is not a page
+  3    the page already ended";
+
+/// `callbook ack`.
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    /// The page's run id (as `callbook runs` lists it).
+    pub run_id: String,
+    /// Who acknowledges (default: the OS user name).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// A note kept with the acknowledgement.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Where the journal lives.
+    #[arg(
+        help_heading = "Journal",
+        long,
+        env = "CALLBOOK_STATE_DIR",
+        value_name = "DIR"
+    )]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The environment and exit codes, under `hooks --help`.
@@ -271,6 +302,22 @@ pub struct RunArgs {
     /// Also keep the rendered messages in the journal (they may hold sensitive data).
     #[arg(help_heading = "Journal", long)]
     pub journal_messages: bool,
+    /// Where a page listens for FoneStorm's callbacks (default for a page: 127.0.0.1:8080).
+    #[arg(
+        help_heading = "Pages",
+        long,
+        env = "CALLBOOK_LISTEN",
+        value_name = "ADDR"
+    )]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The https URL at which FoneStorm reaches that listener, to check where the callbacks point.
+    #[arg(
+        help_heading = "Pages",
+        long,
+        env = "CALLBOOK_PUBLIC_URL",
+        value_name = "URL"
+    )]
+    pub public_url: Option<String>,
 }
 
 /// `--format`.

@@ -76,6 +76,15 @@ fn engine_error(e: &EngineError) -> Exit {
 
 /// The exit code of a live run that ran (see [`Exit`]).
 pub fn finished(run: &Finished) -> Exit {
+    if let Some(page) = &run.report.escalation {
+        // A page: 0 acknowledged (or a repeat), 1 exhausted or stopped, 130 interrupted.
+        return match page.outcome.as_deref() {
+            Some("acknowledged" | "deduplicated") => Exit::Success,
+            Some("interrupted") => Exit::Interrupted,
+            _ if run.refused() => Exit::Refused,
+            _ => Exit::CallsFailed,
+        };
+    }
     let t = &run.report.totals;
     match run.stop {
         Some(StopReason::Interrupted) => Exit::Interrupted,

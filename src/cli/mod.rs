@@ -7,9 +7,11 @@
 //! the flags once ([`run::Options`]), starts the runtime and hands the
 //! engine plain values.
 
+mod ack;
 pub mod args;
 pub mod exit;
 mod hooks;
+mod page;
 mod run;
 mod runs;
 pub mod term;
@@ -23,6 +25,7 @@ use anstream::ColorChoice;
 pub use args::Cli;
 use args::{ColorWhen, Command, LogFormat};
 use exit::{Exit, Failure};
+use page::page_options;
 
 use crate::diag::{Diagnostic, Printer, Sources};
 use crate::playbook;
@@ -51,6 +54,7 @@ pub fn main(cli: Cli) -> Exit {
         Command::Run(args) => run::run(&args, &mut out),
         Command::Runs(args) => runs::runs(&args),
         Command::Hooks(args) => hooks::hooks(&args.action, &mut out),
+        Command::Ack(args) => ack::ack(&args, &out),
         Command::Schema => {
             print_stdout(crate::schema::SCHEMA);
             Ok(Exit::Success)

@@ -13,12 +13,12 @@ use super::args::{Format, RunArgs};
 use super::exit::{self, Exit, Failure};
 use super::{Output, print_stdout, runtime, state_dir, vars};
 use crate::diag::{Diagnostic, Sources};
-use crate::engine::{self, Observer, Resume, RunOptions};
+use crate::engine::{self, Observer, Planned, Resume, RunOptions};
 use crate::model::Outcome;
 use crate::plan::{self, RunInput, Selection};
 use crate::playbook::{self, Playbook};
 use crate::provider::Credentials;
-use crate::report::{self, Report};
+use crate::report::{self, PlanReport, Report};
 use crate::store::sqlite::SqliteStore;
 
 /// Runs a playbook: a dry run, a live run or a resume.
@@ -90,7 +90,7 @@ pub(super) fn run(args: &RunArgs, out: &mut Output<'_>) -> Result<Exit, Failure>
             store,
             &playbook,
             input,
-            &options_of(args),
+            &options_of(args, &playbook, out.sources)?,
             observer,
             cancel,
         ))
@@ -102,8 +102,13 @@ pub(super) fn run(args: &RunArgs, out: &mut Output<'_>) -> Result<Exit, Failure>
 }
 
 /// What the engine takes from the command line and the environment.
-fn options_of(args: &RunArgs) -> RunOptions {
-    RunOptions {
+fn options_of(
+    args: &RunArgs,
+    playbook: &Playbook,
+    sources: &Sources,
+) -> Result<RunOptions, Failure> {
+    let page = super::page_options(args, playbook, sources)?;
+    Ok(RunOptions {
         max_calls: args.max_calls,
         base_url: args.base_url.clone(),
         concurrency: args.concurrency,
@@ -114,7 +119,8 @@ fn options_of(args: &RunArgs) -> RunOptions {
             Some(id) => Resume::Run(id.clone()),
             None => Resume::Latest,
         }),
-    }
+        ..page
+    })
 }
 
 /// `run --dry-run`: the plan as it would be sent, dedup read from the journal.
@@ -141,10 +147,16 @@ fn dry_run(
             format!("a live run would be refused: {why}"),
         )]);
     }
-    let report = dry.report(playbook, input);
-    let written = match args.format {
-        Format::Json => emit_json(&report, report_file, out),
-        Format::Table => emit(&report.to_report(), args.format, report_file, out),
+    let written = match &dry.planned {
+        Planned::Page(report) => emit(report, args.format, report_file, out),
+        Planned::Broadcast(plan) => {
+            let mut report = PlanReport::new(playbook, plan, input);
+            report.header.finished_at.clone_from(&dry.finished_at);
+            match args.format {
+                Format::Json => emit_json(&report, report_file, out),
+                Format::Table => emit(&report.to_report(), args.format, report_file, out),
+            }
+        }
     };
     // As the playbook: the plan is not freed piece by piece at exit.
     std::mem::forget(dry);

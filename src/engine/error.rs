@@ -85,6 +85,12 @@ pub enum EngineError {
     Login(String),
     /// The confirmation was declined.
     NotConfirmed,
+    /// The playbook has no ladder where a page needs one.
+    PageNotLive(String),
+    /// A page without `CALLBOOK_CALLBACK_SECRET`.
+    NoCallbackSecret,
+    /// `CALLBOOK_CALLBACK_SECRET` cannot be used (the message never shows it).
+    CallbackSecret(String),
 }
 
 impl fmt::Display for EngineError {
@@ -130,6 +136,14 @@ impl fmt::Display for EngineError {
             EngineError::Client(e) => write!(f, "{e}"),
             EngineError::Login(m) => write!(f, "{m}; nothing was called"),
             EngineError::NotConfirmed => f.write_str("not confirmed: nothing was called"),
+            EngineError::PageNotLive(name) => write!(
+                f,
+                "`{name}` has no `escalation`: it is not a page (nothing was called)"
+            ),
+            EngineError::NoCallbackSecret => f.write_str(
+                "a page needs CALLBOOK_CALLBACK_SECRET, the password FoneStorm's callbacks carry; nothing was called",
+            ),
+            EngineError::CallbackSecret(why) => write!(f, "{why}; nothing was called"),
         }
     }
 }

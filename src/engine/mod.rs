@@ -16,6 +16,7 @@
 pub mod dedup;
 pub mod dispatch;
 mod error;
+mod page;
 
 mod resume;
 
@@ -34,7 +35,7 @@ use crate::plan::{self, CallRequest, Decision, Plan, RunInput, fingerprint};
 use crate::playbook::{self, Playbook};
 use crate::provider::limiter::RateLimiter;
 use crate::provider::{self, Client, Credentials};
-use crate::report::{PlanReport, Report};
+use crate::report::Report;
 use crate::store::{Store, StoreError};
 use dispatch::{Control, Recorder, Settings};
 
@@ -56,6 +57,16 @@ pub struct RunOptions {
     pub credentials: Option<Credentials>,
     /// Continue a recorded run instead of starting one.
     pub resume: Option<Resume>,
+    /// For pages: `CALLBOOK_CALLBACK_SECRET` (`None` when unset, which refuses a page).
+    pub callback_secret:
+        Option<Result<crate::listener::CallbackSecret, crate::listener::SecretError>>,
+    /// For pages: where to listen for callbacks (`None`: do not listen).
+    pub listen: Option<std::net::SocketAddr>,
+    /// For pages: the https URL at which FoneStorm reaches the listener.
+    pub public_url: Option<crate::provider::hooks::PublicUrl>,
+    /// For pages: the files the run was planned from (path, text; secret
+    /// values hidden), recorded with the page.
+    pub sources: Vec<(String, String)>,
 }
 
 /// Which recorded run to continue.
@@ -113,21 +124,22 @@ impl Finished {
 /// A dry run's result: the plan as it would be sent.
 #[derive(Clone, Debug)]
 pub struct DryRun {
-    /// The plan, with dedup applied.
-    pub plan: Plan,
+    /// A broadcast's plan, or a page's timeline as a report.
+    pub planned: Planned,
     /// When planning finished (RFC 3339, UTC).
     pub finished_at: String,
     /// Why a live run would be refused for its size, if it would.
     pub over_limit: Option<String>,
 }
 
-impl DryRun {
-    /// The report: every call `planned` or `skipped`, written straight from the plan.
-    pub fn report<'a>(&'a self, playbook: &'a Playbook, input: &RunInput) -> PlanReport<'a> {
-        let mut report = PlanReport::new(playbook, &self.plan, input);
-        report.header.finished_at.clone_from(&self.finished_at);
-        report
-    }
+/// What a dry run planned.
+#[derive(Clone, Debug)]
+pub enum Planned {
+    /// A broadcast's plan, with dedup applied; its report is written
+    /// straight from it (see [`crate::report::PlanReport`]).
+    Broadcast(Plan),
+    /// A page's whole timeline, as its report.
+    Page(Box<Report>),
 }
 
 /// Plans a dry run: nothing is called and nothing written; dedup is read
@@ -141,6 +153,9 @@ pub async fn dry_run<S: Store>(
     input: &RunInput,
     max_calls: Option<u64>,
 ) -> Result<DryRun, EngineError> {
+    if playbook.escalation.is_some() {
+        return page::dry_run(playbook, input, max_calls);
+    }
     let mut plan = plan::plan(playbook, input).map_err(EngineError::Plan)?;
     if let Some(store) = store {
         dedup::apply(&mut plan, playbook, store, input.now)
@@ -150,7 +165,7 @@ pub async fn dry_run<S: Store>(
     let over_limit = plan.over_limit(max_calls.or(playbook.max_calls));
     let finished_at = crate::model::timestamp(chrono::Utc::now().max(input.now));
     Ok(DryRun {
-        plan,
+        planned: Planned::Broadcast(plan),
         finished_at,
         over_limit,
     })
@@ -177,6 +192,12 @@ pub async fn run<S: Store>(
     let lock = match store.lock(&playbook.name, Timestamp::now()).await {
         Ok(lock) => Arc::new(lock),
         Err(e) => {
+            // The same alert again while its page is going: a repeat, not a refusal.
+            if options.resume.is_none()
+                && let Some(finished) = page::going_repeat(store.as_ref(), playbook, &input).await?
+            {
+                return Ok(finished);
+            }
             let run = run_record(playbook, &input, RunState::Refused);
             if let Err(why) = store.begin_run(run, Vec::new()).await {
                 tracing::debug!("the refused run was not recorded: {why}");
@@ -194,6 +215,9 @@ pub async fn run<S: Store>(
         observer,
         cancel,
     };
+    if playbook.escalation.is_some() {
+        return page::run(ctx, input).await;
+    }
     match &options.resume {
         Some(which) => {
             let (run, recorded) = resume::find(ctx.store.as_ref(), &playbook.name, which).await?;

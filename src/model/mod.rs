@@ -7,10 +7,12 @@
 //! types and no state ever travels as a string.
 
 pub mod callback;
+mod page;
 mod record;
 mod state;
 mod time;
 
+pub use page::{AckRecord, AckResult, AckVia, CallSlot, PageEnd, PageRecord, RoundRecord};
 pub use record::{CallRecord, FINGERPRINT_VERSION, Outcome, RunRecord, RunSummary};
 pub use state::{CallState, RunState, ServiceType, Status, UnknownValue};
 pub use time::{Timestamp, timestamp};

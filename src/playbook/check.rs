@@ -155,10 +155,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Forgets the text of recipient files no warning points into: with the
-    /// recipients loaded, nothing later shows a snippet of them, and a large
-    /// CSV's text would otherwise be held for the whole run.
+    /// Forgets the text of a broadcast's recipient files no warning points
+    /// into: with the recipients loaded, nothing later shows a snippet of
+    /// them, and a large CSV's text would otherwise be held for the whole run.
     fn release_recipient_files(&mut self, playbook: &Playbook) {
+        // A page records the text of its files as its sources.
+        if playbook.escalation.is_some() {
+            return;
+        }
         let shown: HashSet<&str> = self
             .diags
             .iter()
@@ -234,6 +238,12 @@ impl<'a> Checker<'a> {
                 window,
             })
         });
+        let mut problems = Vec::new();
+        let (escalation, ack) =
+            super::escalation::check(raw.escalation, raw.ack, &recipients, &mut problems);
+        for (pointer, message) in problems {
+            self.error(&pointer, message);
+        }
         self.warn_unknown_names(&templates, &rules, &raw.vars);
         Some(Playbook {
             path: self.path.to_path_buf(),
@@ -257,6 +267,8 @@ impl<'a> Checker<'a> {
             )
             .unwrap_or(usize::MAX),
             templates,
+            escalation,
+            ack,
         })
     }
 

@@ -5,6 +5,7 @@
 //! the file, line and column it comes from.
 
 mod check;
+pub mod escalation;
 mod include;
 mod raw;
 mod recipient;
@@ -64,6 +65,10 @@ pub struct Playbook {
     pub max_message_bytes: usize,
     /// Every compiled template.
     pub templates: Templates,
+    /// `escalation:`: the ladder that makes the run a page; `None` for a broadcast.
+    pub escalation: Option<escalation::Escalation>,
+    /// `ack:`, defaults filled in (broadcasts use `outcome_timeout` only).
+    pub ack: escalation::Ack,
 }
 
 /// Connection settings for the provider; credentials are never here.

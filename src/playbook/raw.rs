@@ -58,6 +58,8 @@ pub struct RawPlaybook {
     pub dedup: Option<RawDedup>,
     #[serde(default)]
     pub limits: RawLimits,
+    pub escalation: Option<RawEscalation>,
+    pub ack: Option<RawAck>,
 }
 
 /// `defaults:`
@@ -155,6 +157,47 @@ pub struct RawLimits {
     pub max_calls: Option<u64>,
     #[serde(default, deserialize_with = "whole_opt")]
     pub max_message_bytes: Option<u64>,
+}
+
+/// `escalation:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEscalation {
+    pub steps: Vec<RawStep>,
+    pub retry: Option<RawRetry>,
+}
+
+/// One entry of `escalation.steps`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub name: String,
+    pub tags: Option<Vec<String>>,
+    pub recipients: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "whole_opt")]
+    pub repeat: Option<u32>,
+    pub every: Option<String>,
+}
+
+/// `escalation.retry:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub on: Vec<String>,
+    pub after: Option<String>,
+    #[serde(default, deserialize_with = "whole_opt")]
+    pub max: Option<u32>,
+}
+
+/// `ack:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAck {
+    pub sms: Option<Vec<String>>,
+    pub call_back: Option<bool>,
+    pub answered: Option<bool>,
+    pub answered_min: Option<String>,
+    pub outcome_timeout: Option<String>,
 }
 
 /// An integer key, also when YAML wrote it as a float (`1e3`, `8.0`).

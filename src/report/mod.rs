@@ -5,6 +5,7 @@
 //! It holds no secret: only recipients, dial strings and rendered messages.
 
 pub mod json;
+pub mod ladder;
 pub mod table;
 
 use serde::{Deserialize, Serialize};
@@ -35,8 +36,12 @@ pub struct Report {
     pub finished_at: String,
     /// Counts by status.
     pub totals: Totals,
-    /// One entry per selected recipient, in playbook order.
+    /// One entry per selected recipient, in playbook order (for a page:
+    /// one per call of its timeline, by step, round, then playbook order).
     pub calls: Vec<CallReport>,
+    /// The ladder of a page and how it ended; absent for a broadcast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<ladder::EscalationReport>,
 }
 
 /// The playbook a report is about.
@@ -93,6 +98,24 @@ pub struct CallReport {
     pub reason: Option<String>,
     /// Why the call failed.
     pub error: Option<String>,
+    /// For a page: the step that placed the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// For a page: the round of that step, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
+    /// For a page: when the call is planned, in seconds from the page's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_offset_seconds: Option<u64>,
+    /// How the call ended, from the provider's `END` callback (or `NO_CALLBACK`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<String>,
+    /// Billable seconds, from the `END` callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billable_seconds: Option<u32>,
+    /// When the `END` callback came, RFC 3339, UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
 }
 
 impl Report {
@@ -126,6 +149,12 @@ impl Report {
                 attempts: c.attempts,
                 reason: c.reason.clone(),
                 error: c.error.clone(),
+                step: None,
+                round: None,
+                at_offset_seconds: None,
+                disposition: None,
+                billable_seconds: None,
+                ended_at: None,
             })
             .collect();
         let mut report = Report {
@@ -140,15 +169,26 @@ impl Report {
             finished_at: run.finished_at.map(|t| t.to_string()).unwrap_or_default(),
             totals: Totals::default(),
             calls,
+            escalation: None,
         };
         report.recount();
         report
     }
 
     /// Recomputes `totals` from `calls`.
+    ///
+    /// For a page a person appears once per round: `recipients` counts
+    /// distinct people.
     pub fn recount(&mut self) {
+        let recipients = if self.escalation.is_some() {
+            let names: std::collections::HashSet<&str> =
+                self.calls.iter().map(|c| c.recipient.as_str()).collect();
+            names.len()
+        } else {
+            self.calls.len()
+        };
         let mut t = Totals {
-            recipients: self.calls.len(),
+            recipients,
             ..Totals::default()
         };
         for c in &self.calls {
@@ -180,6 +220,8 @@ struct ReportJson<'a, C> {
     finished_at: &'a str,
     totals: &'a Totals,
     calls: C,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escalation: Option<&'a ladder::EscalationReport>,
 }
 
 impl<'a, C> ReportJson<'a, C> {
@@ -194,6 +236,7 @@ impl<'a, C> ReportJson<'a, C> {
             finished_at: &header.finished_at,
             totals: &header.totals,
             calls,
+            escalation: header.escalation.as_ref(),
         }
     }
 }
@@ -211,6 +254,18 @@ pub struct CallJson<'a> {
     attempts: u32,
     reason: Option<&'a str>,
     error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    round: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at_offset_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disposition: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    billable_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended_at: Option<&'a str>,
 }
 
 impl CallJson<'_> {
@@ -228,6 +283,12 @@ impl CallJson<'_> {
             attempts: self.attempts,
             reason: own(self.reason),
             error: own(self.error),
+            step: own(self.step),
+            round: self.round,
+            at_offset_seconds: self.at_offset_seconds,
+            disposition: own(self.disposition),
+            billable_seconds: self.billable_seconds,
+            ended_at: own(self.ended_at),
         }
     }
 }
@@ -245,6 +306,12 @@ impl<'a> From<&'a CallReport> for CallJson<'a> {
             attempts: c.attempts,
             reason: c.reason.as_deref(),
             error: c.error.as_deref(),
+            step: c.step.as_deref(),
+            round: c.round,
+            at_offset_seconds: c.at_offset_seconds,
+            disposition: c.disposition.as_deref(),
+            billable_seconds: c.billable_seconds,
+            ended_at: c.ended_at.as_deref(),
         }
     }
 }
@@ -297,6 +364,7 @@ impl<'a> PlanReport<'a> {
             finished_at: started,
             totals,
             calls: Vec::new(),
+            escalation: None,
         };
         PlanReport {
             header,
@@ -332,6 +400,12 @@ impl<'a> PlanReport<'a> {
                 attempts: 0,
                 reason,
                 error: None,
+                step: None,
+                round: None,
+                at_offset_seconds: None,
+                disposition: None,
+                billable_seconds: None,
+                ended_at: None,
             }
         })
     }

@@ -20,6 +20,9 @@ const NAME_CHARS: usize = 28;
 
 /// Renders `report` as an aligned text table followed by a totals line.
 pub fn render(report: &Report) -> String {
+    if report.escalation.is_some() {
+        return super::ladder::render(report);
+    }
     let header = [
         "RECIPIENT",
         "TO",

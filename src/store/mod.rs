@@ -21,7 +21,10 @@ use std::future::Future;
 
 pub use error::StoreError;
 
-use crate::model::{CallRecord, Outcome, RunRecord, RunState, RunSummary, Timestamp};
+use crate::model::{
+    AckRecord, AckResult, CallRecord, CallSlot, Outcome, PageEnd, PageRecord, RoundRecord,
+    RunRecord, RunState, RunSummary, Timestamp,
+};
 
 /// Which recorded run a resume or `runs show` asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,4 +184,112 @@ pub trait Store: Send + Sync + 'static {
         &self,
         query: DedupQuery,
     ) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send;
+
+    /// Records a new page, its run and every call of its timeline, all or nothing.
+    fn begin_page(
+        &self,
+        run: RunRecord,
+        page: PageRecord,
+        calls: Vec<(CallRecord, CallSlot)>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that a round of page `run_id` started, and when the next is due.
+    fn round_started(
+        &self,
+        run_id: &str,
+        step: &str,
+        round: u32,
+        started_at: Timestamp,
+        due_at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records an acknowledgement of page `run_id` unless the page ended.
+    fn record_ack(
+        &self,
+        run_id: &str,
+        ack: AckRecord,
+    ) -> impl Future<Output = Result<AckResult, StoreError>> + Send;
+
+    /// The first acknowledgement of page `run_id` (the one that counts), if any.
+    fn first_ack(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<AckRecord>, StoreError>> + Send;
+
+    /// Marks every call of `run_id` not yet sent as skipped, for `reason`.
+    fn skip_pending(
+        &self,
+        run_id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends page `run_id` with `outcome`, its run in `state`.
+    fn end_page(
+        &self,
+        run_id: &str,
+        outcome: &str,
+        state: RunState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The short codes of the pages still going.
+    fn going_codes(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// The latest page of `playbook` and dedup `key` that ended
+    /// (acknowledged or exhausted) at or after `since`.
+    fn recent_page(
+        &self,
+        playbook: &str,
+        key: &str,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Option<PageEnd>, StoreError>> + Send;
+
+    /// Records one callback as received: its kind and its fields as JSON.
+    fn record_callback(
+        &self,
+        kind: &str,
+        fields: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records how call `idx` of `run_id` ended.
+    fn set_disposition(
+        &self,
+        run_id: &str,
+        idx: usize,
+        disposition: &str,
+        billable_seconds: Option<u32>,
+        ended_at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Adds call `record` (a retry) to page `run_id`, at `slot` of its ladder.
+    fn add_call(
+        &self,
+        run_id: &str,
+        record: CallRecord,
+        slot: CallSlot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The short code of page `run_id`, if that run is a page.
+    fn page_code(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// The rounds page `run_id` started, in order.
+    fn page_rounds(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<RoundRecord>, StoreError>> + Send;
+
+    /// Where each call of page `run_id` sits on its ladder, by index.
+    fn call_slots(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<(usize, CallSlot)>, StoreError>> + Send;
+
+    /// The page of `playbook` with dedup key `key` that is still going, if any.
+    fn going_page(
+        &self,
+        playbook: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }

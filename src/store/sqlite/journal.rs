@@ -18,17 +18,21 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::model::{
-    CallRecord, CallState, Outcome, RunRecord, RunState, RunSummary, ServiceType, Timestamp,
-    UnknownValue,
+    AckVia, CallRecord, CallState, Outcome, RunRecord, RunState, RunSummary, ServiceType,
+    Timestamp, UnknownValue,
 };
 use crate::store::{DedupQuery, RunQuery, StoreError};
+
+mod pages;
 
 /// The journal format this build writes; a newer file is refused, not guessed at,
 /// and an older one is migrated when a live run opens it.
 ///
 /// Format 2 added the caller id, the process id and the fingerprint format of
-/// each run, and the `playbooks` table of canonical paths.
-pub const SCHEMA_VERSION: i64 = 2;
+/// each run, and the `playbooks` table of canonical paths. Format 3 added
+/// pages: the `pages`, `page_rounds`, `acks` and `callbacks` tables, and
+/// each call's step, round, planned offset and outcome.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The journal's file name inside the state directory.
 pub const FILE_NAME: &str = "journal.sqlite3";
@@ -208,9 +212,60 @@ CREATE TABLE IF NOT EXISTS calls (
     error TEXT,
     sent_at TEXT,
     finished_at TEXT,
+    step TEXT,
+    round INTEGER,
+    at_offset INTEGER,
+    disposition TEXT,
+    billable_seconds INTEGER,
+    ended_at TEXT,
     PRIMARY KEY (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS calls_by_dedup ON calls (dedup_key, dial, sent_at);
+";
+
+/// The tables of pages (format 3), for a new journal and for a migration.
+const PAGE_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS pages (
+    run_id TEXT PRIMARY KEY REFERENCES runs (id),
+    code TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    sources TEXT NOT NULL,
+    outcome TEXT,
+    ended_at TEXT
+);
+CREATE TABLE IF NOT EXISTS page_rounds (
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    step TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    due_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, step, round)
+);
+CREATE TABLE IF NOT EXISTS acks (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    at TEXT NOT NULL,
+    by TEXT NOT NULL,
+    via TEXT NOT NULL,
+    text TEXT
+);
+CREATE TABLE IF NOT EXISTS callbacks (
+    id INTEGER PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    fields TEXT NOT NULL
+);
+";
+
+/// Format 2 to 3: pages, their rounds, acknowledgements and callbacks.
+const MIGRATE_2_TO_3: &str = "
+ALTER TABLE calls ADD COLUMN step TEXT;
+ALTER TABLE calls ADD COLUMN round INTEGER;
+ALTER TABLE calls ADD COLUMN at_offset INTEGER;
+ALTER TABLE calls ADD COLUMN disposition TEXT;
+ALTER TABLE calls ADD COLUMN billable_seconds INTEGER;
+ALTER TABLE calls ADD COLUMN ended_at TEXT;
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
 ";
 
 /// Format 1 to 2: what each run calls from and who runs it, and playbook paths.
@@ -403,8 +458,8 @@ impl Journal {
                 .map_err(|e| self.err(&e))?;
             if unfinished {
                 self.create_tables(true)?;
-            } else if version == 1 {
-                self.migrate_from_1()?;
+            } else if version < SCHEMA_VERSION {
+                self.migrate()?;
             } else {
                 self.create_tables(false)?;
             }
@@ -439,12 +494,15 @@ impl Journal {
         };
         if again && finished.is_none() {
             tx.execute_batch(
-                "DROP TABLE IF EXISTS calls; DROP TABLE IF EXISTS runs;
+                "DROP TABLE IF EXISTS acks; DROP TABLE IF EXISTS page_rounds;
+                 DROP TABLE IF EXISTS pages; DROP TABLE IF EXISTS callbacks;
+                 DROP TABLE IF EXISTS calls; DROP TABLE IF EXISTS runs;
                  DROP TABLE IF EXISTS playbooks; DROP TABLE IF EXISTS meta;",
             )
             .map_err(err)?;
         }
         tx.execute_batch(SCHEMA).map_err(err)?;
+        tx.execute_batch(PAGE_TABLES).map_err(err)?;
         tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
             params![SCHEMA_VERSION.to_string()],
@@ -473,8 +531,8 @@ impl Journal {
             .map_err(|e| self.err(&e))
     }
 
-    /// Brings a format 1 journal to format 2 in one transaction.
-    fn migrate_from_1(&mut self) -> Result<(), StoreError> {
+    /// Brings a format 1 or 2 journal to the current format in one transaction.
+    fn migrate(&mut self) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| db_error(&path, &e);
         let tx = self
@@ -492,6 +550,10 @@ impl Journal {
             .map_err(err)?;
         if version.as_deref() == Some("1") {
             tx.execute_batch(MIGRATE_1_TO_2).map_err(err)?;
+        }
+        if matches!(version.as_deref(), Some("1" | "2")) {
+            tx.execute_batch(MIGRATE_2_TO_3).map_err(err)?;
+            tx.execute_batch(PAGE_TABLES).map_err(err)?;
         }
         tx.commit().map_err(err)?;
         tracing::debug!(
@@ -858,7 +920,7 @@ macro_rules! as_text {
     )+};
 }
 
-as_text!(CallState, RunState, ServiceType, Timestamp);
+as_text!(CallState, RunState, ServiceType, Timestamp, AckVia);
 
 #[cfg(test)]
 mod tests {

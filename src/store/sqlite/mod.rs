@@ -14,7 +14,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use journal::Journal;
 
 use super::{DedupQuery, LockHolder, RunQuery, Store, StoreError};
-use crate::model::{CallRecord, Outcome, RunRecord, RunState, RunSummary, Timestamp};
+use crate::model::{
+    AckRecord, AckResult, CallRecord, CallSlot, Outcome, PageEnd, PageRecord, RoundRecord,
+    RunRecord, RunState, RunSummary, Timestamp,
+};
 
 /// The journal as opened so far.
 #[derive(Debug)]
@@ -248,5 +251,145 @@ impl Store for SqliteStore {
         query: DedupQuery,
     ) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send {
         self.call(|| Ok(None), move |j| j.last_call(&query))
+    }
+
+    fn begin_page(
+        &self,
+        run: RunRecord,
+        page: PageRecord,
+        calls: Vec<(CallRecord, CallSlot)>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.write(move |j| j.begin_page(&run, &page, &calls))
+    }
+
+    fn round_started(
+        &self,
+        run_id: &str,
+        step: &str,
+        round: u32,
+        started_at: Timestamp,
+        due_at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (run_id, step) = (run_id.to_string(), step.to_string());
+        self.write(move |j| j.round_started(&run_id, &step, round, started_at, due_at))
+    }
+
+    fn record_ack(
+        &self,
+        run_id: &str,
+        ack: AckRecord,
+    ) -> impl Future<Output = Result<AckResult, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(
+            || Ok(AckResult::NoSuchRun),
+            move |j| j.record_ack(&run_id, &ack),
+        )
+    }
+
+    fn first_ack(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<AckRecord>, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(|| Ok(None), move |j| j.first_ack(&run_id))
+    }
+
+    fn skip_pending(
+        &self,
+        run_id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (run_id, reason) = (run_id.to_string(), reason.to_string());
+        self.write(move |j| j.skip_pending(&run_id, &reason))
+    }
+
+    fn end_page(
+        &self,
+        run_id: &str,
+        outcome: &str,
+        state: RunState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (run_id, outcome) = (run_id.to_string(), outcome.to_string());
+        self.write(move |j| j.end_page(&run_id, &outcome, state))
+    }
+
+    fn going_codes(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        self.call(|| Ok(Vec::new()), |j| j.going_codes())
+    }
+
+    fn recent_page(
+        &self,
+        playbook: &str,
+        key: &str,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Option<PageEnd>, StoreError>> + Send {
+        let (playbook, key) = (playbook.to_string(), key.to_string());
+        self.call(|| Ok(None), move |j| j.recent_page(&playbook, &key, since))
+    }
+
+    fn record_callback(
+        &self,
+        kind: &str,
+        fields: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let kind = kind.to_string();
+        self.write(move |j| j.record_callback(&kind, &fields))
+    }
+
+    fn set_disposition(
+        &self,
+        run_id: &str,
+        idx: usize,
+        disposition: &str,
+        billable_seconds: Option<u32>,
+        ended_at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (run_id, disposition) = (run_id.to_string(), disposition.to_string());
+        self.write(move |j| {
+            j.set_disposition(&run_id, idx, &disposition, billable_seconds, ended_at)
+        })
+    }
+
+    fn add_call(
+        &self,
+        run_id: &str,
+        record: CallRecord,
+        slot: CallSlot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.write(move |j| j.add_call(&run_id, &record, &slot))
+    }
+
+    fn page_code(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(|| Ok(None), move |j| j.page_code(&run_id))
+    }
+
+    fn page_rounds(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<RoundRecord>, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(|| Ok(Vec::new()), move |j| j.page_rounds(&run_id))
+    }
+
+    fn call_slots(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<(usize, CallSlot)>, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(|| Ok(Vec::new()), move |j| j.call_slots(&run_id))
+    }
+
+    fn going_page(
+        &self,
+        playbook: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let (playbook, key) = (playbook.to_string(), key.to_string());
+        self.call(|| Ok(None), move |j| j.going_page(&playbook, &key))
     }
 }

@@ -1,0 +1,356 @@
+//! The callback sink of a running page: every callback is recorded in the
+//! journal first, then acted on.
+//!
+//! - an `END` of one of the page's calls gives it its disposition (matched
+//!   by `uid`, else by the called number and the caller id, **assumed**),
+//!   once: duplicates change nothing; an event for a call recorded
+//!   `unknown` says it was placed; with `ack.answered`, an answered call
+//!   long enough acknowledges;
+//! - an SMS from one of the page's people that is an `ack.sms` word (with
+//!   this page's short code, or bare once the page has called them)
+//!   acknowledges; an SMS from anyone else is logged and ignored;
+//! - with `ack.call_back`, a call from one of the page's people that the page
+//!   has called acknowledges.
+//!
+//! The ladder notices a recorded acknowledgement at its next look (at least
+//! once a second); the first one recorded wins.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::PageState;
+use crate::escape::escape_controls;
+use crate::listener::{CallbackSink, SinkError};
+use crate::model::callback::{
+    CallEvent, Callback, Disposition, EventStatus, InboundCall, InboundSms, number_matches,
+    parse_ack_text,
+};
+use crate::model::{AckRecord, AckResult, AckVia, Outcome, Status, Timestamp};
+use crate::playbook::Playbook;
+use crate::playbook::escalation::{Ack, Retry};
+use crate::store::Store;
+
+/// **Assumed:** how far back a callback without a known `uid` is matched
+/// by its numbers to a call of the page.
+const FALLBACK_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Takes the callbacks of one running page; see the module documentation.
+pub struct PageSink<S: Store> {
+    store: Arc<S>,
+    state: Arc<Mutex<PageState>>,
+    ack: Ack,
+    retry: Option<Retry>,
+}
+
+/// Asks for a retry of call `idx`, which ended with `disposition`, when
+/// `escalation.retry` says so: it belongs to the round going, its person
+/// has retries left in that round, and none is waiting already.
+pub(crate) fn schedule_retry(
+    state: &mut PageState,
+    idx: usize,
+    disposition: &str,
+    playbook: &Playbook,
+) {
+    if let Some(retry) = playbook.escalation.as_ref().and_then(|e| e.retry.as_ref()) {
+        schedule(state, idx, disposition, retry);
+    }
+}
+
+/// [`schedule_retry`] with the retry settings at hand.
+fn schedule(state: &mut PageState, idx: usize, disposition: &str, retry: &Retry) {
+    let Some(call) = state.calls.get(idx) else {
+        return;
+    };
+    let current = state.current.as_ref();
+    if current != Some(&call.slot) || !retry.on.iter().any(|d| d.matches(disposition)) {
+        return;
+    }
+    let made = state
+        .calls
+        .iter()
+        .filter(|c| c.recipient == call.recipient && c.slot == call.slot)
+        .map(|c| c.retry)
+        .max()
+        .unwrap_or(0);
+    let waiting = state.retries_due.iter().any(|(i, _)| {
+        state
+            .calls
+            .get(*i)
+            .is_some_and(|c| c.recipient == call.recipient && c.slot == call.slot)
+    });
+    if made < retry.max && !waiting {
+        let at = tokio::time::Instant::now() + retry.after;
+        state.retries_due.push((idx, at));
+    }
+}
+
+impl<S: Store> PageSink<S> {
+    /// A sink recording into `store` and acting on the page `state` describes.
+    pub(crate) fn new(
+        store: Arc<S>,
+        state: Arc<Mutex<PageState>>,
+        playbook: &Playbook,
+    ) -> PageSink<S> {
+        PageSink {
+            store,
+            state,
+            ack: playbook.ack.clone(),
+            retry: playbook.escalation.as_ref().and_then(|e| e.retry.clone()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, PageState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn record_ack(&self, by: String, via: AckVia, text: Option<String>) {
+        let run_id = self.state().run_id.clone();
+        let ack = AckRecord {
+            by: by.clone(),
+            via,
+            at: Timestamp::now(),
+            text,
+        };
+        match self.store.record_ack(&run_id, ack).await {
+            Ok(AckResult::Recorded) => {
+                tracing::info!(by = by.as_str(), via = via.as_str(), "acknowledged")
+            }
+            Ok(other) => tracing::info!("acknowledgement by {by} not recorded: {other:?}"),
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
+
+    async fn call_event(&self, event: CallEvent) -> Result<(), SinkError> {
+        let now = Timestamp::now();
+        let found = {
+            let state = self.state();
+            if !same_number(event.from.as_str(), &state.caller_id) {
+                None
+            } else {
+                let by_uid = event.uid.as_deref().and_then(|uid| {
+                    state
+                        .calls
+                        .iter()
+                        .find(|c| c.call_id.as_deref() == Some(uid))
+                });
+                by_uid
+                    .or_else(|| {
+                        let to = event.to.as_deref()?;
+                        state
+                            .calls
+                            .iter()
+                            .filter(|c| c.disposition.is_none())
+                            .filter(|c| matches!(c.status, Status::Placed | Status::Unknown))
+                            .filter(|c| number_matches(to, &c.to))
+                            .filter(|c| {
+                                c.answered_at
+                                    .is_some_and(|at| now.0 - at.0 <= FALLBACK_WINDOW)
+                            })
+                            .max_by_key(|c| c.answered_at)
+                    })
+                    .map(|c| {
+                        (
+                            c.idx,
+                            c.recipient.clone(),
+                            c.status,
+                            c.disposition.is_some(),
+                        )
+                    })
+            }
+        };
+        let Some((idx, recipient, status, known)) = found else {
+            tracing::debug!(
+                uid = event
+                    .uid
+                    .as_deref()
+                    .map(escape_controls)
+                    .as_deref()
+                    .unwrap_or(""),
+                "a call callback matches no call of this page: ignored"
+            );
+            return Ok(());
+        };
+        let run_id = self.state().run_id.clone();
+        if status == Status::Unknown {
+            // Its request's answer was lost, but FoneStorm says it exists:
+            // it was placed (and is never dialled again either way).
+            let outcome = Outcome {
+                status: Status::Placed,
+                call_id: event.uid.clone(),
+                attempts: 1,
+                error: None,
+            };
+            self.store
+                .finished(&run_id, idx, &outcome)
+                .await
+                .map_err(|e| SinkError(e.to_string()))?;
+            let mut state = self.state();
+            if let Some(c) = state.calls.get_mut(idx) {
+                c.status = Status::Placed;
+                c.call_id = c.call_id.clone().or(event.uid.clone());
+            }
+        }
+        if event.status != EventStatus::End || known {
+            return Ok(());
+        }
+        let Some(disposition) = event.disposition.clone() else {
+            return Ok(());
+        };
+        let word = disposition.to_string();
+        {
+            let mut state = self.state();
+            if let Some(c) = state.calls.get_mut(idx) {
+                if c.disposition.is_some() {
+                    return Ok(());
+                }
+                c.disposition = Some(word.clone());
+                c.billable_seconds = event.billable_seconds;
+                c.ended_at = Some(now);
+            }
+            if let Some(retry) = &self.retry {
+                schedule(&mut state, idx, &word, retry);
+            }
+        }
+        self.store
+            .set_disposition(&run_id, idx, &word, event.billable_seconds, now)
+            .await
+            .map_err(|e| SinkError(e.to_string()))?;
+        tracing::info!(
+            recipient = recipient.as_str(),
+            disposition = word.as_str(),
+            "call ended"
+        );
+        let long_enough = event
+            .billable_seconds
+            .is_some_and(|s| u64::from(s) >= self.ack.answered_min.as_secs());
+        if self.ack.answered && disposition == Disposition::Answered && long_enough {
+            self.record_ack(recipient, AckVia::Answered, None).await;
+        }
+        Ok(())
+    }
+
+    /// The page's person whose number `from` is, if the page called them.
+    fn called_person(&self, from: &str) -> Option<String> {
+        let state = self.state();
+        let (name, _) = state
+            .people
+            .iter()
+            .find(|(_, dial)| number_matches(from, dial))?;
+        state
+            .calls
+            .iter()
+            .any(|c| &c.recipient == name && matches!(c.status, Status::Placed | Status::Unknown))
+            .then(|| name.clone())
+    }
+
+    fn is_person(&self, from: &str) -> Option<String> {
+        let state = self.state();
+        state
+            .people
+            .iter()
+            .find(|(_, dial)| number_matches(from, dial))
+            .map(|(name, _)| name.clone())
+    }
+
+    fn for_us(&self, to: Option<&str>) -> bool {
+        to.is_none_or(|to| same_number(to, &self.state().caller_id))
+    }
+
+    async fn sms(&self, sms: InboundSms) {
+        if !self.for_us(sms.to.as_deref()) {
+            tracing::debug!("an SMS to another number: ignored");
+            return;
+        }
+        let Some(person) = self.is_person(&sms.from) else {
+            tracing::warn!(
+                from = escape_controls(&sms.from).as_ref(),
+                "an SMS from a number that is not a recipient of this page: ignored"
+            );
+            return;
+        };
+        let Some(text) = parse_ack_text(&sms.text, &self.ack.sms) else {
+            tracing::info!(
+                from = person.as_str(),
+                "an SMS that is not an acknowledgement: ignored"
+            );
+            return;
+        };
+        let code = self.state().code.clone();
+        match text.code {
+            Some(c) if !c.eq_ignore_ascii_case(&code) => {
+                tracing::info!(
+                    from = person.as_str(),
+                    "an acknowledgement of another page: ignored"
+                );
+            }
+            Some(_) => {
+                self.record_ack(person, AckVia::Sms, Some(sms.text.trim().to_string()))
+                    .await;
+            }
+            None if self.called_person(&sms.from).is_some() => {
+                self.record_ack(person, AckVia::Sms, Some(sms.text.trim().to_string()))
+                    .await;
+            }
+            None => tracing::info!(
+                from = person.as_str(),
+                "a bare acknowledgement from someone this page has not called yet: ignored"
+            ),
+        }
+    }
+
+    async fn inbound(&self, call: InboundCall) {
+        if !self.ack.call_back || !self.for_us(call.to.as_deref()) {
+            return;
+        }
+        // A call ringing and ending reports twice: the first counts, the
+        // store keeps only the first ack as the one that wins anyway.
+        match self.called_person(&call.from) {
+            Some(person) => self.record_ack(person, AckVia::CallBack, None).await,
+            None => tracing::warn!(
+                from = escape_controls(&call.from).as_ref(),
+                "a call back from a number this page has not called: ignored"
+            ),
+        }
+    }
+}
+
+impl<S: Store> CallbackSink for PageSink<S> {
+    async fn receive(&self, callback: Callback) -> Result<(), SinkError> {
+        let fields = callback.raw().to_json().to_string();
+        self.store
+            .record_callback(callback.kind(), fields)
+            .await
+            .map_err(|e| SinkError(e.to_string()))?;
+        match callback {
+            Callback::Call(event) => self.call_event(event).await?,
+            Callback::Inbound(call) => self.inbound(call).await,
+            Callback::Sms(sms) => self.sms(sms).await,
+        }
+        Ok(())
+    }
+}
+
+/// Whether a number from a callback is our 10-digit caller id (sent with or
+/// without the leading `1`, with any punctuation).
+fn same_number(number: &str, caller_id: &str) -> bool {
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    let digits = if digits.len() == 11 {
+        digits.strip_prefix('1').unwrap_or(&digits).to_string()
+    } else {
+        digits
+    };
+    digits == caller_id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_number;
+
+    #[test]
+    fn the_caller_id_matches_with_or_without_its_country_code() {
+        assert!(same_number("3215551111", "3215551111"));
+        assert!(same_number("+1 (321) 555-1111", "3215551111"));
+        assert!(same_number("13215551111", "3215551111"));
+        assert!(!same_number("3215551112", "3215551111"));
+        assert!(!same_number("", "3215551111"));
+    }
+}

@@ -1,0 +1,383 @@
+//! The journal's records of pages: the page beside its run, each call's
+//! place on the ladder, the rounds as they start, acknowledgements (the
+//! first one wins) and every callback received.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Journal, db_error};
+use crate::model::{
+    AckRecord, AckResult, CallRecord, CallSlot, PageEnd, PageRecord, RoundRecord, RunRecord,
+    RunState, Timestamp,
+};
+use crate::store::StoreError;
+
+impl Journal {
+    /// Records a new page: its run, its page record and every call of its
+    /// timeline, all or nothing.
+    pub fn begin_page(
+        &mut self,
+        run: &RunRecord,
+        page: &PageRecord,
+        calls: &[(CallRecord, CallSlot)],
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| db_error(&path, &e);
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO runs (id, playbook, path, now, started_at, finished_at, state,
+             caller_id, pid, fingerprint_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                run.id,
+                run.playbook,
+                run.path,
+                run.now,
+                run.started_at,
+                run.finished_at,
+                run.state,
+                run.caller_id,
+                run.pid,
+                run.fingerprint_version
+            ],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO pages (run_id, code, dedup_key, sources) VALUES (?1, ?2, ?3, ?4)",
+            params![page.run_id, page.code, page.dedup_key, page.sources],
+        )
+        .map_err(err)?;
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO calls (run_id, idx, recipient, dial, rule, service_type, service_id,
+                     fingerprint, dedup_key, state, reason, step, round, at_offset)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                )
+                .map_err(err)?;
+            for (c, slot) in calls {
+                insert
+                    .execute(params![
+                        run.id,
+                        c.idx as i64,
+                        c.recipient,
+                        c.to,
+                        c.rule,
+                        c.service_type,
+                        c.service_id,
+                        c.fingerprint,
+                        c.dedup_key,
+                        c.state,
+                        c.reason,
+                        slot.step,
+                        slot.round,
+                        i64::try_from(slot.at_offset).unwrap_or(i64::MAX)
+                    ])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Records that a round started at `started_at` and that the next is due at `due_at`.
+    pub fn round_started(
+        &self,
+        run_id: &str,
+        step: &str,
+        round: u32,
+        started_at: Timestamp,
+        due_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO page_rounds (run_id, step, round, started_at, due_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run_id, step, round, started_at, due_at],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Records an acknowledgement of page `run_id`, unless it has ended.
+    pub fn record_ack(&mut self, run_id: &str, ack: &AckRecord) -> Result<AckResult, StoreError> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| db_error(&path, &e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let run: Option<RunState> = tx
+            .query_row(
+                "SELECT state FROM runs WHERE id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        let Some(state) = run else {
+            return Ok(AckResult::NoSuchRun);
+        };
+        let page: Option<Option<String>> = tx
+            .query_row(
+                "SELECT outcome FROM pages WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        let result = match page {
+            None => AckResult::NotAPage,
+            Some(Some(outcome)) => AckResult::Ended(outcome),
+            Some(None) if matches!(state, RunState::Finished | RunState::Refused) => {
+                AckResult::Ended(state.to_string())
+            }
+            Some(None) => {
+                tx.execute(
+                    "INSERT INTO acks (run_id, at, by, via, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![run_id, ack.at, ack.by, ack.via, ack.text],
+                )
+                .map_err(err)?;
+                AckResult::Recorded
+            }
+        };
+        tx.commit().map_err(err)?;
+        Ok(result)
+    }
+
+    /// The first acknowledgement recorded for page `run_id`, if any.
+    pub fn first_ack(&self, run_id: &str) -> Result<Option<AckRecord>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT by, via, at, text FROM acks WHERE run_id = ?1 ORDER BY id LIMIT 1",
+                params![run_id],
+                |r| {
+                    Ok(AckRecord {
+                        by: r.get(0)?,
+                        via: r.get(1)?,
+                        at: r.get(2)?,
+                        text: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Marks every call of `run_id` not yet sent as skipped, for `reason`.
+    pub fn skip_pending(&self, run_id: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE calls SET state = 'skipped', reason = ?2 WHERE run_id = ?1 AND state = 'pending'",
+                params![run_id, reason],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Ends page `run_id` with `outcome` (`acknowledged`, `exhausted`), its run in `state`.
+    pub fn end_page(
+        &mut self,
+        run_id: &str,
+        outcome: &str,
+        state: RunState,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| db_error(&path, &e);
+        let now = Timestamp::now();
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "UPDATE pages SET outcome = ?2, ended_at = ?3 WHERE run_id = ?1",
+            params![run_id, outcome, now],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "UPDATE runs SET state = ?2, finished_at = ?3 WHERE id = ?1",
+            params![run_id, state, now],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// The short codes of the pages still going, so a new page takes another.
+    pub fn going_codes(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.code FROM pages p JOIN runs r ON r.id = p.run_id
+                 WHERE p.outcome IS NULL AND r.state IN ('running', 'interrupted', 'stopped')",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+    }
+
+    /// The latest page of `playbook` with dedup key `key` that ended
+    /// acknowledged or exhausted at or after `since`.
+    pub fn recent_page(
+        &self,
+        playbook: &str,
+        key: &str,
+        since: Timestamp,
+    ) -> Result<Option<PageEnd>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT p.run_id, p.outcome, p.ended_at FROM pages p JOIN runs r ON r.id = p.run_id
+                 WHERE r.playbook = ?1 AND p.dedup_key = ?2
+                   AND p.outcome IN ('acknowledged', 'exhausted') AND p.ended_at >= ?3
+                 ORDER BY p.ended_at DESC LIMIT 1",
+                params![playbook, key, since],
+                |r| {
+                    Ok(PageEnd {
+                        run_id: r.get(0)?,
+                        outcome: r.get(1)?,
+                        ended_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Records one callback as received (`fields` as JSON, no secret in them).
+    pub fn record_callback(&self, kind: &str, fields: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO callbacks (received_at, kind, fields) VALUES (?1, ?2, ?3)",
+                params![Timestamp::now(), kind, fields],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Records how call `idx` of `run_id` ended.
+    pub fn set_disposition(
+        &self,
+        run_id: &str,
+        idx: usize,
+        disposition: &str,
+        billable_seconds: Option<u32>,
+        ended_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE calls SET disposition = ?3, billable_seconds = ?4, ended_at = ?5
+                 WHERE run_id = ?1 AND idx = ?2",
+                params![run_id, idx as i64, disposition, billable_seconds, ended_at],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Adds one call (a retry) to page `run_id`.
+    pub fn add_call(
+        &self,
+        run_id: &str,
+        c: &CallRecord,
+        slot: &CallSlot,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO calls (run_id, idx, recipient, dial, rule, service_type, service_id,
+                 fingerprint, dedup_key, state, reason, step, round, at_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    run_id,
+                    c.idx as i64,
+                    c.recipient,
+                    c.to,
+                    c.rule,
+                    c.service_type,
+                    c.service_id,
+                    c.fingerprint,
+                    c.dedup_key,
+                    c.state,
+                    c.reason,
+                    slot.step,
+                    slot.round,
+                    i64::try_from(slot.at_offset).unwrap_or(i64::MAX)
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The short code of page `run_id`, if the run is a page.
+    pub fn page_code(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        if self.version < 3 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT code FROM pages WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The rounds page `run_id` started: step, round, when, and when the next was due.
+    pub fn page_rounds(&self, run_id: &str) -> Result<Vec<RoundRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT step, round, started_at, due_at FROM page_rounds WHERE run_id = ?1
+                 ORDER BY started_at, rowid",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![run_id], |r| {
+                Ok(RoundRecord {
+                    step: r.get(0)?,
+                    round: r.get(1)?,
+                    started_at: r.get(2)?,
+                    due_at: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+    }
+
+    /// Where each call of page `run_id` sits on the ladder, by index.
+    pub fn call_slots(&self, run_id: &str) -> Result<Vec<(usize, CallSlot)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT idx, step, round, at_offset FROM calls WHERE run_id = ?1 AND step IS NOT NULL
+                 ORDER BY idx",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![run_id], |r| {
+                let idx: i64 = r.get(0)?;
+                let offset: i64 = r.get(3)?;
+                Ok((
+                    usize::try_from(idx).unwrap_or(usize::MAX),
+                    CallSlot {
+                        step: r.get(1)?,
+                        round: r.get(2)?,
+                        at_offset: u64::try_from(offset).unwrap_or(0),
+                    },
+                ))
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+    }
+
+    /// The page of `playbook` with dedup key `key` still going, if any.
+    pub fn going_page(&self, playbook: &str, key: &str) -> Result<Option<String>, StoreError> {
+        if self.version < 3 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT p.run_id FROM pages p JOIN runs r ON r.id = p.run_id
+                 WHERE r.playbook = ?1 AND p.dedup_key = ?2 AND p.outcome IS NULL
+                   AND r.state = 'running'
+                 ORDER BY r.started_at DESC LIMIT 1",
+                params![playbook, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+}
