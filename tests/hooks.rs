@@ -688,3 +688,207 @@ fn a_failure_half_way_says_how_many_were_set() {
     ");
     assert_eq!(f.seen.lock().unwrap().len(), 3);
 }
+
+// ---- Hostile input: odd public URLs, a provider that repeats the secret ----
+
+#[test]
+fn a_public_url_with_port_0_is_refused() {
+    let s = server();
+    for url in ["https://cb.example.com:0", "http://127.0.0.1:0/pager"] {
+        let out = hooks(&s.url(), &["install", FIRST, "--public-url", url, "--yes"]);
+        assert_eq!(out.code, 2, "{url}: {}", out.stderr);
+        assert!(out.stderr.contains("port 0"), "{url}: {}", out.stderr);
+    }
+    assert!(s.requests().is_empty());
+}
+
+#[test]
+fn a_public_url_that_only_starts_like_localhost_needs_https() {
+    let s = server();
+    for url in [
+        "http://localhost.evil.com",
+        "http://127.0.0.1.nip.io",
+        "http://0.0.0.0:8080",
+    ] {
+        let out = hooks(&s.url(), &["install", FIRST, "--public-url", url, "--yes"]);
+        assert_eq!(out.code, 2, "{url}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("uses plain http"),
+            "{url}: {}",
+            out.stderr
+        );
+    }
+    assert!(s.requests().is_empty());
+}
+
+#[test]
+fn install_points_an_idn_or_ipv6_public_url_at_the_right_paths() {
+    for (public, expected) in [
+        (
+            "https://bücher.example/pager/",
+            "https://xn--bcher-kva.example/pager/fonestorm/calls",
+        ),
+        (
+            "https://[2001:db8::1]:8443/",
+            "https://[2001:db8::1]:8443/fonestorm/calls",
+        ),
+    ] {
+        let s = server();
+        let out = hooks(
+            &s.url(),
+            &["install", FIRST, "--public-url", public, "--yes"],
+        );
+        assert_eq!(out.code, 0, "{public}: {}", out.stderr);
+        let hooks = s.hooks_of(FONENUMBER);
+        assert_eq!(
+            hooks.send_notify.map(|h| h.url),
+            Some(expected.to_string()),
+            "{public}"
+        );
+    }
+}
+
+#[test]
+fn a_retried_answer_that_repeats_the_secret_is_not_logged() {
+    // A 500 is retried, and each retry is logged with `-v`: the secret the
+    // provider repeats must not be in those lines either.
+    let f = fault_server(
+        500,
+        r#"{"message": "url_password hooks-test-secret-8b2e71 is rejected"}"#,
+    );
+    let out = hooks(
+        &f.url,
+        &["-v", "install", FIRST, "--public-url", PUBLIC, "--yes"],
+    );
+    // `hooks` asserts the secret is in neither stream.
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("retrying"), "{}", out.stderr);
+}
+
+#[test]
+fn a_retried_answer_that_repeats_the_secret_json_escaped_is_not_logged() {
+    let f = fault_server(
+        500,
+        r#"{"message": "url_password \u0068ooks-test-secret-8b2e71 is rejected"}"#,
+    );
+    let out = hooks(
+        &f.url,
+        &["-v", "install", FIRST, "--public-url", PUBLIC, "--yes"],
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("retrying"), "{}", out.stderr);
+}
+
+/// A secret with characters that URL-encoding and base64 change.
+const ODD_SECRET: &str = "hooks/test+secret=8b2e71&x:y";
+
+fn echo_of_odd_secret(body: &'static str) -> Outcome {
+    let f = fault_server(400, body);
+    let out = hooks_env(
+        &f.url,
+        &["-v", "install", FIRST, "--public-url", PUBLIC, "--yes"],
+        &[
+            ("FONESTORM_TOKEN", TOKEN),
+            ("CALLBOOK_CALLBACK_SECRET", ODD_SECRET),
+        ],
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(!out.stderr.contains(ODD_SECRET), "{}", out.stderr);
+    out
+}
+
+#[test]
+fn a_url_encoded_echo_of_the_secret_is_not_printed() {
+    let out = echo_of_odd_secret(
+        r#"{"message": "bad url https://callbook:hooks%2Ftest%2Bsecret%3D8b2e71%26x%3Ay@cb.example.com"}"#,
+    );
+    assert!(
+        !out.stderr
+            .contains("hooks%2Ftest%2Bsecret%3D8b2e71%26x%3Ay"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("HTTP 400: bad url"), "{}", out.stderr);
+}
+
+#[test]
+fn a_base64_echo_of_the_credentials_is_not_printed() {
+    use base64::Engine as _;
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("callbook:{ODD_SECRET}"));
+    // Checked here so the literal below stays in step with the secret.
+    assert_eq!(
+        encoded,
+        "Y2FsbGJvb2s6aG9va3MvdGVzdCtzZWNyZXQ9OGIyZTcxJng6eQ=="
+    );
+    let out = echo_of_odd_secret(
+        r#"{"message": "refused Authorization: Basic Y2FsbGJvb2s6aG9va3MvdGVzdCtzZWNyZXQ9OGIyZTcxJng6eQ=="}"#,
+    );
+    assert!(!out.stderr.contains(&encoded), "{}", out.stderr);
+    assert!(out.stderr.contains("HTTP 400: refused"), "{}", out.stderr);
+}
+
+#[test]
+fn a_secret_with_a_trailing_newline_is_refused_naming_the_newline() {
+    let s = server();
+    let out = hooks_env(
+        &s.url(),
+        &["install", FIRST, "--public-url", PUBLIC, "--yes"],
+        &[
+            ("FONESTORM_TOKEN", TOKEN),
+            ("CALLBOOK_CALLBACK_SECRET", "hooks-test-secret-8b2e71\n"),
+        ],
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("line break"), "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
+    assert!(s.requests().is_empty());
+}
+
+#[test]
+fn install_reads_back_and_reports_a_callback_replaced_meanwhile() {
+    // Another install (another deployment) set its own URL between this
+    // one's read and its writes: FoneStorm cannot refuse a change, so the
+    // read-back after the writes must tell.
+    let nothing_set = r#"{"fonenumber": {"call_options": {}, "message_options": {}}}"#;
+    let replaced = r#"{"fonenumber": {"call_options": {"send_notify": {"type": "URL", "url": "https://other.example.com/fonestorm/calls", "method": "JSON"}}, "message_options": {}}}"#;
+    let f = scripted_server(vec![
+        (200, nothing_set),
+        (200, "{}"),
+        (200, "{}"),
+        (200, "{}"),
+        (200, replaced),
+    ]);
+    let out = hooks(&f.url, &["install", FIRST, "--public-url", PUBLIC, "--yes"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "`send_notify` of 3214991000 points at https://other.example.com/fonestorm/calls right after it was set"
+        ),
+        "{}",
+        out.stderr
+    );
+    let seen = f.seen.lock().unwrap();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert!(
+        seen[4].starts_with("GET /fonenumbers/3214991000 "),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_public_url_that_already_names_a_callback_path_is_refused() {
+    // Given the endpoint instead of the base, callbook would install
+    // `…/fonestorm/calls/fonestorm/calls`, where every callback is lost.
+    let s = server();
+    for url in [
+        "https://cb.example.com/fonestorm/calls",
+        "https://cb.example.com/pager/fonestorm/sms/",
+        "https://cb.example.com/fonestorm/inbound",
+    ] {
+        let out = hooks(&s.url(), &["install", FIRST, "--public-url", url, "--yes"]);
+        assert_eq!(out.code, 2, "{url}: {}", out.stderr);
+        assert!(out.stderr.contains("base URL"), "{url}: {}", out.stderr);
+    }
+    assert!(s.requests().is_empty());
+}

@@ -945,3 +945,332 @@ async fn callbacks_installed_by_the_client_reach_the_listener() {
     drop(server);
     l.stop().await;
 }
+
+// ---- Hostile input: ambiguous fields, spoofed senders, log injection ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_key_given_twice_with_different_values_is_refused() {
+    // An SMS text spliced into a query string unescaped must not be able to
+    // replace the sender: which `from` is meant cannot be known, so neither is.
+    let l = start().await;
+    let url = format!(
+        "{}?from=13214991008&to=3214991000&message=1&from=15550001111",
+        l.url("/fonestorm/sms")
+    );
+    let text = assert_bad_request(client().get(url), &l).await;
+    assert_eq!(text, "field `from` is given twice with different values\n");
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_json_key_given_twice_with_different_values_is_refused() {
+    let l = start().await;
+    let body =
+        r#"{"from": "13214991008", "to": "3214991000", "message": "1", "from": "15550001111"}"#;
+    let text = assert_bad_request(
+        client()
+            .post(l.url("/fonestorm/sms"))
+            .header("content-type", "application/json")
+            .body(body),
+        &l,
+    )
+    .await;
+    assert_eq!(text, "field `from` is given twice with different values\n");
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_key_given_twice_with_different_values_is_refused() {
+    let l = start().await;
+    let text = assert_bad_request(
+        client()
+            .post(l.url("/fonestorm/sms"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("from=13214991008&message=1&from=15550001111"),
+        &l,
+    )
+    .await;
+    assert_eq!(text, "field `from` is given twice with different values\n");
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_repeated_with_the_same_value_is_accepted() {
+    let l = start().await;
+    let r = authed(client().get(format!(
+        "{}?from=13214991008&message=1&from=13214991008",
+        l.url("/fonestorm/sms")
+    )))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(l.sink.seen().len(), 1);
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_json_body_wins_over_the_query_string() {
+    // FoneStorm's `POST` sends both; the JSON body is the full data.
+    let l = start().await;
+    let body = serde_json::json!({"from": "13214991008", "message": "1"});
+    let r = authed(client().post(format!(
+        "{}?from=15550001111&message=2",
+        l.url("/fonestorm/sms")
+    )))
+    .json(&body)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    match l.sink.seen().as_slice() {
+        [Callback::Sms(s)] => {
+            assert_eq!(s.from, "13214991008");
+            assert_eq!(s.text, "1");
+        }
+        other => panic!("{other:?}"),
+    }
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminal_controls_in_callback_fields_never_reach_a_log_line() {
+    let l = start().await;
+    // C1 CSI (a terminal escape), a right-to-left override, an isolate.
+    let text = "1 \u{9b}2J\u{202e}kcaolo\u{2067}x";
+    let body = serde_json::json!({"from": "13214991008", "message": text});
+    let r = authed(client().post(l.url("/fonestorm/sms")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    match l.sink.seen().as_slice() {
+        [Callback::Sms(s)] => assert_eq!(s.text, text, "the sink gets the text as sent"),
+        other => panic!("{other:?}"),
+    }
+    l.stop().await;
+    let logs = logs();
+    assert!(logs.contains("kcaolo"), "the callback is logged: {logs}");
+    for c in ['\u{9b}', '\u{202e}', '\u{2067}'] {
+        let raw: Vec<&str> = logs.lines().filter(|l| l.contains(c)).collect();
+        assert!(raw.is_empty(), "{c:?} in the logs: {raw:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_name_with_a_bidi_override_is_refused_and_not_logged_raw() {
+    let l = start().await;
+    let key = "x\u{202e}y";
+    let mut body = serde_json::Map::new();
+    body.insert("status".into(), "BEGIN".into());
+    body.insert("from".into(), "1".into());
+    body.insert(key.into(), "z".repeat(9000).into());
+    let text = assert_bad_request(client().post(l.url(CALLS)).json(&body), &l).await;
+    assert!(!text.contains('\u{202e}'), "{text:?}");
+    l.stop().await;
+    let logs = logs();
+    let raw: Vec<&str> = logs.lines().filter(|l| l.contains('\u{202e}')).collect();
+    assert!(raw.is_empty(), "{raw:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_authorization_headers_are_refused() {
+    // Whichever one a proxy or the listener reads, two credentials are one too many.
+    let l = start().await;
+    let wrong = {
+        use base64::Engine as _;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode("callbook:guess-guess-guess");
+        format!("Authorization: Basic {encoded}\r\n")
+    };
+    for headers in [
+        format!("{}{wrong}", basic_header()),
+        format!("{wrong}{}", basic_header()),
+        format!("{}{}", basic_header(), basic_header()),
+    ] {
+        let request = format!(
+            "GET {CALLS}?{END_QUERY} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
+        );
+        let answer = raw(l.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+    assert!(l.sink.seen().is_empty());
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_but_valid_basic_headers_are_accepted() {
+    let l = start().await;
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("callbook:{SECRET}"));
+    for header in [
+        format!("authorization: basic {encoded}"),
+        format!("Authorization: BASIC    {encoded}  "),
+    ] {
+        let request = format!(
+            "GET {CALLS}?{END_QUERY} HTTP/1.1\r\nHost: x\r\n{header}\r\nConnection: close\r\n\r\n"
+        );
+        let answer = raw(l.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{header}: {answer}");
+    }
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_utf8_or_huge_authorization_is_refused_without_a_panic() {
+    let l = start().await;
+    let mut request =
+        format!("GET {CALLS}?{END_QUERY} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ")
+            .into_bytes();
+    request.extend_from_slice(b"\xff\xfe\x80abc\r\nConnection: close\r\n\r\n");
+    let answer = raw(l.addr, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let huge = format!(
+        "GET {CALLS}?{END_QUERY} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nConnection: close\r\n\r\n",
+        "QUFB".repeat(3_000)
+    );
+    let answer = raw(l.addr, huge.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(l.sink.seen().is_empty());
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compressed_body_is_unsupported_not_malformed() {
+    let l = start().await;
+    // The start of a gzip stream: callbook reads no compressed body, and says so.
+    let gzip: &[u8] = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xab\xae\x05\x00";
+    let r = authed(client().post(l.url(CALLS)))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gzip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "the body is compressed (Content-Encoding), which callbook does not read\n"
+    );
+    // `identity` is no encoding at all.
+    let r = authed(client().post(format!("{}?{END_QUERY}", l.url(CALLS))))
+        .header("content-encoding", "identity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(l.sink.seen().len(), 1);
+    l.stop().await;
+}
+
+// ---- Hostile input that the listener already handled (kept as guards) ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn content_length_with_chunked_never_lets_a_second_request_through() {
+    let l = start().await;
+    // If the length were believed, `GET …uid=smuggled` would follow as a
+    // request of its own with the first one's connection.
+    let smuggled = format!(
+        "GET {CALLS}?{} HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        END_QUERY.replace("uid=c1", "uid=smuggled"),
+        basic_header()
+    );
+    let body = format!("0\r\n\r\n{smuggled}");
+    let request = format!(
+        "POST {CALLS}?status=BEGIN&from=1&uid=first HTTP/1.1\r\nHost: x\r\n{}Content-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}",
+        basic_header()
+    );
+    let _ = raw(l.addr, request.as_bytes()).await;
+    let uids: Vec<_> = l
+        .sink
+        .seen()
+        .iter()
+        .filter_map(|c| match c {
+            Callback::Call(c) => c.uid.clone(),
+            _ => None,
+        })
+        .collect();
+    assert!(!uids.contains(&"smuggled".to_string()), "{uids:?}");
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deeply_nested_json_is_refused_without_a_stack_overflow() {
+    let l = start().await;
+    let body = format!(
+        r#"{{"status": "BEGIN", "from": "1", "n": {}1{}}}"#,
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    );
+    assert_bad_request(
+        client()
+            .post(l.url(CALLS))
+            .header("content-type", "application/json")
+            .body(body),
+        &l,
+    )
+    .await;
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plus_in_a_query_number_still_matches_and_nul_is_no_number() {
+    let l = start().await;
+    // `+1…` unescaped reads as ` 1…`: digits are what is compared.
+    let r = authed(client().get(format!("{}?status=BEGIN&from=+13214991000", l.url(CALLS))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(callbook::model::callback::number_matches(
+        &only_call(&l.sink).from,
+        "13214991000"
+    ));
+    let r = authed(client().get(format!("{}?status=BEGIN&from=1321%004991000", l.url(CALLS))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert_eq!(l.sink.seen().len(), 1, "{text}");
+    assert!(text.contains("`from`"), "{text}");
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_numbers_and_strings_are_read_alike_and_huge_seconds_refused() {
+    let l = start().await;
+    let body = serde_json::json!({
+        "uid": 77, "status": "END", "from": 13214991000u64,
+        "disposition": "ANSWERED", "billable_seconds": "31"
+    });
+    let r = authed(client().post(l.url(CALLS)))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let call = only_call(&l.sink);
+    assert_eq!(call.uid.as_deref(), Some("77"));
+    assert_eq!(call.billable_seconds, Some(31));
+    for seconds in [
+        serde_json::json!(1e12),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(-1),
+        serde_json::json!(12.5),
+        serde_json::json!("86401"),
+    ] {
+        let body = serde_json::json!({
+            "status": "END", "from": "1", "disposition": "ANSWERED", "billable_seconds": seconds
+        });
+        let r = authed(client().post(l.url(CALLS)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{seconds}");
+    }
+    assert_eq!(l.sink.seen().len(), 1);
+    l.stop().await;
+}

@@ -371,7 +371,47 @@ async fn install(
             ));
         }
     }
-    Exit::Success
+    read_back(checked, clients, public, out).await
+}
+
+/// Reads the callbacks again after `install` set them: FoneStorm replaces a
+/// callback without asking, so another install running at the same time
+/// (another deployment) may have replaced ours between our read and our
+/// writes, and only a second read shows it. An event shown as unset is not
+/// counted (the provider may show a change late); one pointing elsewhere is.
+async fn read_back(
+    checked: &Checked,
+    clients: &[(Target, Client, RateLimiter)],
+    public: &PublicUrl,
+    out: &Output<'_>,
+) -> Exit {
+    let mut exit = Exit::Success;
+    for (target, client, limiter) in clients {
+        let callbacks = match client.callbacks(limiter, &target.fonenumber).await {
+            Ok(c) => c,
+            Err(e) => {
+                out.error(format!(
+                    "the callbacks of {} were set but cannot be read back: {}",
+                    name(target, checked),
+                    said(&e, checked)
+                ));
+                exit = Exit::Refused;
+                continue;
+            }
+        };
+        for event in foreign(&callbacks, public) {
+            out.error(format!(
+                "`{event}` of {} points at {} right after it was set: another install may have replaced it",
+                name(target, checked),
+                callbacks.get(event).shown()
+            ));
+            exit = Exit::Refused;
+        }
+    }
+    if exit != Exit::Success {
+        out.note("check with `callbook hooks show` before a page relies on these callbacks");
+    }
+    exit
 }
 
 async fn remove(

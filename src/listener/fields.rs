@@ -5,6 +5,18 @@
 //! accepted too. Decoding is strict: a bad percent-escape or bytes that are
 //! not UTF-8 refuse the request instead of being guessed at, because a
 //! callback read wrongly could acknowledge a page nobody took.
+//!
+//! A key given twice in one source (the query string, or the body) with two
+//! different values is refused too: which one was meant cannot be known, and
+//! taking either would let text spliced into a request (an SMS whose
+//! `&from=…` reached a query string unescaped) replace the sender. Between
+//! the two sources the body wins, as FoneStorm's `POST` sends the full data
+//! there.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 use crate::model::callback::{CallbackError, RawFields};
 
@@ -24,7 +36,8 @@ impl From<CallbackError> for FieldsError {
 }
 
 /// The fields of a request: the query string first, then the body's (a key
-/// in both keeps the body's value).
+/// in both keeps the body's value; a key twice in one of them with
+/// different values is refused).
 pub(super) fn decode(
     query: Option<&str>,
     content_type: Option<&[u8]>,
@@ -54,14 +67,49 @@ pub(super) fn decode(
     Ok(raw)
 }
 
+/// The fields of one source (the query string or the body) as they are
+/// added to the request's: a key seen again must bring the same value.
+struct Source<'a> {
+    raw: &'a mut RawFields,
+    /// Every key of this source with its value; bounded by the source's
+    /// size (the body's 64 KiB, the header's 16 KiB), looked up by hash so
+    /// that thousands of tiny fields cost little.
+    seen: HashMap<String, String>,
+}
+
+impl<'a> Source<'a> {
+    fn new(raw: &'a mut RawFields) -> Source<'a> {
+        Source {
+            raw,
+            seen: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, key: String, value: String) -> Result<(), FieldsError> {
+        match self.seen.get(&key) {
+            Some(first) if *first == value => Ok(()),
+            Some(_) => Err(FieldsError::Malformed(format!(
+                "field `{key}` is given twice with different values"
+            ))),
+            None => {
+                // Checks the key (printable, bounded) before it is ever shown.
+                self.raw.insert(&key, &value)?;
+                self.seen.insert(key, value);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// `a=1&b=2`, `+` for a space, `%XX` escapes; the result must be UTF-8.
 fn decode_form(input: &[u8], raw: &mut RawFields) -> Result<(), FieldsError> {
+    let mut source = Source::new(raw);
     for pair in input.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
         let (key, value) = match pair.iter().position(|&b| b == b'=') {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &b""[..]),
         };
-        raw.insert(&percent_decode(key)?, &percent_decode(value)?)?;
+        source.add(percent_decode(key)?, percent_decode(value)?)?;
     }
     Ok(())
 }
@@ -91,23 +139,51 @@ fn percent_decode(input: &[u8]) -> Result<String, FieldsError> {
 /// A JSON object; strings are kept as they are, numbers and booleans as
 /// written, `null` as absent, and nested values as compact JSON text.
 fn decode_json(body: &[u8], raw: &mut RawFields) -> Result<(), FieldsError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        FieldsError::Malformed(format!("the body is not JSON ({})", e.classify_word()))
+    let Members(members) = serde_json::from_slice(body).map_err(|e| {
+        FieldsError::Malformed(match e.classify() {
+            // Only the top level is typed: anything but an object.
+            serde_json::error::Category::Data => "the body is not a JSON object".to_string(),
+            _ => format!("the body is not JSON ({})", e.classify_word()),
+        })
     })?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(FieldsError::Malformed(
-            "the body is not a JSON object".to_string(),
-        ));
-    };
-    for (key, value) in map {
+    let mut source = Source::new(raw);
+    for (key, value) in members {
         let text = match value {
             serde_json::Value::Null => continue,
             serde_json::Value::String(s) => s,
             other => other.to_string(),
         };
-        raw.insert(&key, &text)?;
+        source.add(key, text)?;
     }
     Ok(())
+}
+
+/// A JSON object's members in order, a key given twice included (a map
+/// would keep only one of them, silently).
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+
+        deserializer.deserialize_map(MembersVisitor)
+    }
 }
 
 /// A few words for a JSON error, without echoing the body.
@@ -203,6 +279,47 @@ mod tests {
         ));
         let many: String = (0..100).map(|i| format!("k{i}=v&")).collect();
         assert!(malformed(Some(&many), None, b""));
+    }
+
+    #[test]
+    fn a_key_twice_in_one_source_must_keep_its_value() {
+        let twice = |q: Option<&str>, ct: Option<&[u8]>, body: &[u8]| match decode(q, ct, body) {
+            Err(FieldsError::Malformed(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        let expected = "field `from` is given twice with different values";
+        assert_eq!(twice(Some("from=1&from=2"), None, b""), expected);
+        assert_eq!(twice(Some("from=1&from"), None, b""), expected);
+        assert_eq!(
+            twice(None, None, br#"{"from": "1", "from": "2"}"#),
+            expected
+        );
+        assert_eq!(
+            twice(None, None, br#"{"from": "1", "from": 2}"#).len(),
+            expected.len()
+        );
+        assert_eq!(twice(None, None, b"from=1&from=%32"), expected);
+        // The same value again is no ambiguity, nor is `null` (absent).
+        let raw = decode(Some("from=1&from=1"), None, br#"{"a": "b", "a": "b"}"#).unwrap();
+        assert_eq!((raw.get("from"), raw.get("a")), (Some("1"), Some("b")));
+        let raw = decode(None, None, br#"{"from": "1", "from": null}"#).unwrap();
+        assert_eq!(raw.get("from"), Some("1"));
+        // Nested objects are kept as text, whatever they repeat.
+        let raw = decode(None, None, br#"{"n": {"a": 1, "a": 2}}"#).unwrap();
+        assert!(raw.get("n").is_some());
+    }
+
+    #[test]
+    fn thousands_of_tiny_fields_are_cheap_and_bounded() {
+        let same: String = "a=1&".repeat(16_000);
+        assert!(decode(None, None, same.as_bytes()).is_ok());
+        let secretish: String = (0..6_000).map(|i| format!("pass{i}=&")).collect();
+        assert!(decode(None, None, secretish.as_bytes()).is_ok());
+        let distinct: String = (0..6_000).map(|i| format!("k{i}=&")).collect();
+        assert!(matches!(
+            decode(None, None, distinct.as_bytes()),
+            Err(FieldsError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -68,11 +68,15 @@ async fn handle(app: Arc<App>, kind: Kind, request: Request) -> Response {
         .get::<Peer>()
         .map_or_else(|| "an unknown peer".to_string(), |p| p.0.to_string());
     let path = kind.path();
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    match Auth::check(authorization, &app.secret) {
+    let mut authorizations = request.headers().get_all(header::AUTHORIZATION).iter();
+    let authorization = authorizations.next().map(HeaderValue::as_bytes);
+    // Two credentials are ambiguous (a proxy may read the other one): refused.
+    let auth = if authorizations.next().is_some() {
+        Auth::Wrong
+    } else {
+        Auth::check(authorization, &app.secret)
+    };
+    match auth {
         Auth::Granted => {}
         refused => {
             let why = if refused == Auth::Missing {
@@ -88,6 +92,17 @@ async fn handle(app: Arc<App>, kind: Kind, request: Request) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .map(|v| v.as_bytes().to_vec());
+    // A compressed body would only fail to parse as "not JSON"; say what it is.
+    let encoded = request
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        let why = "the body is compressed (Content-Encoding), which callbook does not read";
+        tracing::warn!("refused a callback to `{path}` from {peer}: {why}");
+        return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
+    }
     let query = request.uri().query().map(str::to_string);
     let body = match read_body(request.into_body(), &app).await {
         Ok(body) => body,
@@ -112,7 +127,10 @@ async fn handle(app: Arc<App>, kind: Kind, request: Request) -> Response {
             return plain(status, &why);
         }
     };
-    tracing::debug!(fields = %callback.raw().to_json(), "a `{}` callback from {peer}", callback.kind());
+    // JSON escapes C0 controls but not C1 ones nor bidi overrides, which a
+    // terminal showing the log would obey.
+    let fields = crate::escape::escape_controls(&callback.raw().to_json().to_string()).into_owned();
+    tracing::debug!(fields = %fields, "a `{}` callback from {peer}", callback.kind());
     match (app.sink)(callback).await {
         Ok(()) => plain(StatusCode::OK, "ok"),
         Err(e) => {

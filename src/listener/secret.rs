@@ -37,6 +37,9 @@ pub enum SecretError {
     /// Holds a space, a control or a non-ASCII character, which HTTP Basic
     /// auth does not carry reliably.
     NotPrintable,
+    /// Begins or ends with a space or a line break: most often the newline
+    /// of a file the value was read from, named apart so it is easy to fix.
+    Untrimmed,
 }
 
 impl fmt::Display for SecretError {
@@ -54,6 +57,10 @@ impl fmt::Display for SecretError {
                 f,
                 "`{CALLBACK_SECRET_ENV}` may only hold printable ASCII characters without spaces"
             ),
+            SecretError::Untrimmed => write!(
+                f,
+                "`{CALLBACK_SECRET_ENV}` begins or ends with a space or a line break (a file's trailing newline?): remove it"
+            ),
         }
     }
 }
@@ -63,6 +70,11 @@ impl std::error::Error for SecretError {}
 impl CallbackSecret {
     /// Checks and wraps a callback password.
     pub fn new(value: String) -> Result<CallbackSecret, SecretError> {
+        // Not trimmed silently: FoneStorm and anything else given the
+        // password must send exactly this value.
+        if value.trim() != value {
+            return Err(SecretError::Untrimmed);
+        }
         if !value.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(SecretError::NotPrintable);
         }
@@ -195,6 +207,39 @@ mod tests {
                 SecretError::NotPrintable
             );
         }
+    }
+
+    #[test]
+    fn a_secret_with_a_trailing_newline_or_space_is_named_as_such() {
+        for untrimmed in [
+            format!("{PW}\n"),
+            format!("{PW}\r\n"),
+            format!(" {PW}"),
+            format!("{PW}\t"),
+        ] {
+            let e = CallbackSecret::new(untrimmed).unwrap_err();
+            assert_eq!(e, SecretError::Untrimmed);
+            assert!(e.to_string().contains("line break"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_password_with_colons_is_split_at_the_first_one() {
+        let s = CallbackSecret::new("a:b:c-d-e-f-g-h-i-j".to_string()).unwrap();
+        assert_eq!(
+            Auth::check(Some(&basic("callbook", "a:b:c-d-e-f-g-h-i-j")), &s),
+            Auth::Granted
+        );
+        assert_eq!(
+            Auth::check(Some(&basic("callbook:a", "b:c-d-e-f-g-h-i-j")), &s),
+            Auth::Granted,
+            "the same bytes on the wire"
+        );
+        assert_eq!(
+            Auth::check(Some(&basic("callbook", "a:b")), &s),
+            Auth::Wrong
+        );
+        assert_eq!(Auth::check(Some(b"Basic Y2FsbGJvb2s6"), &s), Auth::Wrong);
     }
 
     #[test]

@@ -241,7 +241,11 @@ impl RawFields {
 
     /// Adds (or replaces) a field; a credential-like key is dropped silently.
     pub fn insert(&mut self, key: &str, value: &str) -> Result<(), CallbackError> {
-        if key.is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control) {
+        // Keys are printable ASCII: FoneStorm's are, and a key is shown in
+        // errors and log lines, where a bidi override or a terminal escape
+        // would disguise what was received.
+        if key.is_empty() || key.len() > MAX_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err(CallbackError::BadKey(shown(key)));
         }
         if value.len() > MAX_VALUE_BYTES {
@@ -306,7 +310,7 @@ fn looks_secret(key: &str) -> bool {
 pub enum CallbackError {
     /// More than [`MAX_FIELDS`] fields.
     TooManyFields,
-    /// An empty, over-long or control-character field name.
+    /// An empty or over-long field name, or one that is not printable ASCII.
     BadKey(String),
     /// A field's value is longer than allowed.
     TooLong(String),
@@ -531,13 +535,16 @@ fn parse_optional<T: FromStr<Err = UnknownValue>>(
         .transpose()
 }
 
-/// A phone number field: at most [`MAX_NUMBER_BYTES`], printable, with a digit.
+/// A phone number field: at most [`MAX_NUMBER_BYTES`] of printable ASCII
+/// (spaces allowed), with a digit. A number is shown to people as the one who
+/// acknowledged; an invisible or bidi character in it could make it look
+/// like another.
 fn number(raw: &RawFields, key: &'static str) -> Result<Option<String>, CallbackError> {
     match present(raw, key) {
         None => Ok(None),
         Some(n)
             if n.len() > MAX_NUMBER_BYTES
-                || n.chars().any(char::is_control)
+                || !n.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
                 || !n.bytes().any(|b| b.is_ascii_digit()) =>
         {
             Err(invalid(key, "not a phone number"))
@@ -642,6 +649,41 @@ mod tests {
 
     fn words() -> Vec<String> {
         ["1", "ack", "ok"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn field_names_must_be_printable_ascii() {
+        let mut raw = RawFields::new();
+        for key in ["fr\u{202e}om", "from\u{200b}", "\u{9b}2J", "a b", "é"] {
+            let e = raw.insert(key, "1").unwrap_err();
+            assert!(matches!(e, CallbackError::BadKey(_)), "{key:?}");
+            let shown = e.to_string();
+            assert!(
+                !shown.contains(['\u{202e}', '\u{9b}']),
+                "{shown:?} shows a control"
+            );
+        }
+        assert!(raw.is_empty());
+        raw.insert("billable_seconds", "1").unwrap();
+    }
+
+    #[test]
+    fn numbers_with_invisible_or_bidi_characters_are_refused() {
+        for from in [
+            "+1321499\u{202e}1008",
+            "13214991008\u{200b}",
+            "\u{2066}13214991008",
+            "1321499\u{9b}1008",
+            "\u{ff11}3214991008",
+        ] {
+            let raw = fields(&[("from", from), ("message", "1")]);
+            assert!(InboundSms::from_fields(raw).is_err(), "{from:?}");
+        }
+        let raw = fields(&[("from", "+1 (321) 499-1008"), ("message", "1")]);
+        assert_eq!(
+            InboundSms::from_fields(raw).unwrap().from,
+            "+1 (321) 499-1008"
+        );
     }
 
     #[test]

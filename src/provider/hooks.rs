@@ -104,6 +104,11 @@ pub enum PublicUrlError {
     Scheme(String),
     /// It has a query string or a fragment, which the callback paths cannot follow.
     QueryOrFragment(String),
+    /// Port 0, which nobody can reach.
+    PortZero(String),
+    /// Its path already ends with a callback path: the endpoints would
+    /// repeat it, and every callback would be lost.
+    NotABase(String),
     /// Longer than [`MAX_PUBLIC_URL_LEN`].
     TooLong,
 }
@@ -123,6 +128,16 @@ impl fmt::Display for PublicUrlError {
             PublicUrlError::Scheme(s) => write!(f, "--public-url: {s:?} is not an http(s) URL"),
             PublicUrlError::QueryOrFragment(s) => {
                 write!(f, "--public-url: {s:?} has a query string or a fragment")
+            }
+            PublicUrlError::NotABase(s) => write!(
+                f,
+                "--public-url: {s:?} already ends with a callback path: give the base URL, callbook adds `/fonestorm/calls`, `/fonestorm/inbound` and `/fonestorm/sms`"
+            ),
+            PublicUrlError::PortZero(s) => {
+                write!(
+                    f,
+                    "--public-url: {s:?} has port 0, which FoneStorm cannot reach"
+                )
             }
             PublicUrlError::TooLong => {
                 write!(f, "--public-url is longer than {MAX_PUBLIC_URL_LEN} bytes")
@@ -156,6 +171,13 @@ impl PublicUrl {
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(PublicUrlError::QueryOrFragment(shown));
+        }
+        if url.port() == Some(0) {
+            return Err(PublicUrlError::PortZero(shown));
+        }
+        let path = url.path().trim_end_matches('/');
+        if Event::ALL.iter().any(|e| path.ends_with(e.path())) {
+            return Err(PublicUrlError::NotABase(shown));
         }
         Ok(PublicUrl(url))
     }
@@ -255,6 +277,65 @@ impl Setting {
         let text: String = text.chars().take(200).collect();
         crate::escape::escape_controls(&text).into_owned()
     }
+}
+
+/// `text` without any of the callback passwords `secrets` in the forms a
+/// provider may repeat one in: as is, JSON-escaped, URL-encoded (as a form
+/// value, upper- or lower-case escapes, or as the password of a URL), or as
+/// the base64 of a Basic `Authorization` (`callbook:<password>`) or of the
+/// password alone. Each becomes `***`.
+fn hide_callback_secrets(mut text: String, secrets: &[&str]) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let mut forms = vec![
+            secret.to_string(),
+            serde_json::to_string(secret)
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string(),
+            lower_escapes(&form),
+            form,
+        ];
+        if let Ok(mut url) = Url::parse("https://callbook@h.invalid/")
+            && url.set_password(Some(secret)).is_ok()
+            && let Some(password) = url.password()
+        {
+            forms.push(password.to_string());
+        }
+        for plain in [format!("{CALLBACK_USER}:{secret}"), secret.to_string()] {
+            for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+                forms.push(engine.encode(&plain));
+            }
+        }
+        // Longest first, so that no form is cut by a shorter one inside it.
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        for form in forms.iter().filter(|f| !f.is_empty()) {
+            if text.contains(form.as_str()) {
+                text = text.replace(form.as_str(), "***");
+            }
+        }
+    }
+    text
+}
+
+/// `%2F` → `%2f`: the same escapes in lower case.
+fn lower_escapes(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut left = 0;
+    for c in encoded.chars() {
+        if left > 0 {
+            out.push(c.to_ascii_lowercase());
+            left -= 1;
+        } else {
+            out.push(c);
+            if c == '%' {
+                left = 2;
+            }
+        }
+    }
+    out
 }
 
 /// `url` with its query string and fragment replaced by `?…`.
@@ -530,6 +611,16 @@ impl Client {
         secret: Option<&CallbackSecret>,
     ) -> Result<String, HooksError> {
         let request = format!("{method} /{path}");
+        // The password of the callbacks is hidden from every answer, not only
+        // the ones to `install`: a provider may repeat the current settings
+        // (its password included) in an error to a read or a clear, and the
+        // retry lines are logged. The environment is where it comes from.
+        let from_env = CallbackSecret::from_env().ok().flatten();
+        let callback_secrets: Vec<&str> = [secret, from_env.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(CallbackSecret::expose)
+            .collect();
         let mut renewed = false;
         let mut attempt = 0;
         loop {
@@ -569,9 +660,13 @@ impl Client {
                                 Credentials::Login { password, .. } => password.expose(),
                                 Credentials::Token(_) => "",
                             };
-                            let callback = secret.map_or("", CallbackSecret::expose);
-                            let text = hide_secrets(text, &[token.expose(), password, callback]);
-                            let message = provider_message(&text);
+                            let hidden = |text: String| {
+                                let text = hide_secrets(text, &[token.expose(), password]);
+                                hide_callback_secrets(text, &callback_secrets)
+                            };
+                            // Hidden again once read: JSON escapes (`\u0068…`)
+                            // spell a secret differently until decoded.
+                            let message = hidden(provider_message(&hidden(text)));
                             let code = status.as_u16();
                             if status == StatusCode::UNAUTHORIZED
                                 && !renewed
@@ -625,6 +720,41 @@ mod tests {
     }
 
     #[test]
+    fn the_callback_secret_is_hidden_in_every_spelling() {
+        use base64::Engine as _;
+        let secret = "hooks/test+secret=8b2e71&x:y\\q";
+        let b64 = base64::engine::general_purpose::STANDARD;
+        for form in [
+            secret.to_string(),
+            r"hooks/test+secret=8b2e71&x:y\\q".to_string(),
+            "hooks%2Ftest%2Bsecret%3D8b2e71%26x%3Ay%5Cq".to_string(),
+            "hooks%2ftest%2bsecret%3d8b2e71%26x%3ay%5cq".to_string(),
+            b64.encode(format!("callbook:{secret}")),
+            b64.encode(secret),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("callbook:{secret}")),
+        ] {
+            let text = format!("before {form} after");
+            assert_eq!(
+                hide_callback_secrets(text.clone(), &[secret]),
+                "before *** after",
+                "{form}"
+            );
+        }
+        let userinfo = Url::parse(&format!(
+            "https://callbook:{}@h/",
+            "hooks%2Ftest+secret%3D8b2e71&x%3Ay%5Cq"
+        ))
+        .unwrap();
+        let shown = hide_callback_secrets(userinfo.to_string(), &[secret]);
+        assert!(!shown.contains("8b2e71"), "{shown}");
+        assert_eq!(
+            hide_callback_secrets("nothing".into(), &[secret]),
+            "nothing"
+        );
+        assert_eq!(hide_callback_secrets("x".into(), &[""]), "x");
+    }
+
+    #[test]
     fn public_urls_are_checked() {
         assert_eq!(
             public().endpoint(Event::SendNotify),
@@ -662,6 +792,20 @@ mod tests {
             PublicUrl::parse(&format!("https://cb.example.com/{}", "a".repeat(2000))),
             Err(PublicUrlError::TooLong)
         ));
+        for zero in ["https://cb.example.com:0/x", "http://[::1]:0"] {
+            assert!(
+                matches!(PublicUrl::parse(zero), Err(PublicUrlError::PortZero(_))),
+                "{zero}"
+            );
+        }
+        // The default port is dropped; another is kept.
+        assert_eq!(
+            PublicUrl::parse("https://cb.example.com:443/")
+                .unwrap()
+                .endpoint(Event::Sms),
+            "https://cb.example.com/fonestorm/sms"
+        );
+        assert!(PublicUrl::parse("https://cb.example.com:65535").is_ok());
         let e = PublicUrl::parse("https://ops:hunter2@cb.example.com").unwrap_err();
         assert!(matches!(e, PublicUrlError::Userinfo(_)));
         assert!(!e.to_string().contains("hunter2"), "{e}");
