@@ -1081,3 +1081,169 @@ fn no_secret_reaches_the_journal_or_the_output_of_a_page() {
         "the journal holds the page's sources"
     );
 }
+
+/// A copy of the resume page in `dir`, its people in an included CSV and its
+/// message naming `{{ service }}`; returns the playbook's path.
+fn resume_page_in(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(RESUME)
+        .unwrap()
+        .replace(
+            "  - { name: P1, phone: \"+1 321 499 1001\", tags: [primary] }\n  - { name: P2, phone: \"+1 321 499 1002\", tags: [secondary] }\n",
+            "  - from: people.csv\n",
+        )
+        .replace("Page for", "{{ service }} page for");
+    assert!(text.contains("from: people.csv"), "{text}");
+    let playbook = dir.join("resume-page.yaml");
+    std::fs::write(&playbook, text).unwrap();
+    std::fs::write(
+        dir.join("people.csv"),
+        "name,phone,tags\nP1,+1 321 499 1001,primary\nP2,+1 321 499 1002,secondary\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("vars.yaml"), "service: db\n").unwrap();
+    playbook
+}
+
+/// Starts the page of [`resume_page_in`], kills it once its first call is
+/// placed (as a crash would) and returns its run id.
+fn crash_resume_page(server: &TestServer, state: &Path, playbook: &Path) -> String {
+    let vars = playbook.with_file_name("vars.yaml");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("callbook"))
+        .arg("run")
+        .arg(playbook)
+        .args(["--yes", "--format", "json", "--base-url", &server.url()])
+        .arg("--vars-file")
+        .arg(&vars)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("FONESTORM_TOKEN", "test-token")
+        .env("CALLBOOK_CALLBACK_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("callbook starts");
+    wait_for_calls(server, 1);
+    child.kill().unwrap();
+    let _ = child.wait();
+    run_id(state)
+}
+
+/// Every call of a resumed page's report: recipient, round, status, message.
+fn messages_of(report: &serde_json::Value) -> Vec<(String, u64, String, String)> {
+    report["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["recipient"].as_str().unwrap_or("").to_string(),
+                c["round"].as_u64().unwrap_or(0),
+                c["status"].as_str().unwrap_or("").to_string(),
+                c["service_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_page_whose_files_changed_resumes_as_it_started() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = resume_page_in(dir.path());
+    let id = crash_resume_page(&server, state.path(), &playbook);
+    // Everything the page was planned from changes under it.
+    let text = std::fs::read_to_string(&playbook).unwrap();
+    std::fs::write(&playbook, text.replace("page for", "PAGE FOR")).unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "name,phone,tags\nP1,+1 321 499 1009,primary\nP2,+1 321 499 1002,secondary\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("vars.yaml"), "service: web\n").unwrap();
+    let out = page(
+        &server,
+        state.path(),
+        playbook.to_str().unwrap(),
+        free_port(),
+        &["--resume"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(report["run_id"], id);
+    assert_eq!(report["escalation"]["outcome"], "exhausted");
+    let calls = messages_of(&report);
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    for (recipient, round, status, message) in &calls {
+        assert_eq!(status, "placed", "{calls:?}");
+        assert!(
+            message.starts_with(&format!("db page for {recipient}, round {round}.")),
+            "{calls:?}"
+        );
+    }
+    assert_eq!(server.placed_counts().get(P1), Some(&2));
+    assert_eq!(server.placed_counts().get(P2), Some(&1));
+    assert_eq!(server.placed_counts().get("13214991009"), None);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_page_whose_files_were_deleted_resumes_from_its_recorded_sources() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = resume_page_in(dir.path());
+    let id = crash_resume_page(&server, state.path(), &playbook);
+    for file in ["resume-page.yaml", "people.csv", "vars.yaml"] {
+        std::fs::remove_file(dir.path().join(file)).unwrap();
+    }
+    let out = page(
+        &server,
+        state.path(),
+        playbook.to_str().unwrap(),
+        free_port(),
+        &["--resume", &id],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(report["escalation"]["outcome"], "exhausted");
+    assert_eq!(server.placed_counts().get(P1), Some(&2));
+    assert_eq!(server.placed_counts().get(P2), Some(&1));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_page_whose_playbook_was_deleted_resumes_by_its_path() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = resume_page_in(dir.path());
+    let id = crash_resume_page(&server, state.path(), &playbook);
+    std::fs::remove_file(&playbook).unwrap();
+    let out = page(
+        &server,
+        state.path(),
+        playbook.to_str().unwrap(),
+        free_port(),
+        &["--resume"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(json(&out)["run_id"], id);
+    assert_eq!(server.placed_counts().get(P1), Some(&2));
+}
+
+#[cfg(unix)]
+#[test]
+fn resuming_a_page_with_another_playbook_is_invalid() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = resume_page_in(dir.path());
+    let id = crash_resume_page(&server, state.path(), &playbook);
+    let out = page(&server, state.path(), SLOW, free_port(), &["--resume", &id]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("belongs to playbook"), "{}", out.stderr);
+    assert_eq!(server.placed_counts().get(P1), Some(&1));
+}

@@ -505,6 +505,10 @@ fn sources(options: &RunOptions, input: &RunInput) -> String {
         "files": files,
         "vars": input.vars,
         "input": input.input,
+        "selection": {
+            "tags": input.selection.tags,
+            "names": input.selection.names,
+        },
         "now": crate::model::timestamp(input.now),
     })
     .to_string()

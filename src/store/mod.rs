@@ -33,6 +33,9 @@ pub enum RunQuery {
     Id(String),
     /// The newest unfinished (resumable) run of this playbook.
     LatestUnfinished(String),
+    /// The newest unfinished (resumable) run started from the playbook at
+    /// this path (as recorded): found even when the file changed or is gone.
+    LatestUnfinishedFrom(String),
 }
 
 /// A dedup look-up: when was `dial` last called for `playbook` and `key`?
@@ -270,6 +273,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The short code of page `run_id`, if that run is a page.
     fn page_code(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// What page `run_id` recorded as its sources (JSON), if that run is a page.
+    fn page_sources(
         &self,
         run_id: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;

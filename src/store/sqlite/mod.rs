@@ -368,6 +368,14 @@ impl Store for SqliteStore {
         self.call(|| Ok(None), move |j| j.page_code(&run_id))
     }
 
+    fn page_sources(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(|| Ok(None), move |j| j.page_sources(&run_id))
+    }
+
     fn page_rounds(
         &self,
         run_id: &str,

@@ -315,6 +315,21 @@ impl Journal {
             .map_err(|e| self.err(&e))
     }
 
+    /// The sources page `run_id` recorded (JSON), if that run is a page.
+    pub fn page_sources(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        if self.version < 3 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT sources FROM pages WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
     /// The rounds page `run_id` started: step, round, when, and when the next was due.
     pub fn page_rounds(&self, run_id: &str) -> Result<Vec<RoundRecord>, StoreError> {
         let mut stmt = self
