@@ -1247,3 +1247,126 @@ fn resuming_a_page_with_another_playbook_is_invalid() {
     assert!(out.stderr.contains("belongs to playbook"), "{}", out.stderr);
     assert_eq!(server.placed_counts().get(P1), Some(&1));
 }
+
+/// `callbook runs show RUN_ID` as JSON.
+fn show(state: &Path, id: &str) -> serde_json::Value {
+    let out = run(&[
+        "runs",
+        "show",
+        id,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    json(&out)
+}
+
+/// What the live report and `runs show` must agree on for each call.
+fn ladder_of(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    report["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            serde_json::json!([
+                c["recipient"],
+                c["step"],
+                c["round"],
+                c["at_offset_seconds"],
+                c["status"],
+                c["disposition"],
+                c["billable_seconds"],
+                c["ended_at"],
+            ])
+        })
+        .collect()
+}
+
+#[test]
+fn runs_show_of_a_page_gives_its_ladder_and_the_dispositions() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let out = page(&server, state.path(), LIVE, port, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let live = json(&out);
+    let shown = show(state.path(), live["run_id"].as_str().unwrap());
+    assert_eq!(shown["calls"][0]["disposition"], "ANSWERED", "{shown:#}");
+    assert_eq!(shown["calls"][0]["billable_seconds"], 30);
+    // A late END (after the page's last wait) is in the journal only.
+    let (live_calls, shown_calls) = (ladder_of(&live), ladder_of(&shown));
+    assert_eq!(live_calls.len(), shown_calls.len());
+    for (l, s) in live_calls.iter().zip(&shown_calls) {
+        if l[5].is_null() {
+            assert_eq!(
+                l.as_array().unwrap()[..5],
+                s.as_array().unwrap()[..5],
+                "{live_calls:?} {shown_calls:?}"
+            );
+        } else {
+            assert_eq!(l, s);
+        }
+    }
+    let (l, s) = (&live["escalation"], &shown["escalation"]);
+    assert_eq!(s["outcome"], "exhausted");
+    assert_eq!(s["code"], l["code"]);
+    for (ls, ss) in l["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(s["steps"].as_array().unwrap())
+    {
+        assert_eq!(ls, ss, "{l:#} {s:#}");
+    }
+    assert_eq!(
+        l["steps"].as_array().unwrap().len(),
+        s["steps"].as_array().unwrap().len()
+    );
+    assert_eq!(shown["totals"], live["totals"]);
+}
+
+#[test]
+fn runs_show_of_an_acknowledged_page_says_who_took_it() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_page(&server, state.path(), SLOW, free_port());
+    wait_for_calls(&server, 1);
+    let id = run_id(state.path());
+    let ack = run(&[
+        "ack",
+        &id,
+        "--by",
+        "Alice Ng",
+        "--note",
+        "on it",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    assert_eq!(ack.code, 0, "{}", ack.stderr);
+    let out = wait_page(child);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let live = json(&out);
+    let shown = show(state.path(), &id);
+    assert_eq!(shown["escalation"]["outcome"], "acknowledged");
+    assert_eq!(shown["escalation"]["ack"], live["escalation"]["ack"]);
+    assert_eq!(calls_of(&shown), calls_of(&live));
+    assert_eq!(shown["calls"][1]["reason"], "acknowledged by Alice Ng");
+    let table = run(&[
+        "runs",
+        "show",
+        &id,
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(
+        table
+            .stdout
+            .contains("acknowledged by Alice Ng by hand after"),
+        "{}",
+        table.stdout
+    );
+}
