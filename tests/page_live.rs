@@ -823,22 +823,126 @@ fn an_sms_naming_another_page_is_ignored() {
     assert_eq!(json(&out)["escalation"]["outcome"], "exhausted");
 }
 
+const TEAM: &str = "tests/fixtures/live/team.yaml";
+
 #[test]
-fn a_broadcast_says_it_does_not_listen() {
+fn a_broadcast_with_listen_records_how_each_call_ended() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let out = page(&server, state.path(), TEAM, port, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("does not listen"), "{}", out.stderr);
+    let report = json(&out);
+    assert!(report["escalation"].is_null(), "{report:#}");
+    let calls = report["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 6);
+    for c in calls {
+        assert_eq!(c["status"], "placed", "{report:#}");
+        assert_eq!(c["disposition"], "ANSWERED", "{report:#}");
+        assert_eq!(c["billable_seconds"], 30, "{report:#}");
+        assert!(c["ended_at"].is_string(), "{report:#}");
+    }
+    assert_eq!(server.placed_calls().len(), 6);
+    // The journal has them too.
+    let shown = show(state.path(), report["run_id"].as_str().unwrap());
+    for c in shown["calls"].as_array().unwrap() {
+        assert_eq!(c["disposition"], "ANSWERED", "{shown:#}");
+    }
+}
+
+#[test]
+fn a_broadcast_without_listen_records_no_disposition() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = support::live(&server, state.path(), TEAM, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = json(&out);
+    assert!(report["calls"][0]["disposition"].is_null(), "{report:#}");
+}
+
+#[test]
+fn a_broadcast_without_the_secret_still_calls_and_says_it_cannot_listen() {
     let server = TestServer::start(Config::default()).unwrap();
     let state = tempfile::tempdir().unwrap();
     let out = support::live(
         &server,
         state.path(),
-        "tests/fixtures/live/team.yaml",
-        &["--listen", "127.0.0.1:0"],
+        TEAM,
+        &["--listen", &format!("127.0.0.1:{}", free_port())],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stderr.contains("a broadcast does not listen"),
+        out.stderr.contains("cannot listen for callbacks"),
         "{}",
         out.stderr
     );
+    assert_eq!(server.placed_calls().len(), 6);
+}
+
+/// A one-person broadcast whose `END` callbacks wait `outcome_timeout`.
+fn lost_end_broadcast(dir: &Path, timeout: &str) -> String {
+    let text = format!(
+        "version: 1\nname: lost-end-broadcast\ncaller_id: \"321-499-1000\"\nrecipients:\n  - {{ name: P1, phone: \"+1 321 499 1001\" }}\nmessages:\n  m: {{ tts: \"hi\" }}\nrules:\n  - play: m\nack:\n  outcome_timeout: {timeout}\n"
+    );
+    support::write(dir, "lost-end-broadcast.yaml", text)
+}
+
+#[test]
+fn a_broadcast_gives_a_lost_end_no_callback_after_the_outcome_timeout() {
+    let server = TestServer::start(Config::default()).unwrap();
+    server.set_callback_faults(vec![CallbackRule::new(CallbackFault::LoseEnd)]);
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = lost_end_broadcast(dir.path(), "10s");
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let started = Instant::now();
+    let out = page(&server, state.path(), &path, port, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(10), "it waited");
+    let report = json(&out);
+    assert_eq!(report["calls"][0]["status"], "placed");
+    assert_eq!(
+        report["calls"][0]["disposition"], "NO_CALLBACK",
+        "{report:#}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_while_a_broadcast_waits_for_outcomes_exits_130_with_what_was_recorded() {
+    let server = TestServer::start(Config::default()).unwrap();
+    server.set_callback_faults(vec![CallbackRule::new(CallbackFault::LoseEnd)]);
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = lost_end_broadcast(dir.path(), "5m");
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let child = spawn_page(&server, state.path(), &path, port);
+    wait_for_calls(&server, 1);
+    // The call's answer is recorded, then the wait begins.
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let out = wait_page(child);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it stopped waiting"
+    );
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(report["calls"][0]["status"], "placed", "{report:#}");
+    assert!(report["calls"][0]["disposition"].is_null(), "{report:#}");
+    assert_eq!(server.placed_calls(), [P1]);
 }
 
 /// A one-person page whose round waits `every`, retrying BUSY once after 1s.

@@ -29,12 +29,20 @@ pub(super) fn page_options(
     sources: &Sources,
 ) -> Result<RunOptions, Failure> {
     if playbook.escalation.is_none() {
-        if args.listen.is_some() || args.public_url.is_some() {
+        if args.public_url.is_some() {
             tracing::warn!(
-                "--listen and --public-url are for pages: a broadcast does not listen for callbacks in this version"
+                "--public-url is for pages: a broadcast does not check where its callbacks point"
             );
         }
-        return Ok(RunOptions::default());
+        // With `--listen` a broadcast records how its calls ended.
+        return Ok(match args.listen {
+            Some(listen) => RunOptions {
+                callback_secret: CallbackSecret::from_env().transpose(),
+                listen: Some(listen),
+                ..RunOptions::default()
+            },
+            None => RunOptions::default(),
+        });
     }
     let public_url = args
         .public_url

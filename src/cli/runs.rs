@@ -48,9 +48,30 @@ async fn show(store: &SqliteStore, run_id: &str, format: Format) -> Result<Exit,
         ladder(store, &run, &calls, code, &mut report)
             .await
             .map_err(Failure::Store)?;
+    } else {
+        // A broadcast run with `--listen` recorded how its calls ended.
+        endings(store, &run, &mut report)
+            .await
+            .map_err(Failure::Store)?;
     }
     super::run::print_report(&report, format);
     Ok(Exit::Success)
+}
+
+/// Gives each call of the report how it ended, as its `END` callback said.
+async fn endings<S: Store>(
+    store: &S,
+    run: &RunRecord,
+    report: &mut Report,
+) -> Result<(), StoreError> {
+    for end in store.call_endings(&run.id).await? {
+        if let Some(call) = report.calls.get_mut(end.idx) {
+            call.disposition = Some(end.disposition);
+            call.billable_seconds = end.billable_seconds;
+            call.ended_at = end.ended_at.map(|t| t.to_string());
+        }
+    }
+    Ok(())
 }
 
 /// Gives the report of a recorded page what the report of the live page
@@ -64,7 +85,6 @@ async fn ladder<S: Store>(
     report: &mut Report,
 ) -> Result<(), StoreError> {
     let slots = store.call_slots(&run.id).await?;
-    let endings = store.call_endings(&run.id).await?;
     let rounds = store.page_rounds(&run.id).await?;
     let outcome = store.page_outcome(&run.id).await?;
     let ack = store.first_ack(&run.id).await?;
@@ -76,13 +96,7 @@ async fn ladder<S: Store>(
             call.at_offset_seconds = Some(slot.at_offset);
         }
     }
-    for end in &endings {
-        if let Some(call) = report.calls.get_mut(end.idx) {
-            call.disposition = Some(end.disposition.clone());
-            call.billable_seconds = end.billable_seconds;
-            call.ended_at = end.ended_at.map(|t| t.to_string());
-        }
-    }
+    endings(store, run, report).await?;
     // The ladder as the journal placed it: steps and rounds in timeline order.
     let mut steps: Vec<StepReport> = Vec::new();
     for (idx, slot) in &slots {
