@@ -1272,9 +1272,15 @@ fn a_page_whose_files_changed_resumes_as_it_started() {
         state.path(),
         playbook.to_str().unwrap(),
         free_port(),
-        &["--resume"],
+        &["--resume", "--var", "service=web"],
     );
     assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`--var`, `--vars-file` and `--input` are not used"),
+        "{}",
+        out.stderr
+    );
     let report = json(&out);
     assert_eq!(report["run_id"], id);
     assert_eq!(report["escalation"]["outcome"], "exhausted");

@@ -139,6 +139,13 @@ pub(super) fn recorded_page(
             );
             Failure::Invalid(diags)
         })?;
+    let given = !args.vars.is_empty() || args.vars_file.is_some() || args.input.is_some();
+    if given {
+        tracing::warn!(
+            "`--var`, `--vars-file` and `--input` are not used: page `{}` resumes with the variables and input it recorded",
+            run.id
+        );
+    }
     let selection = match recorded.selection {
         Some(s) => Selection {
             tags: s.tags,
