@@ -823,22 +823,126 @@ fn an_sms_naming_another_page_is_ignored() {
     assert_eq!(json(&out)["escalation"]["outcome"], "exhausted");
 }
 
+const TEAM: &str = "tests/fixtures/live/team.yaml";
+
 #[test]
-fn a_broadcast_says_it_does_not_listen() {
+fn a_broadcast_with_listen_records_how_each_call_ended() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let out = page(&server, state.path(), TEAM, port, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("does not listen"), "{}", out.stderr);
+    let report = json(&out);
+    assert!(report["escalation"].is_null(), "{report:#}");
+    let calls = report["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 6);
+    for c in calls {
+        assert_eq!(c["status"], "placed", "{report:#}");
+        assert_eq!(c["disposition"], "ANSWERED", "{report:#}");
+        assert_eq!(c["billable_seconds"], 30, "{report:#}");
+        assert!(c["ended_at"].is_string(), "{report:#}");
+    }
+    assert_eq!(server.placed_calls().len(), 6);
+    // The journal has them too.
+    let shown = show(state.path(), report["run_id"].as_str().unwrap());
+    for c in shown["calls"].as_array().unwrap() {
+        assert_eq!(c["disposition"], "ANSWERED", "{shown:#}");
+    }
+}
+
+#[test]
+fn a_broadcast_without_listen_records_no_disposition() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = support::live(&server, state.path(), TEAM, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = json(&out);
+    assert!(report["calls"][0]["disposition"].is_null(), "{report:#}");
+}
+
+#[test]
+fn a_broadcast_without_the_secret_still_calls_and_says_it_cannot_listen() {
     let server = TestServer::start(Config::default()).unwrap();
     let state = tempfile::tempdir().unwrap();
     let out = support::live(
         &server,
         state.path(),
-        "tests/fixtures/live/team.yaml",
-        &["--listen", "127.0.0.1:0"],
+        TEAM,
+        &["--listen", &format!("127.0.0.1:{}", free_port())],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stderr.contains("a broadcast does not listen"),
+        out.stderr.contains("cannot listen for callbacks"),
         "{}",
         out.stderr
     );
+    assert_eq!(server.placed_calls().len(), 6);
+}
+
+/// A one-person broadcast whose `END` callbacks wait `outcome_timeout`.
+fn lost_end_broadcast(dir: &Path, timeout: &str) -> String {
+    let text = format!(
+        "version: 1\nname: lost-end-broadcast\ncaller_id: \"321-499-1000\"\nrecipients:\n  - {{ name: P1, phone: \"+1 321 499 1001\" }}\nmessages:\n  m: {{ tts: \"hi\" }}\nrules:\n  - play: m\nack:\n  outcome_timeout: {timeout}\n"
+    );
+    support::write(dir, "lost-end-broadcast.yaml", text)
+}
+
+#[test]
+fn a_broadcast_gives_a_lost_end_no_callback_after_the_outcome_timeout() {
+    let server = TestServer::start(Config::default()).unwrap();
+    server.set_callback_faults(vec![CallbackRule::new(CallbackFault::LoseEnd)]);
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = lost_end_broadcast(dir.path(), "10s");
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let started = Instant::now();
+    let out = page(&server, state.path(), &path, port, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(10), "it waited");
+    let report = json(&out);
+    assert_eq!(report["calls"][0]["status"], "placed");
+    assert_eq!(
+        report["calls"][0]["disposition"], "NO_CALLBACK",
+        "{report:#}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_while_a_broadcast_waits_for_outcomes_exits_130_with_what_was_recorded() {
+    let server = TestServer::start(Config::default()).unwrap();
+    server.set_callback_faults(vec![CallbackRule::new(CallbackFault::LoseEnd)]);
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = lost_end_broadcast(dir.path(), "5m");
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let child = spawn_page(&server, state.path(), &path, port);
+    wait_for_calls(&server, 1);
+    // The call's answer is recorded, then the wait begins.
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let out = wait_page(child);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it stopped waiting"
+    );
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(report["calls"][0]["status"], "placed", "{report:#}");
+    assert!(report["calls"][0]["disposition"].is_null(), "{report:#}");
+    assert_eq!(server.placed_calls(), [P1]);
 }
 
 /// A one-person page whose round waits `every`, retrying BUSY once after 1s.
@@ -1079,5 +1183,300 @@ fn no_secret_reaches_the_journal_or_the_output_of_a_page() {
     assert!(
         text.contains("live-page"),
         "the journal holds the page's sources"
+    );
+}
+
+/// A copy of the resume page in `dir`, its people in an included CSV and its
+/// message naming `{{ service }}`; returns the playbook's path.
+fn resume_page_in(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(RESUME)
+        .unwrap()
+        .replace(
+            "  - { name: P1, phone: \"+1 321 499 1001\", tags: [primary] }\n  - { name: P2, phone: \"+1 321 499 1002\", tags: [secondary] }\n",
+            "  - from: people.csv\n",
+        )
+        .replace("Page for", "{{ service }} page for");
+    assert!(text.contains("from: people.csv"), "{text}");
+    let playbook = dir.join("resume-page.yaml");
+    std::fs::write(&playbook, text).unwrap();
+    std::fs::write(
+        dir.join("people.csv"),
+        "name,phone,tags\nP1,+1 321 499 1001,primary\nP2,+1 321 499 1002,secondary\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("vars.yaml"), "service: db\n").unwrap();
+    playbook
+}
+
+/// Starts the page of [`resume_page_in`], kills it once its first call is
+/// placed (as a crash would) and returns its run id.
+fn crash_resume_page(server: &TestServer, state: &Path, playbook: &Path) -> String {
+    let vars = playbook.with_file_name("vars.yaml");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("callbook"))
+        .arg("run")
+        .arg(playbook)
+        .args(["--yes", "--format", "json", "--base-url", &server.url()])
+        .arg("--vars-file")
+        .arg(&vars)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("FONESTORM_TOKEN", "test-token")
+        .env("CALLBOOK_CALLBACK_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("callbook starts");
+    wait_for_calls(server, 1);
+    child.kill().unwrap();
+    let _ = child.wait();
+    run_id(state)
+}
+
+/// Every call of a resumed page's report: recipient, round, status, message.
+fn messages_of(report: &serde_json::Value) -> Vec<(String, u64, String, String)> {
+    report["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["recipient"].as_str().unwrap_or("").to_string(),
+                c["round"].as_u64().unwrap_or(0),
+                c["status"].as_str().unwrap_or("").to_string(),
+                c["service_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_page_whose_files_changed_resumes_as_it_started() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = resume_page_in(dir.path());
+    let id = crash_resume_page(&server, state.path(), &playbook);
+    // Everything the page was planned from changes under it.
+    let text = std::fs::read_to_string(&playbook).unwrap();
+    std::fs::write(&playbook, text.replace("page for", "PAGE FOR")).unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "name,phone,tags\nP1,+1 321 499 1009,primary\nP2,+1 321 499 1002,secondary\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("vars.yaml"), "service: web\n").unwrap();
+    let out = page(
+        &server,
+        state.path(),
+        playbook.to_str().unwrap(),
+        free_port(),
+        &["--resume", "--var", "service=web"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`--var`, `--vars-file` and `--input` are not used"),
+        "{}",
+        out.stderr
+    );
+    let report = json(&out);
+    assert_eq!(report["run_id"], id);
+    assert_eq!(report["escalation"]["outcome"], "exhausted");
+    let calls = messages_of(&report);
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    for (recipient, round, status, message) in &calls {
+        assert_eq!(status, "placed", "{calls:?}");
+        assert!(
+            message.starts_with(&format!("db page for {recipient}, round {round}.")),
+            "{calls:?}"
+        );
+    }
+    assert_eq!(server.placed_counts().get(P1), Some(&2));
+    assert_eq!(server.placed_counts().get(P2), Some(&1));
+    assert_eq!(server.placed_counts().get("13214991009"), None);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_page_whose_files_were_deleted_resumes_from_its_recorded_sources() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = resume_page_in(dir.path());
+    let id = crash_resume_page(&server, state.path(), &playbook);
+    for file in ["resume-page.yaml", "people.csv", "vars.yaml"] {
+        std::fs::remove_file(dir.path().join(file)).unwrap();
+    }
+    let out = page(
+        &server,
+        state.path(),
+        playbook.to_str().unwrap(),
+        free_port(),
+        &["--resume", &id],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(report["escalation"]["outcome"], "exhausted");
+    assert_eq!(server.placed_counts().get(P1), Some(&2));
+    assert_eq!(server.placed_counts().get(P2), Some(&1));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_page_whose_playbook_was_deleted_resumes_by_its_path() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = resume_page_in(dir.path());
+    let id = crash_resume_page(&server, state.path(), &playbook);
+    std::fs::remove_file(&playbook).unwrap();
+    let out = page(
+        &server,
+        state.path(),
+        playbook.to_str().unwrap(),
+        free_port(),
+        &["--resume"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(json(&out)["run_id"], id);
+    assert_eq!(server.placed_counts().get(P1), Some(&2));
+}
+
+#[cfg(unix)]
+#[test]
+fn resuming_a_page_with_another_playbook_is_invalid() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = resume_page_in(dir.path());
+    let id = crash_resume_page(&server, state.path(), &playbook);
+    let out = page(&server, state.path(), SLOW, free_port(), &["--resume", &id]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("belongs to playbook"), "{}", out.stderr);
+    assert_eq!(server.placed_counts().get(P1), Some(&1));
+}
+
+/// `callbook runs show RUN_ID` as JSON.
+fn show(state: &Path, id: &str) -> serde_json::Value {
+    let out = run(&[
+        "runs",
+        "show",
+        id,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    json(&out)
+}
+
+/// What the live report and `runs show` must agree on for each call.
+fn ladder_of(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    report["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            serde_json::json!([
+                c["recipient"],
+                c["step"],
+                c["round"],
+                c["at_offset_seconds"],
+                c["status"],
+                c["disposition"],
+                c["billable_seconds"],
+                c["ended_at"],
+            ])
+        })
+        .collect()
+}
+
+#[test]
+fn runs_show_of_a_page_gives_its_ladder_and_the_dispositions() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    hooks_to(&server, port, SECRET);
+    let out = page(&server, state.path(), LIVE, port, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let live = json(&out);
+    let shown = show(state.path(), live["run_id"].as_str().unwrap());
+    assert_eq!(shown["calls"][0]["disposition"], "ANSWERED", "{shown:#}");
+    assert_eq!(shown["calls"][0]["billable_seconds"], 30);
+    // A late END (after the page's last wait) is in the journal only.
+    let (live_calls, shown_calls) = (ladder_of(&live), ladder_of(&shown));
+    assert_eq!(live_calls.len(), shown_calls.len());
+    for (l, s) in live_calls.iter().zip(&shown_calls) {
+        if l[5].is_null() {
+            assert_eq!(
+                l.as_array().unwrap()[..5],
+                s.as_array().unwrap()[..5],
+                "{live_calls:?} {shown_calls:?}"
+            );
+        } else {
+            assert_eq!(l, s);
+        }
+    }
+    let (l, s) = (&live["escalation"], &shown["escalation"]);
+    assert_eq!(s["outcome"], "exhausted");
+    assert_eq!(s["code"], l["code"]);
+    for (ls, ss) in l["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(s["steps"].as_array().unwrap())
+    {
+        assert_eq!(ls, ss, "{l:#} {s:#}");
+    }
+    assert_eq!(
+        l["steps"].as_array().unwrap().len(),
+        s["steps"].as_array().unwrap().len()
+    );
+    assert_eq!(shown["totals"], live["totals"]);
+}
+
+#[test]
+fn runs_show_of_an_acknowledged_page_says_who_took_it() {
+    let server = TestServer::start(Config::default()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_page(&server, state.path(), SLOW, free_port());
+    wait_for_calls(&server, 1);
+    let id = run_id(state.path());
+    let ack = run(&[
+        "ack",
+        &id,
+        "--by",
+        "Alice Ng",
+        "--note",
+        "on it",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    assert_eq!(ack.code, 0, "{}", ack.stderr);
+    let out = wait_page(child);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let live = json(&out);
+    let shown = show(state.path(), &id);
+    assert_eq!(shown["escalation"]["outcome"], "acknowledged");
+    assert_eq!(shown["escalation"]["ack"], live["escalation"]["ack"]);
+    assert_eq!(calls_of(&shown), calls_of(&live));
+    assert_eq!(shown["calls"][1]["reason"], "acknowledged by Alice Ng");
+    let table = run(&[
+        "runs",
+        "show",
+        &id,
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(
+        table
+            .stdout
+            .contains("acknowledged by Alice Ng by hand after"),
+        "{}",
+        table.stdout
     );
 }

@@ -302,7 +302,8 @@ pub struct RunArgs {
     /// Also keep the rendered messages in the journal (they may hold sensitive data).
     #[arg(help_heading = "Journal", long)]
     pub journal_messages: bool,
-    /// Where a page listens for FoneStorm's callbacks (default for a page: 127.0.0.1:8080).
+    /// Where to listen for FoneStorm's callbacks: a page always listens (default 127.0.0.1:8080),
+    /// a broadcast only when given, to record how its calls ended.
     #[arg(
         help_heading = "Pages",
         long,

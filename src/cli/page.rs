@@ -2,13 +2,19 @@
 //! broadcast's options: the callback secret, where to listen, the public
 //! URL, and the files it was planned from (recorded as its sources).
 
+use std::collections::HashMap;
+use std::path::Path;
+
 use super::args::RunArgs;
 use super::exit::Failure;
 use crate::diag::{Diagnostic, Sources};
 use crate::engine::RunOptions;
 use crate::listener::CallbackSecret;
+use crate::plan::{RunInput, Selection};
 use crate::playbook::Playbook;
 use crate::provider::hooks::PublicUrl;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{RunQuery, Store as _};
 
 /// Where a page listens when neither `--listen` nor `CALLBOOK_LISTEN` says.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -23,12 +29,20 @@ pub(super) fn page_options(
     sources: &Sources,
 ) -> Result<RunOptions, Failure> {
     if playbook.escalation.is_none() {
-        if args.listen.is_some() || args.public_url.is_some() {
+        if args.public_url.is_some() {
             tracing::warn!(
-                "--listen and --public-url are for pages: a broadcast does not listen for callbacks in this version"
+                "--public-url is for pages: a broadcast does not check where its callbacks point"
             );
         }
-        return Ok(RunOptions::default());
+        // With `--listen` a broadcast records how its calls ended.
+        return Ok(match args.listen {
+            Some(listen) => RunOptions {
+                callback_secret: CallbackSecret::from_env().transpose(),
+                listen: Some(listen),
+                ..RunOptions::default()
+            },
+            None => RunOptions::default(),
+        });
     }
     let public_url = args
         .public_url
@@ -46,4 +60,135 @@ pub(super) fn page_options(
         sources: sources.redacted_texts(),
         ..RunOptions::default()
     })
+}
+
+/// A page to resume, loaded from what it recorded when it started.
+pub(super) struct RecordedPage {
+    /// The playbook, loaded from the recorded texts.
+    pub loaded: crate::playbook::Loaded,
+    /// The recorded variables, input and selection (clock and id come from the run).
+    pub input: RunInput,
+    /// The run to resume.
+    pub run_id: String,
+}
+
+/// For `run --resume` of a page: the playbook and input it recorded when it
+/// started, so that it resumes exactly as it started even when its files
+/// changed or were deleted since. `None` when the run to resume is not a
+/// recorded page (a broadcast, or no such run: the engine says which).
+///
+/// # Errors
+/// [`Failure::Invalid`] when the recorded sources cannot be read or loaded.
+pub(super) fn recorded_page(
+    args: &RunArgs,
+    sources: &mut Sources,
+) -> Result<Option<RecordedPage>, Failure> {
+    let Some(which) = &args.resume else {
+        return Ok(None);
+    };
+    let store = SqliteStore::read_only(super::state_dir(args.state_dir.as_deref())?);
+    let query = match which {
+        Some(id) => RunQuery::Id(id.clone()),
+        None => RunQuery::LatestUnfinishedFrom(args.playbook.display().to_string()),
+    };
+    let found = super::runtime()?.block_on(async {
+        let Some(run) = store.find_run(query).await? else {
+            return Ok(None);
+        };
+        Ok(store
+            .page_sources(&run.id)
+            .await?
+            .map(|recorded| (run, recorded)))
+    });
+    let Some((run, recorded)) = found.map_err(Failure::Store)? else {
+        return Ok(None);
+    };
+    // `--resume RUN_ID` with another playbook than the page's is a mistake.
+    if run.path != args.playbook.display().to_string()
+        && let Ok(other) = crate::playbook::load(&args.playbook, &mut Sources::default())
+        && other.playbook.name != run.playbook
+    {
+        return Err(Failure::Engine(crate::engine::EngineError::OtherPlaybook {
+            run: run.id,
+            belongs: run.playbook,
+            playbook: other.playbook.name,
+        }));
+    }
+    let invalid = |why: String| {
+        Failure::Invalid(vec![Diagnostic::error(
+            None,
+            format!(
+                "the recorded sources of page `{}` {why}; nothing was called",
+                run.id
+            ),
+        )])
+    };
+    let recorded: Recorded =
+        serde_json::from_str(&recorded).map_err(|e| invalid(format!("cannot be read: {e}")))?;
+    let loaded = crate::playbook::load_recorded(Path::new(&run.path), &recorded.files, sources)
+        .map_err(|mut diags| {
+            diags.insert(
+                0,
+                Diagnostic::error(
+                    None,
+                    format!(
+                        "page `{}` cannot be planned again from its recorded sources; nothing was called",
+                        run.id
+                    ),
+                ),
+            );
+            Failure::Invalid(diags)
+        })?;
+    let given = !args.vars.is_empty() || args.vars_file.is_some() || args.input.is_some();
+    if given {
+        tracing::warn!(
+            "`--var`, `--vars-file` and `--input` are not used: page `{}` resumes with the variables and input it recorded",
+            run.id
+        );
+    }
+    let selection = match recorded.selection {
+        Some(s) => Selection {
+            tags: s.tags,
+            names: s.names,
+        },
+        // Recorded before the selection was: as given now (the plan is checked).
+        None => Selection {
+            tags: args.tags.clone(),
+            names: args.recipients.clone(),
+        },
+    };
+    Ok(Some(RecordedPage {
+        loaded,
+        input: RunInput {
+            run_id: run.id.clone(),
+            now: run.now.0,
+            dry_run: false,
+            vars: recorded.vars,
+            input: recorded.input,
+            selection,
+        },
+        run_id: run.id,
+    }))
+}
+
+/// A page's sources as the journal records them (see the engine).
+#[derive(serde::Deserialize)]
+struct Recorded {
+    #[serde(default)]
+    files: HashMap<String, String>,
+    #[serde(default)]
+    vars: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    input: Option<serde_json::Value>,
+    #[serde(default)]
+    selection: Option<RecordedSelection>,
+}
+
+/// `--tag` and `--recipient` as a page recorded them.
+#[derive(serde::Deserialize)]
+struct RecordedSelection {
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    names: Vec<String>,
 }

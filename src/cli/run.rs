@@ -31,14 +31,29 @@ pub(super) fn run(args: &RunArgs, out: &mut Output<'_>) -> Result<Exit, Failure>
                 .to_string(),
         )]));
     }
-    let options = playbook::LoadOptions {
-        include_root: args.include_root.clone(),
+    // A page resumes from what it recorded, not from the files on disk.
+    let recorded = if args.dry_run {
+        None
+    } else {
+        super::page::recorded_page(args, out.sources)?
     };
-    let loaded =
-        playbook::load_with(&args.playbook, out.sources, &options).map_err(Failure::Invalid)?;
-    out.diagnostics(&loaded.warnings);
-    let playbook = loaded.playbook;
-    let input = run_input(args, &playbook, out.sources).map_err(Failure::Invalid)?;
+    let (playbook, input, resume_run) = match recorded {
+        Some(page) => {
+            out.diagnostics(&page.loaded.warnings);
+            (page.loaded.playbook, page.input, Some(page.run_id))
+        }
+        None => {
+            let options = playbook::LoadOptions {
+                include_root: args.include_root.clone(),
+            };
+            let loaded = playbook::load_with(&args.playbook, out.sources, &options)
+                .map_err(Failure::Invalid)?;
+            out.diagnostics(&loaded.warnings);
+            let playbook = loaded.playbook;
+            let input = run_input(args, &playbook, out.sources).map_err(Failure::Invalid)?;
+            (playbook, input, None)
+        }
+    };
     if let Some(report) = args.report_file.as_deref()
         && let Some(what) = overwritten_by_report(args, report)
     {
@@ -90,7 +105,7 @@ pub(super) fn run(args: &RunArgs, out: &mut Output<'_>) -> Result<Exit, Failure>
             store,
             &playbook,
             input,
-            &options_of(args, &playbook, out.sources)?,
+            &options_of(args, &playbook, out.sources, resume_run)?,
             observer,
             cancel,
         ))
@@ -106,8 +121,17 @@ fn options_of(
     args: &RunArgs,
     playbook: &Playbook,
     sources: &Sources,
+    resume_run: Option<String>,
 ) -> Result<RunOptions, Failure> {
     let page = super::page_options(args, playbook, sources)?;
+    let resume = match resume_run {
+        // The page found by its recorded sources, whatever its playbook says now.
+        Some(id) => Some(Resume::Run(id)),
+        None => args.resume.as_ref().map(|id| match id {
+            Some(id) => Resume::Run(id.clone()),
+            None => Resume::Latest,
+        }),
+    };
     Ok(RunOptions {
         max_calls: args.max_calls,
         base_url: args.base_url.clone(),
@@ -115,10 +139,7 @@ fn options_of(
         rate_limit: args.rate_limit,
         journal_messages: args.journal_messages,
         credentials: Credentials::from_env(),
-        resume: args.resume.as_ref().map(|id| match id {
-            Some(id) => Resume::Run(id.clone()),
-            None => Resume::Latest,
-        }),
+        resume,
         ..page
     })
 }

@@ -537,7 +537,7 @@ async fn dispatch_all<S: Store>(
     };
     let total = calls.len();
     ctx.observer.started(total);
-    let recorder = Arc::new(RunRecorder {
+    let recorder = RunRecorder {
         names: report
             .calls
             .iter()
@@ -547,10 +547,20 @@ async fn dispatch_all<S: Store>(
         lock: ctx.lock.clone(),
         run_id: run_id.to_string(),
         observer: ctx.observer.clone(),
-    });
+    };
     let indices: Vec<usize> = calls.iter().map(|(i, _)| *i).collect();
-    let outcomes =
-        dispatch::dispatch(client, calls, settings, limiter, control.clone(), recorder).await;
+    // With `--listen`, a broadcast records how its calls ended too.
+    let listening = page::Listening::start(ctx, &report).await;
+    let outcomes = match &listening {
+        Some(l) => {
+            let recorder = Arc::new(l.recorder(recorder));
+            dispatch::dispatch(client, calls, settings, limiter, control.clone(), recorder).await
+        }
+        None => {
+            let recorder = Arc::new(recorder);
+            dispatch::dispatch(client, calls, settings, limiter, control.clone(), recorder).await
+        }
+    };
     watcher.abort();
     ctx.observer.done();
     for (index, outcome) in indices.into_iter().zip(outcomes) {
@@ -561,12 +571,16 @@ async fn dispatch_all<S: Store>(
             call.error = outcome.error;
         }
     }
+    let mut stop = control.reason();
+    if let Some(l) = listening
+        && l.finish(ctx, &mut report).await
+        && stop.is_none()
+    {
+        stop = Some(StopReason::Interrupted);
+    }
     report.recount();
     report.finished_at = crate::model::timestamp(chrono::Utc::now());
-    Ok(Finished {
-        report,
-        stop: control.reason(),
-    })
+    Ok(Finished { report, stop })
 }
 
 /// Marks the run ended; a failure is logged (the calls are done, their outcomes recorded).

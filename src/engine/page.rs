@@ -505,6 +505,10 @@ fn sources(options: &RunOptions, input: &RunInput) -> String {
         "files": files,
         "vars": input.vars,
         "input": input.input,
+        "selection": {
+            "tags": input.selection.tags,
+            "names": input.selection.names,
+        },
         "now": crate::model::timestamp(input.now),
     })
     .to_string()
@@ -1007,38 +1011,7 @@ impl<S: Store> Ladder<'_, '_, S> {
 
     /// Gives `NO_CALLBACK` to placed calls whose `END` is overdue.
     async fn overdue_outcomes(&self) {
-        let timeout = self.ctx.playbook.ack.outcome_timeout;
-        let now = Timestamp::now();
-        let overdue: Vec<usize> = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            let overdue: Vec<usize> = state
-                .calls
-                .iter_mut()
-                .filter(|c| c.disposition.is_none() && c.status == Status::Placed)
-                .filter(|c| {
-                    c.answered_at
-                        .is_some_and(|at| (now.0 - at.0).to_std().unwrap_or_default() >= timeout)
-                })
-                .map(|c| {
-                    c.disposition = Some("NO_CALLBACK".to_string());
-                    c.idx
-                })
-                .collect();
-            for &idx in &overdue {
-                sink::schedule_retry(&mut state, idx, "NO_CALLBACK", self.ctx.playbook);
-            }
-            overdue
-        };
-        for idx in overdue {
-            if let Err(e) = self
-                .ctx
-                .store
-                .set_disposition(&self.run_id, idx, "NO_CALLBACK", None, now)
-                .await
-            {
-                tracing::error!("{e}");
-            }
-        }
+        overdue_outcomes(self.ctx, &self.state, &self.run_id).await;
     }
 
     /// Warns loudly when the caller id's callbacks do not point at `--public-url`.
@@ -1060,6 +1033,162 @@ impl<S: Store> Ladder<'_, '_, S> {
             }
             Err(e) => tracing::warn!("cannot check where the callbacks of {fonenumber} point: {e}"),
         }
+    }
+}
+
+/// Gives `NO_CALLBACK` to placed calls whose `END` is overdue (past
+/// `ack.outcome_timeout` from the answer to their request).
+async fn overdue_outcomes<S: Store>(
+    ctx: &Context<'_, S>,
+    state: &Arc<Mutex<PageState>>,
+    run_id: &str,
+) {
+    let timeout = ctx.playbook.ack.outcome_timeout;
+    let now = Timestamp::now();
+    let overdue: Vec<usize> = {
+        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let overdue: Vec<usize> = state
+            .calls
+            .iter_mut()
+            .filter(|c| c.disposition.is_none() && c.status == Status::Placed)
+            .filter(|c| {
+                c.answered_at
+                    .is_some_and(|at| (now.0 - at.0).to_std().unwrap_or_default() >= timeout)
+            })
+            .map(|c| {
+                c.disposition = Some("NO_CALLBACK".to_string());
+                c.idx
+            })
+            .collect();
+        for &idx in &overdue {
+            sink::schedule_retry(&mut state, idx, "NO_CALLBACK", ctx.playbook);
+        }
+        overdue
+    };
+    for idx in overdue {
+        if let Err(e) = ctx
+            .store
+            .set_disposition(run_id, idx, "NO_CALLBACK", None, now)
+            .await
+        {
+            tracing::error!("{e}");
+        }
+    }
+}
+
+/// A broadcast run with `--listen`: its calls as the callback sink sees
+/// them, and the listener serving until the broadcast has its outcomes.
+pub(super) struct Listening {
+    state: Arc<Mutex<PageState>>,
+    stop: CancellationToken,
+}
+
+impl Listening {
+    /// Serves callbacks for the broadcast `report` describes, when `--listen`
+    /// asks for it. A listener that cannot start (no usable secret, the port
+    /// taken) is a loud error, not a refusal: the calls matter more than
+    /// their dispositions.
+    pub(super) async fn start<S: Store>(
+        ctx: &Context<'_, S>,
+        report: &Report,
+    ) -> Option<Listening> {
+        let addr = ctx.options.listen?;
+        let secret = match secret_of(ctx.options) {
+            Ok(secret) => secret,
+            Err(e) => {
+                tracing::error!(
+                    "cannot listen for callbacks on {addr}: {e}; the broadcast records no dispositions"
+                );
+                return None;
+            }
+        };
+        let state = Arc::new(Mutex::new(PageState {
+            run_id: report.run_id.clone(),
+            code: String::new(),
+            caller_id: ctx.playbook.caller_id.clone(),
+            calls: live_calls(report, report.calls.len()),
+            people: people(report),
+            current: None,
+            retries_due: Vec::new(),
+        }));
+        let stop = CancellationToken::new();
+        match crate::listener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(addr = %listener.local_addr(), "listening for callbacks");
+                let sink = Arc::new(PageSink::new(
+                    ctx.store.clone(),
+                    state.clone(),
+                    ctx.playbook,
+                ));
+                tokio::spawn(listener.serve(secret, sink, stop.clone()));
+                Some(Listening { state, stop })
+            }
+            Err(e) => {
+                tracing::error!(
+                    "cannot listen for callbacks on {addr}: {e}; the broadcast records no dispositions"
+                );
+                None
+            }
+        }
+    }
+
+    /// The recorder of the broadcast's calls: it also tells the sink each
+    /// call's id and when its request was answered.
+    pub(super) fn recorder<S: Store>(&self, inner: RunRecorder<S>) -> PageRecorder<S> {
+        PageRecorder {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+
+    /// Waits for the `END` callbacks of the placed calls, each up to
+    /// `ack.outcome_timeout` from the answer to its request (then it is
+    /// `NO_CALLBACK`), stops listening and puts the dispositions in
+    /// `report`. Returns whether Ctrl-C or SIGTERM cut the wait short.
+    pub(super) async fn finish<S: Store>(self, ctx: &Context<'_, S>, report: &mut Report) -> bool {
+        let run_id = report.run_id.clone();
+        let outstanding = |state: &Arc<Mutex<PageState>>| {
+            state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .calls
+                .iter()
+                // Placed by this process: a resumed run's earlier calls
+                // are recorded when their END comes, but not waited for.
+                .filter(|c| c.status == Status::Placed && c.disposition.is_none())
+                .filter(|c| c.answered_at.is_some())
+                .count()
+        };
+        let waiting = outstanding(&self.state);
+        if waiting > 0 {
+            tracing::info!(
+                calls = waiting,
+                "waiting up to {}s for how the calls ended",
+                ctx.playbook.ack.outcome_timeout.as_secs()
+            );
+        }
+        let interrupted = loop {
+            overdue_outcomes(ctx, &self.state, &run_id).await;
+            if outstanding(&self.state) == 0 {
+                break false;
+            }
+            if ctx.cancel.is_cancelled() {
+                break true;
+            }
+            tokio::select! {
+                () = ctx.cancel.cancelled() => {}
+                () = tokio::time::sleep(TICK) => {}
+            }
+        };
+        if interrupted {
+            tracing::error!(
+                "interrupted while waiting for how the calls ended: the dispositions received are recorded"
+            );
+        }
+        self.stop.cancel();
+        sync_outcomes(&self.state, report);
+        report.recount();
+        interrupted
     }
 }
 
@@ -1198,7 +1327,7 @@ async fn mark_unsent<S: Store>(
 }
 
 /// Records calls as a broadcast does, and tells the callback sink about them.
-struct PageRecorder<S: Store> {
+pub(super) struct PageRecorder<S: Store> {
     inner: RunRecorder<S>,
     state: Arc<Mutex<PageState>>,
 }

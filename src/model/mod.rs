@@ -12,7 +12,9 @@ mod record;
 mod state;
 mod time;
 
-pub use page::{AckRecord, AckResult, AckVia, CallSlot, PageEnd, PageRecord, RoundRecord};
+pub use page::{
+    AckRecord, AckResult, AckVia, CallEnding, CallSlot, PageEnd, PageRecord, RoundRecord,
+};
 pub use record::{CallRecord, FINGERPRINT_VERSION, Outcome, RunRecord, RunSummary};
 pub use state::{CallState, RunState, ServiceType, Status, UnknownValue};
 pub use time::{Timestamp, timestamp};

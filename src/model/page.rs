@@ -129,6 +129,19 @@ pub struct PageEnd {
     pub ended_at: Timestamp,
 }
 
+/// How a call of a page ended, as its `END` callback (or the lack of one) said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallEnding {
+    /// The call's index in its run.
+    pub idx: usize,
+    /// `ANSWERED`, `NO_ANSWER`, …, or `NO_CALLBACK`.
+    pub disposition: String,
+    /// Billable seconds, from the callback.
+    pub billable_seconds: Option<u32>,
+    /// When the ending was recorded.
+    pub ended_at: Option<Timestamp>,
+}
+
 /// A round of a page as recorded when it started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoundRecord {

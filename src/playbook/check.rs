@@ -44,6 +44,8 @@ pub(super) struct Checker<'a> {
     sources: &'a mut Sources,
     /// Where `from:` includes may resolve to (canonical), or why that is unknown.
     include_root: Result<PathBuf, String>,
+    /// A resumed page's recorded files: includes are read from here, not the disk.
+    recorded: Option<&'a HashMap<String, String>>,
     diags: Vec<Diagnostic>,
 }
 
@@ -55,6 +57,7 @@ impl<'a> Checker<'a> {
         positions: &'a Positions,
         sources: &'a mut Sources,
         options: &super::LoadOptions,
+        recorded: Option<&'a HashMap<String, String>>,
     ) -> Self {
         let root = match &options.include_root {
             Some(dir) => dir.clone(),
@@ -77,6 +80,7 @@ impl<'a> Checker<'a> {
             positions,
             sources,
             include_root,
+            recorded,
             diags: Vec::new(),
         }
     }
@@ -371,6 +375,28 @@ impl<'a> Checker<'a> {
                     let at = self.location(&pointer, false);
                     let base = self.path.parent().unwrap_or(Path::new(""));
                     let path = base.join(&from);
+                    if let Some(files) = self.recorded {
+                        // Checked against the include root when it was recorded.
+                        let display = path.display().to_string();
+                        let Some(text) = files.get(&display) else {
+                            self.error(
+                                &pointer,
+                                format!("`{from}` is not among the page's recorded sources"),
+                            );
+                            continue;
+                        };
+                        let text: Arc<str> = text.as_str().into();
+                        include::load_text(
+                            &path,
+                            text,
+                            at,
+                            defaults,
+                            self.sources,
+                            &mut self.diags,
+                            &mut out,
+                        );
+                        continue;
+                    }
                     if let Err(m) = self.inside_root(&path, &from) {
                         self.error(&pointer, m);
                         continue;

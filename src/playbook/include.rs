@@ -51,6 +51,20 @@ pub(super) fn load(
             return;
         }
     };
+    load_text(path, text, at, defaults, sources, diags, out);
+}
+
+/// As [`load`], with the file's `text` at hand (a resumed page's recorded copy).
+pub(super) fn load_text(
+    path: &Path,
+    text: Arc<str>,
+    at: Location,
+    defaults: &RecipientDefaults,
+    sources: &mut Sources,
+    diags: &mut Vec<Diagnostic>,
+    out: &mut Vec<Arc<Recipient>>,
+) {
+    let display: Arc<str> = path.display().to_string().into();
     sources.insert(display.clone(), text.clone());
     let ext = path
         .extension()

@@ -11,6 +11,7 @@ mod raw;
 mod recipient;
 pub mod yaml;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -360,7 +361,30 @@ pub fn load_with(
     let display: Arc<str> = path.display().to_string().into();
     let text = read_text(path, &display, MAX_PLAYBOOK_BYTES).map_err(|d| vec![d])?;
     sources.insert(display, text.clone());
-    load_text_with(path, &text, sources, options)
+    load_text_with(path, &text, sources, options, None)
+}
+
+/// Loads the playbook recorded at `path` from `files` (display path to
+/// text), as a resumed page does: the playbook and every `from:` include
+/// come from `files`, never from the disk, so a page resumes exactly as it
+/// started even when its files changed or were deleted since.
+///
+/// # Errors
+/// As [`load`]; a file missing from `files` is an error naming it.
+pub fn load_recorded(
+    path: &Path,
+    files: &HashMap<String, String>,
+    sources: &mut Sources,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    let display: Arc<str> = path.display().to_string().into();
+    let Some(text) = files.get(&*display) else {
+        return Err(vec![Diagnostic::error(
+            None,
+            format!("`{display}` is not among the recorded sources"),
+        )]);
+    };
+    sources.insert(display, text.as_str().into());
+    load_text_with(path, text, sources, &LoadOptions::default(), Some(files))
 }
 
 /// Checks playbook `text` as if it had been read from `path`.
@@ -374,18 +398,20 @@ pub fn load_text(
     text: &str,
     sources: &mut Sources,
 ) -> Result<Loaded, Vec<Diagnostic>> {
-    load_text_with(path, text, sources, &LoadOptions::default())
+    load_text_with(path, text, sources, &LoadOptions::default(), None)
 }
 
+/// Checks playbook `text`; with `recorded`, its includes come from there.
 fn load_text_with(
     path: &Path,
     text: &str,
     sources: &mut Sources,
     options: &LoadOptions,
+    recorded: Option<&HashMap<String, String>>,
 ) -> Result<Loaded, Vec<Diagnostic>> {
     let display: Arc<str> = path.display().to_string().into();
     let (document, positions) = yaml::parse(text).map_err(|e| vec![e.into_diagnostic(&display)])?;
-    let checker = check::Checker::new(path, display, text, &positions, sources, options);
+    let checker = check::Checker::new(path, display, text, &positions, sources, options, recorded);
     checker.run(document)
 }
 

@@ -22,8 +22,8 @@ use std::future::Future;
 pub use error::StoreError;
 
 use crate::model::{
-    AckRecord, AckResult, CallRecord, CallSlot, Outcome, PageEnd, PageRecord, RoundRecord,
-    RunRecord, RunState, RunSummary, Timestamp,
+    AckRecord, AckResult, CallEnding, CallRecord, CallSlot, Outcome, PageEnd, PageRecord,
+    RoundRecord, RunRecord, RunState, RunSummary, Timestamp,
 };
 
 /// Which recorded run a resume or `runs show` asks for.
@@ -33,6 +33,9 @@ pub enum RunQuery {
     Id(String),
     /// The newest unfinished (resumable) run of this playbook.
     LatestUnfinished(String),
+    /// The newest unfinished (resumable) run started from the playbook at
+    /// this path (as recorded): found even when the file changed or is gone.
+    LatestUnfinishedFrom(String),
 }
 
 /// A dedup look-up: when was `dial` last called for `playbook` and `key`?
@@ -273,6 +276,24 @@ pub trait Store: Send + Sync + 'static {
         &self,
         run_id: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// What page `run_id` recorded as its sources (JSON), if that run is a page.
+    fn page_sources(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// How page `run_id` ended (`acknowledged`, `exhausted`), once it did.
+    fn page_outcome(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// How each call of page `run_id` that ended ended (its `END` callback).
+    fn call_endings(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<CallEnding>, StoreError>> + Send;
 
     /// The rounds page `run_id` started, in order.
     fn page_rounds(

@@ -39,6 +39,8 @@ pub struct PageSink<S: Store> {
     state: Arc<Mutex<PageState>>,
     ack: Ack,
     retry: Option<Retry>,
+    /// A page takes acknowledgements; a broadcast only records dispositions.
+    acks: bool,
 }
 
 /// Asks for a retry of call `idx`, which ended with `disposition`, when
@@ -95,6 +97,7 @@ impl<S: Store> PageSink<S> {
             state,
             ack: playbook.ack.clone(),
             retry: playbook.escalation.as_ref().and_then(|e| e.retry.clone()),
+            acks: playbook.escalation.is_some(),
         }
     }
 
@@ -222,7 +225,7 @@ impl<S: Store> PageSink<S> {
         let long_enough = event
             .billable_seconds
             .is_some_and(|s| u64::from(s) >= self.ack.answered_min.as_secs());
-        if self.ack.answered && disposition == Disposition::Answered && long_enough {
+        if self.acks && self.ack.answered && disposition == Disposition::Answered && long_enough {
             self.record_ack(recipient, AckVia::Answered, None).await;
         }
         Ok(())
@@ -322,8 +325,11 @@ impl<S: Store> CallbackSink for PageSink<S> {
             .map_err(|e| SinkError(e.to_string()))?;
         match callback {
             Callback::Call(event) => self.call_event(event).await?,
-            Callback::Inbound(call) => self.inbound(call).await,
-            Callback::Sms(sms) => self.sms(sms).await,
+            Callback::Inbound(call) if self.acks => self.inbound(call).await,
+            Callback::Sms(sms) if self.acks => self.sms(sms).await,
+            Callback::Inbound(_) | Callback::Sms(_) => {
+                tracing::debug!("a broadcast takes no acknowledgement: recorded only");
+            }
         }
         Ok(())
     }

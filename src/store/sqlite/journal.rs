@@ -817,6 +817,15 @@ impl Journal {
                 params![playbook],
                 map,
             ),
+            RunQuery::LatestUnfinishedFrom(path) => self.conn.query_row(
+                &format!(
+                    "SELECT {cols} FROM runs WHERE path = ?1
+                     AND state IN ('running', 'interrupted', 'stopped')
+                     ORDER BY started_at DESC, rowid DESC LIMIT 1"
+                ),
+                params![path],
+                map,
+            ),
         };
         found.optional().map_err(|e| self.err(&e))
     }

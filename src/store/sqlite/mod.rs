@@ -15,8 +15,8 @@ use journal::Journal;
 
 use super::{DedupQuery, LockHolder, RunQuery, Store, StoreError};
 use crate::model::{
-    AckRecord, AckResult, CallRecord, CallSlot, Outcome, PageEnd, PageRecord, RoundRecord,
-    RunRecord, RunState, RunSummary, Timestamp,
+    AckRecord, AckResult, CallEnding, CallRecord, CallSlot, Outcome, PageEnd, PageRecord,
+    RoundRecord, RunRecord, RunState, RunSummary, Timestamp,
 };
 
 /// The journal as opened so far.
@@ -366,6 +366,30 @@ impl Store for SqliteStore {
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
         let run_id = run_id.to_string();
         self.call(|| Ok(None), move |j| j.page_code(&run_id))
+    }
+
+    fn page_sources(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(|| Ok(None), move |j| j.page_sources(&run_id))
+    }
+
+    fn page_outcome(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(|| Ok(None), move |j| j.page_outcome(&run_id))
+    }
+
+    fn call_endings(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<CallEnding>, StoreError>> + Send {
+        let run_id = run_id.to_string();
+        self.call(|| Ok(Vec::new()), move |j| j.call_endings(&run_id))
     }
 
     fn page_rounds(

@@ -6,8 +6,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Journal, db_error};
 use crate::model::{
-    AckRecord, AckResult, CallRecord, CallSlot, PageEnd, PageRecord, RoundRecord, RunRecord,
-    RunState, Timestamp,
+    AckRecord, AckResult, CallEnding, CallRecord, CallSlot, PageEnd, PageRecord, RoundRecord,
+    RunRecord, RunState, Timestamp,
 };
 use crate::store::StoreError;
 
@@ -313,6 +313,63 @@ impl Journal {
             )
             .optional()
             .map_err(|e| self.err(&e))
+    }
+
+    /// The sources page `run_id` recorded (JSON), if that run is a page.
+    pub fn page_sources(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        if self.version < 3 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT sources FROM pages WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// How page `run_id` ended (`acknowledged`, `exhausted`), once it did.
+    pub fn page_outcome(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        if self.version < 3 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT outcome FROM pages WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// How each call of page `run_id` that ended ended, by index.
+    pub fn call_endings(&self, run_id: &str) -> Result<Vec<CallEnding>, StoreError> {
+        if self.version < 3 {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT idx, disposition, billable_seconds, ended_at FROM calls
+                 WHERE run_id = ?1 AND disposition IS NOT NULL ORDER BY idx",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![run_id], |r| {
+                let idx: i64 = r.get(0)?;
+                Ok(CallEnding {
+                    idx: usize::try_from(idx).unwrap_or(usize::MAX),
+                    disposition: r.get(1)?,
+                    billable_seconds: r.get(2)?,
+                    ended_at: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
 
     /// The rounds page `run_id` started: step, round, when, and when the next was due.
