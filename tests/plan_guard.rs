@@ -106,10 +106,19 @@ fn a_report_from_the_plan_is_the_same_json_as_a_copied_one() {
     };
     let planned = plan::plan(&loaded.playbook, &input).expect("plans");
     let mut streamed = Vec::new();
-    report::json::write(&PlanReport::new(&loaded.playbook, &planned, &input), &mut streamed)
-        .expect("a Vec accepts");
+    report::json::write(
+        &PlanReport::new(&loaded.playbook, &planned, &input),
+        &mut streamed,
+    )
+    .expect("a Vec accepts");
     let mut copied = Vec::new();
-    report::json::write(&Report::from_plan(&loaded.playbook, planned, &input), &mut copied)
-        .expect("a Vec accepts");
-    assert_eq!(String::from_utf8_lossy(&streamed), String::from_utf8_lossy(&copied));
+    report::json::write(
+        &Report::from_plan(&loaded.playbook, planned, &input),
+        &mut copied,
+    )
+    .expect("a Vec accepts");
+    assert_eq!(
+        String::from_utf8_lossy(&streamed),
+        String::from_utf8_lossy(&copied)
+    );
 }
