@@ -183,7 +183,7 @@ fn an_sms_ack_during_a_round_starts_no_further_call() {
     let dir = tempfile::tempdir().unwrap();
     let mut yaml = String::from(
         "version: 1\nname: ack-round\ncaller_id: \"321-499-1000\"\n\
-         provider: { rate_limit: 10, concurrency: 4 }\nrecipients:\n\
+         provider: { rate_limit: 100, concurrency: 1 }\nrecipients:\n\
          \x20 - { name: P0, phone: \"+1 321 499 1001\" }\n",
     );
     for i in 1..30 {
@@ -200,8 +200,11 @@ fn an_sms_ack_during_a_round_starts_no_further_call() {
     let state = dir.path().join("state");
     let mut late = Vec::new();
     for page in 0..4 {
+        // One call at a time, each answered after 100 ms: about ten calls a
+        // second, steadily (the rate limit would let them go in bursts).
         let server = TestServer::start(Config {
             rate_limit: None,
+            latency: Duration::from_millis(100),
             ..Config::default()
         })
         .unwrap();
@@ -221,7 +224,7 @@ fn an_sms_ack_during_a_round_starts_no_further_call() {
         let calls = call_requests(&server);
         assert!(calls.len() < 30, "page {page}: the round went on: {calls:?}");
         // A call already on its way when the ack came may still arrive; one
-        // that starts later must not. At 10 a second, a page looking once a
+        // that starts later must not. At ten a second, a page looking once a
         // second starts several.
         late.push(
             calls
