@@ -222,7 +222,10 @@ fn an_sms_ack_during_a_round_starts_no_further_call() {
         assert_eq!(code, 0, "page {page}: {report}");
         assert!(report.contains("acknowledged by P0"), "{report}");
         let calls = call_requests(&server);
-        assert!(calls.len() < 30, "page {page}: the round went on: {calls:?}");
+        assert!(
+            calls.len() < 30,
+            "page {page}: the round went on: {calls:?}"
+        );
         // A call already on its way when the ack came may still arrive; one
         // that starts later must not. At ten a second, a page looking once a
         // second starts several.
