@@ -181,9 +181,15 @@ fn ack_to_stop(dir: &Path) {
         // Give the page time to record the answer and start waiting (not measured).
         std::thread::sleep(Duration::from_millis(50));
         let code = page_code(&state).unwrap_or_else(|| panic!("page {page}: no code"));
+        // Its report is read to the end (the process exits) before it is
+        // waited for, all within the bound of `wait_bounded`.
         let exited = std::thread::spawn(move || {
+            let mut report = String::new();
+            let read = stdout.read_to_string(&mut report);
             let status = child.wait().expect("callbook ends");
-            (status, Instant::now())
+            let at = Instant::now();
+            read.expect("report");
+            (status, at, report)
         });
         let sent = Instant::now();
         let delivery = server
@@ -193,9 +199,7 @@ fn ack_to_stop(dir: &Path) {
         if delivery.receiver_status != Some(200) {
             not_200 += 1;
         }
-        let mut report = String::new();
-        stdout.read_to_string(&mut report).expect("report");
-        let (status, exit_at) = wait_bounded(exited);
+        let (status, exit_at, report) = wait_bounded(exited);
         assert_eq!(status.code(), Some(0), "page {page} exit: {report}");
         assert!(
             report.contains("\"via\": \"sms\"") || report.contains("\"via\":\"sms\""),
