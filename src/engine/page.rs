@@ -5,8 +5,9 @@
 //! its dedup key, its sources and every call of its timeline). Each round's
 //! calls go out through the same dispatcher as a broadcast's; then the page
 //! waits the step's `every`, looking for an acknowledgement at least once a
-//! second. An acknowledgement (from `callbook ack`, or from a callback the
-//! listener received) ends the page: calls not yet sent are skipped with
+//! second, and at once when the callback sink records one. An
+//! acknowledgement (from `callbook ack`, or from a callback the listener
+//! received) ends the page: calls not yet sent are skipped with
 //! `acknowledged by <name>`, calls in flight finish and are recorded. When
 //! the last round has waited with no acknowledgement, the page is exhausted.
 
@@ -108,6 +109,11 @@ pub(crate) struct PageState {
     /// Retries asked for by `END` callbacks (`escalation.retry`): the call
     /// to repeat and when; dropped when the next round starts.
     pub retries_due: Vec<(usize, tokio::time::Instant)>,
+    /// Fired by the callback sink once it has recorded an acknowledgement,
+    /// so that the ladder acts on it at once instead of at its next look at
+    /// the journal (up to [`TICK`] later). The journal stays the one source
+    /// of truth: a wake-up only makes the ladder look now.
+    pub acked: CancellationToken,
 }
 
 /// Runs a live page, or resumes one (`--resume`); see the module documentation.
@@ -143,6 +149,7 @@ pub(super) async fn run<S: Store>(
         people: people(&report),
         current: None,
         retries_due: Vec::new(),
+        acked: CancellationToken::new(),
     }));
     let listening = CancellationToken::new();
     listen(&ctx, &state, secret, &listening).await;
@@ -786,6 +793,15 @@ impl<S: Store> Ladder<'_, '_, S> {
         Ok(None)
     }
 
+    /// The token the callback sink fires when it records an acknowledgement.
+    fn acked(&self) -> CancellationToken {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .acked
+            .clone()
+    }
+
     /// The acknowledgement that counts, if one was recorded.
     async fn ack(&self) -> Result<Option<AckRecord>, EngineError> {
         self.ctx
@@ -812,9 +828,10 @@ impl<S: Store> Ladder<'_, '_, S> {
         };
         let control = Arc::new(Control::default());
         let watcher = {
-            let (control, cancel, store, run_id) = (
+            let (control, cancel, acked, store, run_id) = (
                 control.clone(),
                 self.ctx.cancel.clone(),
+                self.acked(),
                 self.ctx.store.clone(),
                 self.run_id.clone(),
             );
@@ -822,6 +839,8 @@ impl<S: Store> Ladder<'_, '_, S> {
                 loop {
                     tokio::select! {
                         () = cancel.cancelled() => break,
+                        // The sink fires it only after recording an ack.
+                        () = acked.cancelled() => break,
                         () = tokio::time::sleep(TICK) => {
                             if matches!(store.first_ack(&run_id).await, Ok(Some(_))) {
                                 break;
@@ -878,6 +897,8 @@ impl<S: Store> Ladder<'_, '_, S> {
         report: &mut Report,
     ) -> Result<Option<PageOutcome>, EngineError> {
         let until = tokio::time::Instant::now() + wait;
+        let acked = self.acked();
+        let mut woken = false;
         loop {
             if let Some(outcome) = self.stopped().await? {
                 return Ok(Some(outcome));
@@ -899,6 +920,9 @@ impl<S: Store> Ladder<'_, '_, S> {
             }
             tokio::select! {
                 () = self.ctx.cancel.cancelled() => {}
+                // Once woken, the ack is in the journal: the next look finds
+                // it. Waking only once keeps this from spinning otherwise.
+                () = acked.cancelled(), if !woken => woken = true,
                 () = tokio::time::sleep(TICK.min(until - now)) => {}
             }
         }

@@ -12,8 +12,10 @@
 //! - with `ack.call_back`, a call from one of the page's people that the page
 //!   has called acknowledges.
 //!
-//! The ladder notices a recorded acknowledgement at its next look (at least
-//! once a second); the first one recorded wins.
+//! Once an acknowledgement is recorded the sink wakes the ladder, which
+//! acts on it at once (an acknowledgement by `callbook ack`, from another
+//! process, is seen at the ladder's next look, at least once a second); the
+//! first one recorded wins.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -115,7 +117,9 @@ impl<S: Store> PageSink<S> {
         };
         match self.store.record_ack(&run_id, ack).await {
             Ok(AckResult::Recorded) => {
-                tracing::info!(by = by.as_str(), via = via.as_str(), "acknowledged")
+                tracing::info!(by = by.as_str(), via = via.as_str(), "acknowledged");
+                // Recorded first, then the ladder is woken to act on it now.
+                self.state().acked.cancel();
             }
             Ok(other) => tracing::info!("acknowledgement by {by} not recorded: {other:?}"),
             Err(e) => tracing::error!("{e}"),
