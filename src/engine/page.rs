@@ -1134,6 +1134,8 @@ impl Listening {
             people: people(report),
             current: None,
             retries_due: Vec::new(),
+            // A broadcast takes no acknowledgement: nothing waits on this.
+            acked: CancellationToken::new(),
         }));
         let stop = CancellationToken::new();
         match crate::listener::bind(addr).await {
