@@ -619,24 +619,7 @@ impl Journal {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| db_error(&path, &e);
         let tx = self.conn.transaction().map_err(err)?;
-        tx.execute(
-            "INSERT INTO runs (id, playbook, path, now, started_at, finished_at, state,
-             caller_id, pid, fingerprint_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                run.id,
-                run.playbook,
-                run.path,
-                run.now,
-                run.started_at,
-                run.finished_at,
-                run.state,
-                run.caller_id,
-                run.pid,
-                run.fingerprint_version
-            ],
-        )
-        .map_err(err)?;
+        insert_run(&tx, run).map_err(err)?;
         {
             let mut insert = tx
                 .prepare(
@@ -930,6 +913,30 @@ macro_rules! as_text {
 }
 
 as_text!(CallState, RunState, ServiceType, Timestamp, AckVia);
+
+/// Records `run` in `runs`: the first row of every run, broadcast or page.
+pub(super) fn insert_run(
+    tx: &rusqlite::Transaction<'_>,
+    run: &RunRecord,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO runs (id, playbook, path, now, started_at, finished_at, state,
+         caller_id, pid, fingerprint_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            run.id,
+            run.playbook,
+            run.path,
+            run.now,
+            run.started_at,
+            run.finished_at,
+            run.state,
+            run.caller_id,
+            run.pid,
+            run.fingerprint_version
+        ],
+    )
+}
 
 #[cfg(test)]
 mod tests {

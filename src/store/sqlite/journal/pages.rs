@@ -4,7 +4,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Journal, db_error};
+use super::{Journal, db_error, insert_run};
 use crate::model::{
     AckRecord, AckResult, CallEnding, CallRecord, CallSlot, PageEnd, PageRecord, RoundRecord,
     RunRecord, RunState, Timestamp,
@@ -23,24 +23,7 @@ impl Journal {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| db_error(&path, &e);
         let tx = self.conn.transaction().map_err(err)?;
-        tx.execute(
-            "INSERT INTO runs (id, playbook, path, now, started_at, finished_at, state,
-             caller_id, pid, fingerprint_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                run.id,
-                run.playbook,
-                run.path,
-                run.now,
-                run.started_at,
-                run.finished_at,
-                run.state,
-                run.caller_id,
-                run.pid,
-                run.fingerprint_version
-            ],
-        )
-        .map_err(err)?;
+        insert_run(&tx, run).map_err(err)?;
         tx.execute(
             "INSERT INTO pages (run_id, code, dedup_key, sources) VALUES (?1, ?2, ?3, ?4)",
             params![page.run_id, page.code, page.dedup_key, page.sources],
