@@ -283,50 +283,32 @@ impl Journal {
             .map_err(|e| self.err(&e))
     }
 
-    /// The short code of page `run_id`, if the run is a page.
-    pub fn page_code(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+    /// One text column of page `run_id`: `None` when the run is no page,
+    /// the journal predates pages or the column is empty.
+    fn page_text(&self, sql: &str, run_id: &str) -> Result<Option<String>, StoreError> {
         if self.version < 3 {
             return Ok(None);
         }
         self.conn
-            .query_row(
-                "SELECT code FROM pages WHERE run_id = ?1",
-                params![run_id],
-                |r| r.get(0),
-            )
+            .query_row(sql, params![run_id], |r| r.get::<_, Option<String>>(0))
             .optional()
+            .map(Option::flatten)
             .map_err(|e| self.err(&e))
+    }
+
+    /// The short code of page `run_id`, if the run is a page.
+    pub fn page_code(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        self.page_text("SELECT code FROM pages WHERE run_id = ?1", run_id)
     }
 
     /// The sources page `run_id` recorded (JSON), if that run is a page.
     pub fn page_sources(&self, run_id: &str) -> Result<Option<String>, StoreError> {
-        if self.version < 3 {
-            return Ok(None);
-        }
-        self.conn
-            .query_row(
-                "SELECT sources FROM pages WHERE run_id = ?1",
-                params![run_id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(&e))
+        self.page_text("SELECT sources FROM pages WHERE run_id = ?1", run_id)
     }
 
     /// How page `run_id` ended (`acknowledged`, `exhausted`), once it did.
     pub fn page_outcome(&self, run_id: &str) -> Result<Option<String>, StoreError> {
-        if self.version < 3 {
-            return Ok(None);
-        }
-        self.conn
-            .query_row(
-                "SELECT outcome FROM pages WHERE run_id = ?1",
-                params![run_id],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()
-            .map(Option::flatten)
-            .map_err(|e| self.err(&e))
+        self.page_text("SELECT outcome FROM pages WHERE run_id = ?1", run_id)
     }
 
     /// How each call of page `run_id` that ended ended, by index.
