@@ -753,3 +753,27 @@ fn csv_at_the_column_limit_is_accepted() {
     let out = validate_csv(&csv);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+#[test]
+fn problems_of_a_large_csv_are_listed_in_line_order() {
+    // Rows are checked on every core in chunks; what is listed must still
+    // read top to bottom, a broken row in the middle included.
+    let mut csv = String::from("name,phone\n");
+    for i in 0..10_000 {
+        match i {
+            148 | 4_098 | 8_998 => csv.push_str(&format!("P{i},12345\n")),
+            4_999 => csv.push_str(&format!("P{i},+1 (321) 499-1008,extra\n")),
+            6_000 => csv.push_str(",+1 (321) 499-1008\n"),
+            _ => csv.push_str(&format!("P{i},+1 (321) {:03}-{:04}\n", 230 + i / 10_000, i)),
+        }
+    }
+    let out = validate_csv(&csv);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let lines: Vec<u32> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.split("team.csv:").nth(1))
+        .filter_map(|l| l.split(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(lines, [150, 4_100, 5_001, 6_002, 9_000], "{}", out.stderr);
+}
