@@ -75,6 +75,16 @@ pub enum Command {
     /// Acknowledge a running page by hand: it stops calling.
     #[command(after_help = ACK_AFTER_HELP)]
     Ack(AckArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell or elvish).
+    Completions {
+        /// The shell the script is for.
+        shell: clap_complete::Shell,
+    },
+    /// Write one man page per command and subcommand into DIR (default: `./man`).
+    Man {
+        /// Where to write the pages; created when missing.
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The exit codes, under `ack --help`.

@@ -9,8 +9,10 @@
 
 mod ack;
 pub mod args;
+mod completions;
 pub mod exit;
 mod hooks;
+mod man;
 mod page;
 mod run;
 mod runs;
@@ -55,6 +57,8 @@ pub fn main(cli: Cli) -> Exit {
         Command::Runs(args) => runs::runs(&args),
         Command::Hooks(args) => hooks::hooks(&args.action, &mut out),
         Command::Ack(args) => ack::ack(&args, &out),
+        Command::Completions { shell } => Ok(completions::completions(shell)),
+        Command::Man { dir } => man::man(dir.as_deref(), &out),
         Command::Schema => {
             print_stdout(crate::schema::SCHEMA);
             Ok(Exit::Success)
