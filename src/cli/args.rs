@@ -75,6 +75,15 @@ pub enum Command {
     /// Acknowledge a running page by hand: it stops calling.
     #[command(after_help = ACK_AFTER_HELP)]
     Ack(AckArgs),
+    /// Write a first playbook, its tests and its JSON Schema (never replacing a file).
+    #[command(after_help = INIT_AFTER_HELP)]
+    Init {
+        /// Where to write them (created when missing; default: the current folder).
+        dir: Option<PathBuf>,
+        /// The playbook's name and file name: lowercase letters, digits, `_` and `-`.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
     /// Print a shell completion script (bash, zsh, fish, powershell or elvish).
     Completions {
         /// The shell the script is for.
@@ -86,6 +95,15 @@ pub enum Command {
         dir: Option<PathBuf>,
     },
 }
+
+/// The files and exit codes, under `init --help`.
+const INIT_AFTER_HELP: &str = "\
+Writes NAME.yaml, NAME.test.yaml and playbook.schema.json (default NAME: playbook).
+
+Exit codes:
+  0    written
+  2    invalid NAME, or the folder cannot be written: nothing was written
+  3    one of the files exists: nothing was written";
 
 /// The exit codes, under `ack --help`.
 const ACK_AFTER_HELP: &str = "\

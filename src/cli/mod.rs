@@ -12,6 +12,7 @@ pub mod args;
 mod completions;
 pub mod exit;
 mod hooks;
+mod init;
 mod man;
 mod page;
 mod run;
@@ -57,6 +58,7 @@ pub fn main(cli: Cli) -> Exit {
         Command::Runs(args) => runs::runs(&args),
         Command::Hooks(args) => hooks::hooks(&args.action, &mut out),
         Command::Ack(args) => ack::ack(&args, &out),
+        Command::Init { dir, name } => init::init(dir.as_deref(), name.as_deref(), &out),
         Command::Completions { shell } => Ok(completions::completions(shell)),
         Command::Man { dir } => man::man(dir.as_deref(), &out),
         Command::Schema => {
