@@ -52,7 +52,8 @@ Exit codes:
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check playbooks without contacting anything.
+    /// Check playbooks without contacting anything (with --online: also read the account).
+    #[command(after_help = VALIDATE_AFTER_HELP)]
     Validate {
         /// Playbook files.
         #[arg(required = true)]
@@ -60,6 +61,27 @@ pub enum Command {
         /// Let `from:` includes read files under DIR (default: each playbook's own directory).
         #[arg(long, value_name = "DIR")]
         include_root: Option<PathBuf>,
+        /// Also check, read-only, what only the account knows: the caller id exists and is
+        /// active, receives SMS for SMS acks, and a page's callbacks point at --public-url.
+        #[arg(long)]
+        online: bool,
+        /// Override the provider base URL (with --online).
+        #[arg(
+            help_heading = "Provider",
+            long,
+            env = "FONESTORM_BASE_URL",
+            hide_env_values = true,
+            value_name = "URL"
+        )]
+        base_url: Option<String>,
+        /// The https URL at which FoneStorm reaches a page's listener (with --online).
+        #[arg(
+            help_heading = "Provider",
+            long,
+            env = "CALLBOOK_PUBLIC_URL",
+            value_name = "URL"
+        )]
+        public_url: Option<String>,
     },
     /// Plan every call of a playbook, then place them (or only show them with --dry-run).
     #[command(after_help = RUN_AFTER_HELP)]
@@ -95,6 +117,16 @@ pub enum Command {
         dir: Option<PathBuf>,
     },
 }
+
+/// The exit codes, under `validate --help`.
+const VALIDATE_AFTER_HELP: &str = "\
+With --online, the credentials come from the environment (FONESTORM_TOKEN, or
+FONESTORM_USERNAME and FONESTORM_PASSWORD); only GET requests (and the login) are sent.
+
+Exit codes:
+  0    every playbook is valid (warnings do not count)
+  2    a playbook has errors (with --online: also what the account says)
+  3    --online: the account cannot be reached or refuses the credentials";
 
 /// The files and exit codes, under `init --help`.
 const INIT_AFTER_HELP: &str = "\

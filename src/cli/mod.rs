@@ -14,6 +14,7 @@ pub mod exit;
 mod hooks;
 mod init;
 mod man;
+mod online;
 mod page;
 mod run;
 mod runs;
@@ -50,6 +51,21 @@ pub fn main(cli: Cli) -> Exit {
         Command::Validate {
             playbooks,
             include_root,
+            online: true,
+            base_url,
+            public_url,
+        } => {
+            let options = online::OnlineOptions {
+                include_root,
+                base_url: base_url.as_deref(),
+                public_url: public_url.as_deref(),
+            };
+            online::validate(&playbooks, &options, &mut out)
+        }
+        Command::Validate {
+            playbooks,
+            include_root,
+            ..
         } => {
             let options = playbook::LoadOptions { include_root };
             Ok(validate(&playbooks, &options, &mut out))
