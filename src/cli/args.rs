@@ -106,6 +106,9 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
     },
+    /// Render one recipient's message as the plan would and speak it into a WAV file.
+    #[command(after_help = PREVIEW_AFTER_HELP)]
+    Preview(Box<PreviewArgs>),
     /// Print a shell completion script (bash, zsh, fish, powershell or elvish).
     Completions {
         /// The shell the script is for.
@@ -127,6 +130,49 @@ Exit codes:
   0    every playbook is valid (warnings do not count)
   2    a playbook has errors (with --online: also what the account says)
   3    --online: the account cannot be reached or refuses the credentials";
+
+/// What preview needs and its exit codes, under `preview --help`.
+const PREVIEW_AFTER_HELP: &str = "\
+Speaks with espeak-ng (SSML messages as SSML); nothing is contacted and the journal is
+not read, so dedup does not apply. For a page, the recipient's first call of the ladder.
+
+Exit codes:
+  0    the WAV file was written (or, for a connect or sound file, the call was shown)
+  1    the rules skip this recipient (the reason is shown)
+  2    invalid playbook, input or usage, or no such recipient
+  3    espeak-ng is not installed, failed or took too long";
+
+/// `callbook preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The playbook file.
+    pub playbook: PathBuf,
+    /// The recipient whose message to hear.
+    #[arg(long, value_name = "NAME")]
+    pub recipient: String,
+    /// Where to write the WAV file (default: the recipient's name, lower-cased, with
+    /// every run of other characters as `-`, plus `.wav`).
+    #[arg(long, value_name = "FILE")]
+    pub wav: Option<PathBuf>,
+    /// Let `from:` includes read files under DIR (default: the playbook's own directory).
+    #[arg(help_heading = "Selection", long, value_name = "DIR")]
+    pub include_root: Option<PathBuf>,
+    /// Set a variable; VALUE is read as a YAML scalar (`93` is a number).
+    #[arg(help_heading = "Selection", long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// A YAML or JSON mapping of variables.
+    #[arg(help_heading = "Selection", long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
+    /// A JSON or YAML document exposed to templates as `input` (`-`: standard input).
+    #[arg(help_heading = "Selection", long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Only recipients with this tag (repeatable: any of them).
+    #[arg(help_heading = "Selection", long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Evaluate rules and templates as if it were this RFC 3339 time.
+    #[arg(help_heading = "Selection", long, value_name = "TIME")]
+    pub now: Option<String>,
+}
 
 /// The files and exit codes, under `init --help`.
 const INIT_AFTER_HELP: &str = "\

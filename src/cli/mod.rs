@@ -16,6 +16,7 @@ mod init;
 mod man;
 mod online;
 mod page;
+mod preview;
 mod run;
 mod runs;
 pub mod term;
@@ -75,6 +76,7 @@ pub fn main(cli: Cli) -> Exit {
         Command::Hooks(args) => hooks::hooks(&args.action, &mut out),
         Command::Ack(args) => ack::ack(&args, &out),
         Command::Init { dir, name } => init::init(dir.as_deref(), name.as_deref(), &out),
+        Command::Preview(args) => preview::preview(&args, &mut out),
         Command::Completions { shell } => Ok(completions::completions(shell)),
         Command::Man { dir } => man::man(dir.as_deref(), &out),
         Command::Schema => {
