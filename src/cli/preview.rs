@@ -13,7 +13,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -318,23 +318,7 @@ fn speak(text: &str, ssml: bool, wav: &Path) -> Result<u64, Failure> {
             kept
         })
     });
-    let deadline = Instant::now() + SPEAK_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
+    let status = wait_bounded(&mut child, SPEAK_TIMEOUT);
     if let Some(feeder) = feeder {
         let _ = feeder.join();
     }
@@ -368,6 +352,25 @@ fn speak(text: &str, ssml: bool, wav: &Path) -> Result<u64, Failure> {
     }
     temp.persist(wav).map_err(|e| cannot_write(&e.error))?;
     Ok(size)
+}
+
+/// Waits for `child` at most `timeout`; then (or when waiting fails) kills
+/// it and returns `None`.
+fn wait_bounded(child: &mut std::process::Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
 }
 
 /// The run's input from the flags, as `run` builds it (precedence, lowest
@@ -425,6 +428,35 @@ fn run_input(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_that_runs_too_long_is_stopped() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let started = Instant::now();
+        assert!(wait_bounded(&mut child, Duration::from_millis(200)).is_none());
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert!(
+            child.try_wait().unwrap().is_some(),
+            "it was killed and reaped"
+        );
+        let mut quick = Command::new("true").spawn().unwrap();
+        let status = wait_bounded(&mut quick, Duration::from_secs(20)).unwrap();
+        assert!(status.success());
+    }
+
+    #[test]
+    fn a_message_too_long_to_speak_is_refused_before_espeak_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("x.wav");
+        let text = "a".repeat(MAX_SPOKEN_BYTES + 1);
+        match speak(&text, false, &wav) {
+            Err(Failure::Invalid(d)) => {
+                assert!(d[0].message.contains("more than preview speaks"), "{d:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    }
 
     #[test]
     fn default_wav_names() {
