@@ -129,6 +129,12 @@ impl Sources {
         self.files.insert(file, Source { text, masks });
     }
 
+    /// The text of `file` as it was read, for a later check that must point
+    /// into it (`validate --online` finds its `caller_id` there).
+    pub fn text(&self, file: &str) -> Option<&str> {
+        self.files.get(file).map(|s| &*s.text)
+    }
+
     /// Forgets the text of `file`: its diagnostics show no snippet afterwards.
     pub fn remove(&mut self, file: &str) {
         self.files.remove(file);

@@ -52,7 +52,8 @@ Exit codes:
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check playbooks without contacting anything.
+    /// Check playbooks without contacting anything (with --online: also read the account).
+    #[command(after_help = VALIDATE_AFTER_HELP)]
     Validate {
         /// Playbook files.
         #[arg(required = true)]
@@ -60,6 +61,27 @@ pub enum Command {
         /// Let `from:` includes read files under DIR (default: each playbook's own directory).
         #[arg(long, value_name = "DIR")]
         include_root: Option<PathBuf>,
+        /// Also check, read-only, what only the account knows: the caller id exists and is
+        /// active, receives SMS for SMS acks, and a page's callbacks point at --public-url.
+        #[arg(long)]
+        online: bool,
+        /// Override the provider base URL (with --online).
+        #[arg(
+            help_heading = "Provider",
+            long,
+            env = "FONESTORM_BASE_URL",
+            hide_env_values = true,
+            value_name = "URL"
+        )]
+        base_url: Option<String>,
+        /// The https URL at which FoneStorm reaches a page's listener (with --online).
+        #[arg(
+            help_heading = "Provider",
+            long,
+            env = "CALLBOOK_PUBLIC_URL",
+            value_name = "URL"
+        )]
+        public_url: Option<String>,
     },
     /// Plan every call of a playbook, then place them (or only show them with --dry-run).
     #[command(after_help = RUN_AFTER_HELP)]
@@ -75,7 +97,91 @@ pub enum Command {
     /// Acknowledge a running page by hand: it stops calling.
     #[command(after_help = ACK_AFTER_HELP)]
     Ack(AckArgs),
+    /// Write a first playbook, its tests and its JSON Schema (never replacing a file).
+    #[command(after_help = INIT_AFTER_HELP)]
+    Init {
+        /// Where to write them (created when missing; default: the current folder).
+        dir: Option<PathBuf>,
+        /// The playbook's name and file name: lowercase letters, digits, `_` and `-`.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// Render one recipient's message as the plan would and speak it into a WAV file.
+    #[command(after_help = PREVIEW_AFTER_HELP)]
+    Preview(Box<PreviewArgs>),
+    /// Print a shell completion script (bash, zsh, fish, powershell or elvish).
+    Completions {
+        /// The shell the script is for.
+        shell: clap_complete::Shell,
+    },
+    /// Write one man page per command and subcommand into DIR (default: `./man`).
+    Man {
+        /// Where to write the pages; created when missing.
+        dir: Option<PathBuf>,
+    },
 }
+
+/// The exit codes, under `validate --help`.
+const VALIDATE_AFTER_HELP: &str = "\
+With --online, the credentials come from the environment (FONESTORM_TOKEN, or
+FONESTORM_USERNAME and FONESTORM_PASSWORD); only GET requests (and the login) are sent.
+
+Exit codes:
+  0    every playbook is valid (warnings do not count)
+  2    a playbook has errors (with --online: also what the account says)
+  3    --online: the account cannot be reached or refuses the credentials";
+
+/// What preview needs and its exit codes, under `preview --help`.
+const PREVIEW_AFTER_HELP: &str = "\
+Speaks with espeak-ng (SSML messages as SSML); nothing is contacted and the journal is
+not read, so dedup does not apply. For a page, the recipient's first call of the ladder.
+
+Exit codes:
+  0    the WAV file was written (or, for a connect or sound file, the call was shown)
+  1    the rules skip this recipient (the reason is shown)
+  2    invalid playbook, input or usage, or no such recipient
+  3    espeak-ng is not installed, failed or took too long";
+
+/// `callbook preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The playbook file.
+    pub playbook: PathBuf,
+    /// The recipient whose message to hear.
+    #[arg(long, value_name = "NAME")]
+    pub recipient: String,
+    /// Where to write the WAV file (default: the recipient's name, lower-cased, with
+    /// every run of other characters as `-`, plus `.wav`).
+    #[arg(long, value_name = "FILE")]
+    pub wav: Option<PathBuf>,
+    /// Let `from:` includes read files under DIR (default: the playbook's own directory).
+    #[arg(help_heading = "Selection", long, value_name = "DIR")]
+    pub include_root: Option<PathBuf>,
+    /// Set a variable; VALUE is read as a YAML scalar (`93` is a number).
+    #[arg(help_heading = "Selection", long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// A YAML or JSON mapping of variables.
+    #[arg(help_heading = "Selection", long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
+    /// A JSON or YAML document exposed to templates as `input` (`-`: standard input).
+    #[arg(help_heading = "Selection", long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Only recipients with this tag (repeatable: any of them).
+    #[arg(help_heading = "Selection", long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Evaluate rules and templates as if it were this RFC 3339 time.
+    #[arg(help_heading = "Selection", long, value_name = "TIME")]
+    pub now: Option<String>,
+}
+
+/// The files and exit codes, under `init --help`.
+const INIT_AFTER_HELP: &str = "\
+Writes NAME.yaml, NAME.test.yaml and playbook.schema.json (default NAME: playbook).
+
+Exit codes:
+  0    written
+  2    invalid NAME, or the folder cannot be written: nothing was written
+  3    one of the files exists: nothing was written";
 
 /// The exit codes, under `ack --help`.
 const ACK_AFTER_HELP: &str = "\

@@ -9,9 +9,14 @@
 
 mod ack;
 pub mod args;
+mod completions;
 pub mod exit;
 mod hooks;
+mod init;
+mod man;
+mod online;
 mod page;
+mod preview;
 mod run;
 mod runs;
 pub mod term;
@@ -47,6 +52,21 @@ pub fn main(cli: Cli) -> Exit {
         Command::Validate {
             playbooks,
             include_root,
+            online: true,
+            base_url,
+            public_url,
+        } => {
+            let options = online::OnlineOptions {
+                include_root,
+                base_url: base_url.as_deref(),
+                public_url: public_url.as_deref(),
+            };
+            online::validate(&playbooks, &options, &mut out)
+        }
+        Command::Validate {
+            playbooks,
+            include_root,
+            ..
         } => {
             let options = playbook::LoadOptions { include_root };
             Ok(validate(&playbooks, &options, &mut out))
@@ -55,6 +75,10 @@ pub fn main(cli: Cli) -> Exit {
         Command::Runs(args) => runs::runs(&args),
         Command::Hooks(args) => hooks::hooks(&args.action, &mut out),
         Command::Ack(args) => ack::ack(&args, &out),
+        Command::Init { dir, name } => init::init(dir.as_deref(), name.as_deref(), &out),
+        Command::Preview(args) => preview::preview(&args, &mut out),
+        Command::Completions { shell } => Ok(completions::completions(shell)),
+        Command::Man { dir } => man::man(dir.as_deref(), &out),
         Command::Schema => {
             print_stdout(crate::schema::SCHEMA);
             Ok(Exit::Success)

@@ -602,7 +602,7 @@ impl Client {
     /// Sends one settings request, logging in first when needed, renewing a
     /// refused token once, and retrying passing failures; returns the body
     /// of the 2xx answer.
-    async fn settings_request(
+    pub(super) async fn settings_request(
         &self,
         limiter: &RateLimiter,
         method: Method,

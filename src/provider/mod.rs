@@ -25,6 +25,7 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::json;
 
+pub mod account;
 pub mod hooks;
 pub mod limiter;
 

@@ -35,6 +35,13 @@ pub struct Config {
     pub token_ttl: Option<Duration>,
     /// The account's FoneNumbers: a `fonenumber` outside this list gets `404`.
     pub fonenumbers: Vec<String>,
+    /// FoneNumbers of the account that `GET /fonenumbers` shows as inactive
+    /// (`is_active: false`), so that a client's check of its caller id can be
+    /// tested; calls from them are still accepted.
+    pub inactive_fonenumbers: Vec<String>,
+    /// FoneNumbers of the account whose SMS service `GET /fonenumbers` shows as
+    /// off (`sms_enabled: false` in the SMS settings).
+    pub sms_disabled_fonenumbers: Vec<String>,
     /// Faults to inject into `POST /calls`, tried in order; the first rule that
     /// matches and has fires left decides the answer.
     pub faults: Vec<FaultRule>,
@@ -84,6 +91,8 @@ impl Default for Config {
             static_tokens: vec!["test-token".to_owned()],
             token_ttl: None,
             fonenumbers: vec!["3214991000".to_owned()],
+            inactive_fonenumbers: Vec::new(),
+            sms_disabled_fonenumbers: Vec::new(),
             faults: Vec::new(),
             auth_faults: Vec::new(),
             hooks: BTreeMap::new(),

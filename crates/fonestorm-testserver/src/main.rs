@@ -130,6 +130,8 @@ impl Args {
             static_tokens: non_empty_or(self.tokens, defaults.static_tokens),
             token_ttl: self.token_ttl,
             fonenumbers,
+            inactive_fonenumbers: defaults.inactive_fonenumbers,
+            sms_disabled_fonenumbers: defaults.sms_disabled_fonenumbers,
             faults: self.faults,
             auth_faults: self.auth_faults,
             hooks,

@@ -724,7 +724,19 @@ impl Inner {
     fn view(&self, fonenumber: &str) -> Value {
         let empty = Hooks::default();
         let hooks = self.hooks.get(fonenumber).unwrap_or(&empty);
-        hooks::fonenumber_view(fonenumber, hooks, self.config.options_spelling)
+        let mut view = hooks::fonenumber_view(fonenumber, hooks, self.config.options_spelling);
+        let listed = |list: &[String]| list.iter().any(|known| known == fonenumber);
+        if let Some(fields) = view.as_object_mut() {
+            let active = !listed(&self.config.inactive_fonenumbers);
+            fields.insert("is_active".to_owned(), Value::Bool(active));
+            let sms = !listed(&self.config.sms_disabled_fonenumbers);
+            for key in ["message_options", "sms_options"] {
+                if let Some(Value::Object(options)) = fields.get_mut(key) {
+                    options.insert("sms_enabled".to_owned(), Value::Bool(sms));
+                }
+            }
+        }
+        view
     }
 
     /// Records the presented token and checks it.

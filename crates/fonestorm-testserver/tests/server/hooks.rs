@@ -53,7 +53,7 @@ async fn send_notify_is_registered_and_shown_without_the_password() {
                 "send_notify": {"type": "URL", "url": "http://127.0.0.1:9/fonestorm/calls", "method": "JSON"},
                 "receive_notify": {"type": "None", "url": "", "method": ""},
             },
-            "message_options": {"receive": {"type": "None", "value": "", "method": ""}},
+            "message_options": {"receive": {"type": "None", "value": "", "method": ""}, "sms_enabled": true},
         }})
     );
     assert_eq!(
@@ -381,4 +381,23 @@ async fn callback_requests_count_against_the_rate_limit_and_are_recorded() {
     );
     assert_eq!(server.stats().requests.len(), 3);
     assert!(server.placed_calls().is_empty());
+}
+
+#[tokio::test]
+async fn inactive_and_sms_disabled_numbers_are_shown_so() {
+    let server = TestServer::start(Config {
+        fonenumbers: vec![FONENUMBER.to_owned(), "3214991001".to_owned()],
+        inactive_fonenumbers: vec!["3214991001".to_owned()],
+        sms_disabled_fonenumbers: vec![FONENUMBER.to_owned()],
+        options_spelling: OptionsSpelling::Voice,
+        ..unlimited()
+    })
+    .unwrap();
+    let api = Api::new(&server);
+    let first = api.fonenumber(FONENUMBER).await;
+    assert_eq!(first["fonenumber"]["is_active"], true);
+    assert_eq!(first["fonenumber"]["sms_options"]["sms_enabled"], false);
+    let second = api.fonenumber("3214991001").await;
+    assert_eq!(second["fonenumber"]["is_active"], false);
+    assert_eq!(second["fonenumber"]["sms_options"]["sms_enabled"], true);
 }
