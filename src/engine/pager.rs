@@ -745,15 +745,7 @@ impl<S: Store> PagerSink<S> {
             }
         }
         let Some((playbook, sink, found)) = best else {
-            tracing::debug!(
-                uid = event
-                    .uid
-                    .as_deref()
-                    .map(escape_controls)
-                    .as_deref()
-                    .unwrap_or(""),
-                "a call callback matches no call of a page going: ignored"
-            );
+            page::unmatched(&event);
             return;
         };
         match sink.apply_call(event, found).await {
@@ -770,11 +762,7 @@ impl<S: Store> PagerSink<S> {
 
 impl<S: Store> CallbackSink for PagerSink<S> {
     async fn receive(&self, callback: Callback) -> Result<(), SinkError> {
-        let fields = callback.raw().to_json().to_string();
-        self.store
-            .record_callback(callback.kind(), fields)
-            .await
-            .map_err(|e| SinkError(e.to_string()))?;
+        page::record(self.store.as_ref(), &callback).await?;
         let pages = self.inner.upgrade().map(|i| i.live()).unwrap_or_default();
         match callback {
             Callback::Call(event) => self.call(&pages, event).await,
