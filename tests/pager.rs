@@ -800,3 +800,58 @@ async fn an_sms_for_an_ended_page_or_from_a_stranger_acknowledges_nothing() {
     let ack = t.report(&a).await.escalation.unwrap().ack.unwrap();
     assert_eq!(ack.by, "Dana", "the first ack stays the one that counts");
 }
+
+/// A journal of format 3 (before pages had a route) is migrated when a
+/// pager opens it: its pages are kept (they were `run`'s, so the pager does
+/// not resume them), and new pages record their route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_of_format_3_is_migrated_and_keeps_its_pages() {
+    let (t, playbook, old) = one_page().await;
+    t.pager.shutdown(Duration::from_secs(10)).await;
+    let journal = t.dir.path().join("state/journal.sqlite3");
+    // Make it what format 3 wrote.
+    let conn = rusqlite::Connection::open(&journal).unwrap();
+    conn.execute_batch(
+        "DROP INDEX pages_served_going; DROP INDEX acks_by_run;
+         ALTER TABLE pages DROP COLUMN route;
+         UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Arc::new(SqliteStore::writable(t.dir.path().join("state")));
+    let seen = Arc::new(Seen::default());
+    let again = Pager::new(store.clone(), options(&t.server, token()), seen).unwrap();
+    let _listening = serve_sink(&t.server, &again).await;
+
+    assert_eq!(again.resume_going().await.unwrap(), 0);
+
+    let conn = rusqlite::Connection::open(&journal).unwrap();
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "4");
+    let report = again.report(&old).await.unwrap().unwrap();
+    assert_eq!(report.calls.len(), 4, "the old page is kept");
+    let input = input(&playbook.0, "disk-a");
+    let new = again
+        .start(
+            "ops",
+            playbook.0.clone(),
+            input,
+            playbook.1.clone(),
+            "disk-a",
+        )
+        .await
+        .unwrap();
+    let new = started(&new);
+    let route: Option<String> = conn
+        .query_row("SELECT route FROM pages WHERE run_id = ?1", [&new], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(route.as_deref(), Some("ops"));
+}

@@ -38,7 +38,7 @@ use super::{Context, EngineError, Observer, Provider, Resume, RunOptions};
 use crate::escape::escape_controls;
 use crate::listener::{CallbackSink, SinkError};
 use crate::model::callback::Callback;
-use crate::model::{AckRecord, AckResult, AckVia, Outcome, Status, Timestamp};
+use crate::model::{AckRecord, AckResult, AckVia, Outcome, RunState, Status, Timestamp};
 use crate::plan::RunInput;
 use crate::playbook::{Playbook, ProviderSettings};
 use crate::provider::limiter::RateLimiter;
@@ -624,7 +624,11 @@ async fn run_page<S: Store>(
             (outcome, after)
         }
         Err(e) => {
+            // Before any call (a login refused): the page holds its key no longer.
             tracing::error!(run = run_id.as_str(), "page {run_id} stopped: {e}");
+            if let Err(e) = inner.store.end_run(&run_id, RunState::Stopped).await {
+                tracing::error!("{e}");
+            }
             ("stopped".to_string(), None)
         }
     };
