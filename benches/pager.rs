@@ -38,12 +38,12 @@ const SECRET: &str = "bench-secret-0123456789";
 const PLAYBOOK: &str = r#"version: 1
 name: bench-pager
 caller_id: "321-499-1000"
-recipients:
-  - { name: P1, phone: "+1 321 499 1001" }
 messages:
   m: { tts: "Page {{ input.alert }}. {{ ack.hint }}" }
 rules:
   - play: m
+recipients:
+  - { name: P1, phone: "+1 321 499 1001" }
 dedup:
   key: "{{ input.alert }}"
   window: 1m
@@ -91,15 +91,15 @@ async fn bench() {
     let port = listener.local_addr().port();
     let secret = CallbackSecret::new(SECRET.into()).expect("a secret");
     tokio::spawn(listener.serve(secret, pager.sink(), stop.clone()));
-    let ours = |path: &str| {
-        let url = format!("http://127.0.0.1:{port}{path}");
-        Some(UrlHook::new(url, HookMethod::Json).basic_auth("callbook", SECRET))
+    // Every callback of the FoneNumber to the sink, with its password.
+    let at = |path: &str| {
+        UrlHook::new(format!("http://127.0.0.1:{port}{path}"), HookMethod::Json)
+            .basic_auth("callbook", SECRET)
     };
-    let sms = ours(PATH_SMS).map(SmsHook::Url);
     let hooks = Hooks {
-        send_notify: ours(PATH_CALLS),
-        receive_notify: ours(PATH_INBOUND),
-        sms,
+        sms: Some(SmsHook::Url(at(PATH_SMS))),
+        receive_notify: Some(at(PATH_INBOUND)),
+        send_notify: Some(at(PATH_CALLS)),
     };
     server.set_hooks("3214991000", hooks);
 
@@ -110,17 +110,23 @@ async fn bench() {
     let playbook = Arc::new(loaded.playbook);
     let texts = sources.redacted_texts();
 
+    let base = RunInput {
+        run_id: String::new(),
+        now: chrono::Utc::now(),
+        dry_run: false,
+        vars: playbook.vars.clone(),
+        input: None,
+        selection: Selection::default(),
+    };
     let begin = Instant::now();
     for i in 0..PAGES {
         let now = chrono::Utc::now();
         let alert = format!("alert-{i}");
         let input = RunInput {
-            input: Some(serde_json::json!({ "alert": alert })),
-            vars: playbook.vars.clone(),
-            selection: Selection::default(),
-            dry_run: false,
             run_id: new_run_id(now),
             now,
+            input: Some(serde_json::json!({ "alert": alert })),
+            ..base.clone()
         };
         let intake = pager
             .start("bench", playbook.clone(), input, texts.clone(), &alert)

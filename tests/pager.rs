@@ -826,13 +826,11 @@ async fn a_journal_of_format_3_is_migrated_and_keeps_its_pages() {
     assert_eq!(again.resume_going().await.unwrap(), 0);
 
     let conn = rusqlite::Connection::open(&journal).unwrap();
-    let version: String = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
+    let mut format = conn
+        .prepare("SELECT value FROM meta WHERE key = 'schema_version'")
         .unwrap();
+    let version: String = format.query_row([], |r| r.get(0)).unwrap();
+    drop(format);
     assert_eq!(version, "4");
     let report = again.report(&old).await.unwrap().unwrap();
     assert_eq!(report.calls.len(), 4, "the old page is kept");
