@@ -287,6 +287,14 @@ async fn one_page() -> (Setup, (Arc<Playbook>, Vec<(String, String)>), String) {
     (t, playbook, id)
 }
 
+/// The test server answering each call request after `ms` milliseconds.
+fn slow(ms: u64) -> Config {
+    Config {
+        latency: Duration::from_millis(ms),
+        ..Config::default()
+    }
+}
+
 /// Waits (generously) until `ok`.
 async fn until(what: &str, ok: impl Fn() -> bool) {
     let start = Instant::now();
@@ -392,11 +400,7 @@ async fn an_alert_storm_of_one_key_makes_one_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolve_cancels_the_page_unsent_calls_skipped_in_flight_ones_finish() {
-    let t = setup(Config {
-        latency: Duration::from_millis(800),
-        ..Config::default()
-    })
-    .await;
+    let t = setup(slow(800)).await;
     let yaml = TWO_ROUNDS.replace("recipients:", "provider: { concurrency: 1 }\nrecipients:");
     let playbook = load(t.dir.path(), "two.yaml", &yaml);
     let id = started(&t.start(&playbook, "disk-a").await);
@@ -852,4 +856,44 @@ async fn a_journal_of_format_3_is_migrated_and_keeps_its_pages() {
         })
         .unwrap();
     assert_eq!(route.as_deref(), Some("ops"));
+}
+
+/// A broadcast (no `escalation`) runs once per key: while one with the key
+/// is going, the same alert is a repeat; it runs in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_runs_once_per_key_in_the_background() {
+    let t = setup(slow(500)).await;
+    let yaml = TWO_ROUNDS
+        .replace("name: pager-two", "name: pager-broadcast")
+        .replace("  window: 1m", "  window: 1s")
+        .replace(" {{ ack.hint }}", "");
+    let yaml = &yaml[..yaml.find("escalation:").unwrap()];
+    let playbook = load(t.dir.path(), "broadcast.yaml", yaml);
+
+    let first = started(&t.start(&playbook, "disk-a").await);
+    let again = t.start(&playbook, "disk-a").await;
+    let other = started(&t.start(&playbook, "disk-b").await);
+
+    assert_eq!(
+        again,
+        Intake::Deduplicated {
+            run_id: first.clone()
+        }
+    );
+    for id in [&first, &other] {
+        let start = Instant::now();
+        loop {
+            let run = t.store.find_run(RunQuery::Id(id.clone())).await.unwrap();
+            if run.is_some_and(|r| r.state == RunState::Finished) {
+                break;
+            }
+            assert!(start.elapsed() < HANG, "broadcast {id} did not finish");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(t.server.placed_calls().len(), 4, "two people, two keys");
+    let report = t.report(&first).await;
+    assert_eq!(report.totals.placed, 2);
+    assert!(report.escalation.is_none());
+    assert!(t.pager.active().await.unwrap().is_empty());
 }
