@@ -476,7 +476,7 @@ async fn an_sms_with_a_short_code_acknowledges_only_that_page() {
     );
 }
 
-/// The rule for a bare word (`escalation.md`): it acknowledges every page
+/// The rule for a bare word (`docs/pages.md`): it acknowledges every page
 /// still going that has already called the sender on that caller id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_sms_acknowledges_every_page_that_called_the_sender() {
