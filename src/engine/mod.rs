@@ -17,6 +17,8 @@ pub mod dedup;
 pub mod dispatch;
 mod error;
 mod page;
+mod pager;
+pub mod recorded;
 
 mod resume;
 
@@ -27,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use dispatch::StopReason;
 pub use error::EngineError;
+pub use pager::{ActivePage, HandAck, Intake, Pager, PagerObserver, PagerOptions, PagerSink};
 
 use crate::model::{
     CallRecord, CallState, FINGERPRINT_VERSION, Outcome, RunRecord, RunState, Status, Timestamp,
@@ -209,11 +212,13 @@ pub async fn run<S: Store>(
     claim_name(store.as_ref(), playbook).await?;
     let ctx = Context {
         store,
-        lock,
+        lock: Some(lock),
         playbook,
         options,
         observer,
         cancel,
+        shared: None,
+        served: None,
     };
     if playbook.escalation.is_some() {
         return page::run(ctx, input).await;
@@ -239,12 +244,45 @@ pub async fn run<S: Store>(
 /// What a live run works with besides its plan.
 struct Context<'a, S: Store> {
     store: Arc<S>,
-    /// Held for the whole run; checked before every request.
-    lock: Arc<S::Lock>,
+    /// Held for the whole run; checked before every request. A pager's
+    /// pages take none: pages with different keys run at once.
+    lock: Option<Arc<S::Lock>>,
     playbook: &'a Playbook,
     options: &'a RunOptions,
     observer: Arc<dyn Observer>,
     cancel: CancellationToken,
+    /// A pager's one login and rate limiter; `None`: the run makes its own.
+    shared: Option<Provider>,
+    /// What a page run by a [`Pager`] has besides; `None` for `run`.
+    served: Option<page::Served>,
+}
+
+/// The provider connection a run places its calls through: one client
+/// (one login, its token renewed) and one rate limiter. A `run` makes its
+/// own; a [`Pager`] gives every page the account's one.
+#[derive(Clone)]
+pub(crate) struct Provider {
+    /// The client, logged in once for everyone who shares it.
+    pub client: Arc<Client>,
+    /// The account's rate limit, shared by every request through `client`.
+    pub limiter: Arc<RateLimiter>,
+}
+
+/// The run's provider: the shared one, or a new client and limiter
+/// (the base URL and credentials checked).
+fn provider<S: Store>(ctx: &Context<'_, S>) -> Result<Provider, EngineError> {
+    if let Some(shared) = &ctx.shared {
+        return Ok(shared.clone());
+    }
+    let client = client(ctx.playbook, ctx.options)?;
+    let rate = ctx
+        .options
+        .rate_limit
+        .unwrap_or(ctx.playbook.provider.rate_limit);
+    Ok(Provider {
+        client: Arc::new(client),
+        limiter: Arc::new(RateLimiter::new(rate)),
+    })
 }
 
 /// Places the calls of a new run.
@@ -253,14 +291,40 @@ async fn start<S: Store>(
     input: &RunInput,
     plan: Plan,
 ) -> Result<Finished, EngineError> {
+    let ready = prepare(&ctx, input, plan).await?;
+    execute(
+        ctx,
+        ready.provider,
+        ready.report,
+        ready.calls,
+        RunState::Refused,
+    )
+    .await
+}
+
+/// A new broadcast, checked and recorded, about to place its calls.
+struct Ready {
+    provider: Provider,
+    report: Report,
+    calls: Vec<(usize, CallRequest)>,
+}
+
+/// Checks a new broadcast (its size, the provider, the confirmation) and
+/// records it. A refusal is recorded as a refused run, except in a pager,
+/// whose caller gets it as its answer.
+async fn prepare<S: Store>(
+    ctx: &Context<'_, S>,
+    input: &RunInput,
+    plan: Plan,
+) -> Result<Ready, EngineError> {
     let calls = calls_of(&plan);
     let records = records(ctx.playbook, &plan, ctx.options.journal_messages);
     let checked = match plan.over_limit(ctx.options.max_calls.or(ctx.playbook.max_calls)) {
         Some(why) => Err(EngineError::TooManyCalls(why)),
-        None => client(ctx.playbook, ctx.options),
+        None => provider(ctx),
     };
     let checked = match checked {
-        Ok(client) if confirmed(&ctx, calls.len()).await => Ok(client),
+        Ok(client) if confirmed(ctx, calls.len()).await => Ok(client),
         Ok(_) => Err(EngineError::NotConfirmed),
         Err(e) => Err(e),
     };
@@ -268,7 +332,7 @@ async fn start<S: Store>(
         Ok(client) => client,
         Err(e) => {
             // A bad base URL is a mistake in the request, not a refused run.
-            if !matches!(e, EngineError::BaseUrl(_)) {
+            if !matches!(e, EngineError::BaseUrl(_)) && ctx.served.is_none() {
                 let mut run = run_record(ctx.playbook, input, RunState::Refused);
                 run.finished_at = Some(Timestamp::now());
                 if let Err(why) = ctx.store.begin_run(run, records).await {
@@ -284,7 +348,67 @@ async fn start<S: Store>(
         .begin_run(run, records)
         .await
         .map_err(EngineError::Store)?;
-    execute(ctx, client, report, calls, RunState::Refused).await
+    Ok(Ready {
+        provider: client,
+        report,
+        calls,
+    })
+}
+
+/// A pager's broadcast: recorded by [`prepare`], its calls then placed in
+/// the background; `Err` holds the run id of the broadcast going with the
+/// same key (`claim` says whether the key is free, and takes it).
+///
+/// # Errors
+/// As [`prepare`], and [`EngineError::Plan`] when the plan cannot be made.
+async fn broadcast<S: Store>(
+    ctx: Context<'_, S>,
+    input: &RunInput,
+    claim: impl FnOnce(String) -> Option<String>,
+    started: impl FnOnce(Result<Result<(), String>, EngineError>),
+) -> Option<Finished> {
+    let ready = async {
+        let mut plan = plan::plan(ctx.playbook, input).map_err(EngineError::Plan)?;
+        let rendered = plan.entries.iter().find_map(|e| match &e.decision {
+            Decision::Call(c) => c.dedup_key.clone(),
+            Decision::Skip(_) => None,
+        });
+        if let Some(served) = &ctx.served {
+            let key = format!(
+                "{}:{}",
+                served.route,
+                rendered.unwrap_or_else(|| served.fallback_key.clone())
+            );
+            if let Some(going) = claim(key) {
+                return Ok(Err(going));
+            }
+        }
+        dedup::apply(&mut plan, ctx.playbook, ctx.store.as_ref(), input.now)
+            .await
+            .map_err(EngineError::Store)?;
+        prepare(&ctx, input, plan).await.map(Ok)
+    };
+    match ready.await {
+        Ok(Ok(ready)) => {
+            started(Ok(Ok(())));
+            let finished = execute(
+                ctx,
+                ready.provider,
+                ready.report,
+                ready.calls,
+                RunState::Refused,
+            );
+            finished.await.ok()
+        }
+        Ok(Err(going)) => {
+            started(Ok(Err(going)));
+            None
+        }
+        Err(e) => {
+            started(Err(e));
+            None
+        }
+    }
 }
 
 /// Asks the observer, on a blocking thread, before the first of `calls` calls.
@@ -455,7 +579,7 @@ fn client(playbook: &Playbook, options: &RunOptions) -> Result<Client, EngineErr
 /// call: `refused` for a new run, its former state for a resume.
 async fn execute<S: Store>(
     ctx: Context<'_, S>,
-    client: Client,
+    client: Provider,
     mut report: Report,
     calls: Vec<(usize, CallRequest)>,
     refused_state: RunState,
@@ -497,7 +621,7 @@ async fn execute<S: Store>(
 /// Logs in, places `calls` and completes the report with why the run stopped, if it did.
 async fn dispatch_all<S: Store>(
     ctx: &Context<'_, S>,
-    client: Client,
+    provider: Provider,
     mut report: Report,
     calls: Vec<(usize, CallRequest)>,
     run_id: &str,
@@ -512,12 +636,7 @@ async fn dispatch_all<S: Store>(
         retries: provider_settings.retries,
         retry_ambiguous: provider_settings.retry_ambiguous,
     };
-    let limiter = Arc::new(RateLimiter::new(
-        ctx.options
-            .rate_limit
-            .unwrap_or(provider_settings.rate_limit),
-    ));
-    let client = Arc::new(client);
+    let Provider { client, limiter } = provider;
     if client.needs_login() {
         client
             .login(0, &limiter)
@@ -594,7 +713,7 @@ async fn end_run<S: Store>(store: &S, run_id: &str, state: RunState) {
 struct RunRecorder<S: Store> {
     names: Vec<(String, String)>,
     store: Arc<S>,
-    lock: Arc<S::Lock>,
+    lock: Option<Arc<S::Lock>>,
     run_id: String,
     observer: Arc<dyn Observer>,
 }
@@ -602,7 +721,9 @@ struct RunRecorder<S: Store> {
 impl<S: Store> Recorder for RunRecorder<S> {
     async fn sending(&self, index: usize, attempt: u32) -> Result<(), StoreError> {
         // A lock that excludes nobody any more: another run may be calling them.
-        self.store.check_lock(&self.lock).await?;
+        if let Some(lock) = &self.lock {
+            self.store.check_lock(lock).await?;
+        }
         self.store.sending(&self.run_id, index, attempt).await
     }
 
