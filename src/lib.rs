@@ -28,6 +28,7 @@ pub mod model;
 pub mod phone;
 pub mod plan;
 pub mod playbook;
+pub mod playtest;
 pub mod provider;
 pub mod render;
 pub mod report;
