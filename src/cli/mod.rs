@@ -15,6 +15,7 @@ mod page;
 mod run;
 mod runs;
 pub mod term;
+mod test;
 pub mod vars;
 
 use std::io::Write as _;
@@ -55,10 +56,15 @@ pub fn main(cli: Cli) -> Exit {
         Command::Runs(args) => runs::runs(&args),
         Command::Hooks(args) => hooks::hooks(&args.action, &mut out),
         Command::Ack(args) => ack::ack(&args, &out),
-        Command::Schema => {
-            print_stdout(crate::schema::SCHEMA);
+        Command::Schema(args) => {
+            print_stdout(if args.test {
+                crate::schema::TEST_SCHEMA
+            } else {
+                crate::schema::SCHEMA
+            });
             Ok(Exit::Success)
         }
+        Command::Test(args) => Ok(test::test(&args, &mut out)),
     };
     result.unwrap_or_else(|failure| out.failure(failure))
 }

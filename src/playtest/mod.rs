@@ -7,14 +7,19 @@
 //! what the case expects. Nothing is contacted, no journal is read or
 //! written, and the real clock is never used.
 //!
-//! [`file`] reads and checks a test file against its schema and its
-//! playbook, [`run`] plans and compares one case ([`simulate`] plays a
-//! page's events), [`walk`] finds the files.
+//! The layers, as elsewhere: [`file`] reads and checks a test file against
+//! its schema and its playbook, [`run`] plans and compares one case
+//! ([`simulate`] plays a page's events), [`output`] and [`junit`] format the
+//! results, [`update`] rewrites expectations, [`walk`] finds the files.
+//! Nothing here prints or knows a terminal: `cli::test` does.
 
 pub mod diff;
 pub mod file;
+pub mod junit;
+pub mod output;
 pub mod run;
 pub mod simulate;
+pub mod update;
 pub mod walk;
 
 pub use file::{Case, TestFile, is_test_file, load};
