@@ -150,6 +150,25 @@ fn print_stdout(text: &str) {
 fn validate(paths: &[PathBuf], options: &playbook::LoadOptions, out: &mut Output<'_>) -> Exit {
     let mut failed = 0;
     for path in paths {
+        // A test file beside the playbooks is checked as a test file.
+        if crate::playtest::is_test_file(path) {
+            match crate::playtest::load(path, out.sources) {
+                Ok(file) => {
+                    out.diagnostics(&file.warnings);
+                    out.note(&format!(
+                        "{}: ok (tests of `{}`, {})",
+                        path.display(),
+                        file.playbook.name,
+                        count(file.cases.len(), "case")
+                    ));
+                }
+                Err(diagnostics) => {
+                    failed += 1;
+                    out.diagnostics(&diagnostics);
+                }
+            }
+            continue;
+        }
         match playbook::load_with(path, out.sources, options) {
             Ok(loaded) => {
                 out.diagnostics(&loaded.warnings);

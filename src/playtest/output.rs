@@ -59,7 +59,10 @@ pub fn mismatches(list: &[Mismatch]) -> String {
 
 /// A value on its line; the lines after the first indented under it.
 fn block(text: &str) -> String {
-    escape_controls(text).replace('\n', "\n              ")
+    text.lines()
+        .map(|l| escape_controls(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n              ")
 }
 
 /// `N passed, M failed` (and how many were filtered out, if any).

@@ -334,6 +334,20 @@ fn compare_call(
     };
     used[i] = true;
     let c = &calls[i];
+    if let Some(status) = &want.status
+        && status != c.status.as_str()
+    {
+        let mut got = c.status.as_str().to_string();
+        if let Some(reason) = &c.reason {
+            got.push_str(&format!(" ({reason})"));
+        }
+        out.push(Mismatch {
+            what: format!("{what}: status"),
+            expected: status.clone(),
+            actual: got,
+            text: false,
+        });
+    }
     let mut field = |name: &str, want: &Option<String>, got: Option<&str>| {
         if let Some(want) = want
             && Some(want.as_str()) != got
@@ -346,7 +360,6 @@ fn compare_call(
             });
         }
     };
-    field("status", &want.status, Some(c.status.as_str()));
     field("rule", &want.rule, c.rule.as_deref());
     field(
         "service_type",
