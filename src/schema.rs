@@ -191,6 +191,12 @@ fn explain(error: &ValidationError<'_>, schema: &Value, out: &mut Vec<Violation>
             n => format!("needs at least {n} entries"),
         },
         ValidationErrorKind::MinLength { .. } => "must not be empty".to_string(),
+        // Never the value itself: it is too large to show.
+        ValidationErrorKind::MaxItems { limit } => format!("has more than {limit} entries"),
+        ValidationErrorKind::MaxLength { limit } => {
+            format!("is longer than {limit} characters")
+        }
+        ValidationErrorKind::MaxProperties { limit } => format!("has more than {limit} keys"),
         ValidationErrorKind::Minimum { limit } => {
             format!("{} is less than the minimum {limit}", describe(instance))
         }

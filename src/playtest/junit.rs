@@ -82,7 +82,7 @@ fn suite_xml(w: &mut Writer<Vec<u8>>, suite: &Suite) -> std::io::Result<()> {
                     .write_inner_content(|w| {
                         w.create_element("error")
                             .with_attribute(("message", "invalid test file"))
-                            .write_text_content(BytesText::new(&escape_controls(error)))?;
+                            .write_text_content(BytesText::new(&lines(error)))?;
                         Ok(())
                     })?;
             }
@@ -100,7 +100,7 @@ fn suite_xml(w: &mut Writer<Vec<u8>>, suite: &Suite) -> std::io::Result<()> {
                         element.write_inner_content(|w| {
                             w.create_element("failure")
                                 .with_attribute(("message", "expected and actual differ"))
-                                .write_text_content(BytesText::new(&escape_controls(text)))?;
+                                .write_text_content(BytesText::new(&lines(text)))?;
                             Ok(())
                         })?;
                     }
@@ -109,6 +109,15 @@ fn suite_xml(w: &mut Writer<Vec<u8>>, suite: &Suite) -> std::io::Result<()> {
             Ok(())
         })?;
     Ok(())
+}
+
+/// `text` with every control character but the line breaks made visible
+/// (XML 1.0 cannot hold most of them, and a terminal must not act on them).
+fn lines(text: &str) -> String {
+    text.lines()
+        .map(|l| escape_controls(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -121,14 +130,14 @@ mod tests {
             name: "a<b>.test.yaml".to_string(),
             cases: vec![
                 ("ok \"case\"".to_string(), None),
-                ("bad & \u{1b}[31m".to_string(), Some("x < y".to_string())),
+                ("bad & \u{1b}[31m".to_string(), Some("x < y\nz".to_string())),
             ],
             error: None,
         }])
         .unwrap();
         assert!(xml.contains("a&lt;b&gt;.test.yaml"), "{xml}");
         assert!(xml.contains("ok &quot;case&quot;"), "{xml}");
-        assert!(xml.contains("x &lt; y"), "{xml}");
+        assert!(xml.contains("x &lt; y\nz"), "{xml}");
         assert!(!xml.contains('\u{1b}'), "{xml}");
         assert!(
             xml.contains("tests=\"2\" failures=\"1\" errors=\"0\""),
