@@ -11,7 +11,8 @@
 //! its schema and its playbook, [`run`] plans and compares one case
 //! ([`simulate`] plays a page's events), [`output`] and [`junit`] format the
 //! results, [`update`] rewrites expectations, [`walk`] finds the files.
-//! Nothing here prints or knows a terminal: `cli::test` does.
+//! Nothing here prints or knows a terminal: `cli::test` does. The format
+//! and the output are documented in docs/testing.md.
 
 pub mod diff;
 pub mod file;
