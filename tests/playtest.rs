@@ -506,3 +506,31 @@ fn a_case_name_cannot_drive_the_terminal() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(!out.stdout.contains('\u{1b}'), "{:?}", out.stdout);
 }
+
+#[test]
+fn input_files_are_bounded_for_the_whole_test_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = format!("\"{}\"\n", "x".repeat(33 * 1024 * 1024));
+    support::write(dir.path(), "a.yaml", &big);
+    support::write(dir.path(), "b.yaml", &big);
+    let playbook = std::path::absolute("tests/fixtures/playtest/oncall.yaml").unwrap();
+    // The same file twice is read once; a second one goes over the bound.
+    let file = support::write(
+        dir.path(),
+        "inputs.test.yaml",
+        format!(
+            "playbook: {}\ncases:\n  - {{ name: a, now: 2026-11-26T14:00:00Z, input_file: a.yaml, expect: {{}} }}\n  - {{ name: a2, now: 2026-11-26T14:00:00Z, input_file: a.yaml, expect: {{}} }}\n  - {{ name: b, now: 2026-11-26T14:00:00Z, input_file: b.yaml, expect: {{}} }}\n",
+            playbook.display()
+        ),
+    );
+    let out = run(&["test", &file]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "cases[2].input_file: the input files of one test file hold at most 64 MiB in all"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
+}

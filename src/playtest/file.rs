@@ -22,7 +22,9 @@ use crate::playbook::{self, Playbook, ReadError, display_path, read_bounded};
 /// Largest test file read: far beyond a thousand cases with their input.
 pub const MAX_TEST_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
-/// Largest `input_file` read (as `--input`).
+/// Most bytes of `input_file`s one test file reads, all cases together
+/// (a file named by several cases is read once): a thousand cases naming
+/// a large file each must not fill the memory.
 pub const MAX_INPUT_FILE_BYTES: u64 = playbook::MAX_INCLUDE_BYTES;
 
 /// A test file that passed every check, with its playbook loaded.
@@ -232,6 +234,7 @@ pub fn load(path: &Path, sources: &mut Sources) -> Result<TestFile, Vec<Diagnost
         }
     };
     let mut names = HashSet::new();
+    let mut inputs = Inputs::default();
     let mut cases = Vec::with_capacity(raw.cases.len());
     for (i, case) in raw.cases.into_iter().enumerate() {
         let base = format!("/cases/{i}");
@@ -242,7 +245,7 @@ pub fn load(path: &Path, sources: &mut Sources) -> Result<TestFile, Vec<Diagnost
                 format!("a case named `{}` comes earlier in the file", case.name),
             ));
         }
-        match check_case(case, &base, dir, &positions, &display, sources) {
+        match check_case(case, &base, dir, &positions, &display, sources, &mut inputs) {
             Ok(c) => cases.push(c),
             Err(mut d) => errors.append(&mut d),
         }
@@ -278,7 +281,7 @@ fn read_text(
     let prefix = what.map(|w| format!("{w}: ")).unwrap_or_default();
     let bytes = read_bounded(path, limit).map_err(|e| match e {
         ReadError::Unreadable(reason) => {
-            Diagnostic::error(None, format!("{prefix}cannot read `{display}`: {reason}"))
+            Diagnostic::error(None, format!("cannot read `{display}`: {reason}"))
         }
         ReadError::TooLarge(size) => Diagnostic::error(
             Some(Location {
@@ -290,7 +293,7 @@ fn read_text(
         ),
     })?;
     let text = String::from_utf8(bytes)
-        .map_err(|_| Diagnostic::error(None, format!("{prefix}`{display}` is not valid UTF-8")))?;
+        .map_err(|_| Diagnostic::error(None, format!("`{display}` is not valid UTF-8")))?;
     Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).into())
 }
 
@@ -323,6 +326,7 @@ fn check_case(
     positions: &Positions,
     display: &Arc<str>,
     sources: &mut Sources,
+    inputs: &mut Inputs,
 ) -> Result<Case, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let error = |pointer: String, message: String| {
@@ -351,7 +355,7 @@ fn check_case(
             None
         }
         (Some(v), None) => Some(v),
-        (None, Some(file)) => match read_input(&dir.join(&file), sources) {
+        (None, Some(file)) => match inputs.read(&dir.join(&file), sources) {
             Ok(v) => Some(v),
             Err(d) => {
                 if d.location.is_none() {
@@ -419,14 +423,44 @@ fn check_case(
     })
 }
 
-/// Reads an `input_file` document (YAML or JSON).
-fn read_input(path: &Path, sources: &mut Sources) -> Result<Value, Diagnostic> {
-    let display: Arc<str> = normalise(path).display().to_string().into();
-    let text = read_text(path, &display, MAX_INPUT_FILE_BYTES, Some("input_file"))?;
-    sources.insert(display.clone(), text.clone());
-    yaml::parse(&text)
-        .map(|(v, _)| v)
-        .map_err(|e| e.into_diagnostic(&display))
+/// The `input_file`s of one test file: each read once, all within
+/// [`MAX_INPUT_FILE_BYTES`].
+#[derive(Default)]
+struct Inputs {
+    read: std::collections::HashMap<PathBuf, Value>,
+    bytes: u64,
+}
+
+impl Inputs {
+    /// The document of `path` (YAML or JSON).
+    fn read(&mut self, path: &Path, sources: &mut Sources) -> Result<Value, Diagnostic> {
+        let path = normalise(path);
+        if let Some(value) = self.read.get(&path) {
+            return Ok(value.clone());
+        }
+        let display: Arc<str> = path.display().to_string().into();
+        let left = MAX_INPUT_FILE_BYTES.saturating_sub(self.bytes);
+        let text = read_text(&path, &display, left, Some("input_file")).map_err(|d| {
+            if self.bytes > 0 && d.message.contains("too large") {
+                Diagnostic::error(
+                    None,
+                    format!(
+                        "the input files of one test file hold at most {} MiB in all",
+                        MAX_INPUT_FILE_BYTES / (1024 * 1024)
+                    ),
+                )
+            } else {
+                d
+            }
+        })?;
+        self.bytes += text.len() as u64;
+        sources.insert(display.clone(), text.clone());
+        let value = yaml::parse(&text)
+            .map(|(v, _)| v)
+            .map_err(|e| e.into_diagnostic(&display))?;
+        self.read.insert(path, value.clone());
+        Ok(value)
+    }
 }
 
 /// Every name in `case` that the playbook does not have, as (JSON pointer, message).
