@@ -8,8 +8,6 @@
 //! lists every call, with strings written in double quotes). A case written
 //! in flow style (`- { name: …, expect: … }`) is not rewritten.
 
-use std::fmt::Write as _;
-
 use super::file::Case;
 use super::run::Actual;
 use crate::report::Status;
@@ -251,21 +249,6 @@ pub fn write(path: &std::path::Path, text: &str) -> Result<(), String> {
     std::fs::set_permissions(tmp.path(), permissions).map_err(reason)?;
     tmp.persist(path).map_err(|e| reason(e.error))?;
     Ok(())
-}
-
-/// A summary of the changes for people: `case: N lines → M lines`.
-pub fn summary(changes: &[Change]) -> String {
-    let mut out = String::new();
-    for c in changes {
-        let _ = writeln!(
-            out,
-            "{}: {} lines → {} lines",
-            c.case,
-            c.before.lines().count(),
-            c.after.lines().count()
-        );
-    }
-    out
 }
 
 #[cfg(test)]
