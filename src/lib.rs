@@ -15,6 +15,8 @@
 //! - [`listener`]: the HTTP server that receives FoneStorm's callbacks and
 //!   hands them to a sink (the escalation ladder);
 //! - [`report`]: formats only;
+//! - [`playtest`]: `callbook test`, plans checked against expectations,
+//!   offline (a dry run per case);
 //! - [`cli`]: the command line, the prompt, signals, the progress bar and
 //!   exit codes. `main.rs` parses arguments and calls [`cli::main`].
 pub mod base_url;
@@ -28,6 +30,7 @@ pub mod model;
 pub mod phone;
 pub mod plan;
 pub mod playbook;
+pub mod playtest;
 pub mod provider;
 pub mod render;
 pub mod report;

@@ -26,6 +26,37 @@ static VALIDATOR: LazyLock<Result<Validator, String>> = LazyLock::new(|| {
         .map_err(|e| e.to_string())
 });
 
+/// The test file schema (`schema/test.schema.json`), as printed by
+/// `callbook schema --test`: `*.test.yaml` files are checked against it
+/// the way playbooks are checked against [`SCHEMA`].
+pub const TEST_SCHEMA: &str = include_str!("../schema/test.schema.json");
+
+static TEST_SCHEMA_VALUE: LazyLock<Result<Value, String>> =
+    LazyLock::new(|| serde_json::from_str(TEST_SCHEMA).map_err(|e| e.to_string()));
+
+static TEST_VALIDATOR: LazyLock<Result<Validator, String>> = LazyLock::new(|| {
+    let schema = TEST_SCHEMA_VALUE.as_ref().map_err(Clone::clone)?;
+    jsonschema::options()
+        .with_draft(Draft::Draft202012)
+        .build(schema)
+        .map_err(|e| e.to_string())
+});
+
+/// Checks a test file's `document` against the test file schema, with the
+/// same messages (and "did you mean" suggestions) as a playbook's.
+///
+/// # Errors
+/// Only when the embedded schema itself cannot be compiled, which a test rules out.
+pub fn check_test(document: &Value) -> Result<Vec<Violation>, String> {
+    let validator = TEST_VALIDATOR.as_ref().map_err(Clone::clone)?;
+    let schema = TEST_SCHEMA_VALUE.as_ref().map_err(Clone::clone)?;
+    let mut violations = Vec::new();
+    for error in validator.iter_errors(document) {
+        explain(&error, schema, &mut violations);
+    }
+    Ok(violations)
+}
+
 /// One schema violation, located by JSON pointer into the checked document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -160,6 +191,12 @@ fn explain(error: &ValidationError<'_>, schema: &Value, out: &mut Vec<Violation>
             n => format!("needs at least {n} entries"),
         },
         ValidationErrorKind::MinLength { .. } => "must not be empty".to_string(),
+        // Never the value itself: it is too large to show.
+        ValidationErrorKind::MaxItems { limit } => format!("has more than {limit} entries"),
+        ValidationErrorKind::MaxLength { limit } => {
+            format!("is longer than {limit} characters")
+        }
+        ValidationErrorKind::MaxProperties { limit } => format!("has more than {limit} keys"),
         ValidationErrorKind::Minimum { limit } => {
             format!("{} is less than the minimum {limit}", describe(instance))
         }

@@ -294,3 +294,18 @@ fn without_online_nothing_is_contacted() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(s.requests().is_empty());
 }
+
+#[test]
+fn a_test_file_beside_the_playbooks_is_checked_offline_as_a_test_file() {
+    // `validate --online playbooks/*.yaml` meets the playbooks' tests too.
+    let s = server();
+    let out = online(&s.url(), &[BROADCAST, "playbooks/db-down.test.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("playbooks/db-down.test.yaml: ok (tests of `db-down`"),
+        "{}",
+        out.stderr
+    );
+    assert_read_only(&s);
+}

@@ -28,7 +28,9 @@ fn committed_schema_accepts_every_example() {
     let validator = jsonschema::draft202012::new(&schema()).unwrap();
     for entry in fs::read_dir("playbooks").unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
+        // Test files (`*.test.yaml`) have their own schema.
+        if path.extension().is_some_and(|e| e == "yaml") && !callbook::playtest::is_test_file(&path)
+        {
             let errors: Vec<String> = validator
                 .iter_errors(&yaml_as_json(&path))
                 .map(|e| e.to_string())

@@ -86,8 +86,8 @@ pub enum Command {
     /// Plan every call of a playbook, then place them (or only show them with --dry-run).
     #[command(after_help = RUN_AFTER_HELP)]
     Run(Box<RunArgs>),
-    /// Print the playbook JSON Schema.
-    Schema,
+    /// Print the playbook JSON Schema (or, with --test, the test file schema).
+    Schema(SchemaArgs),
     /// List recent runs from the journal, or show one run's report.
     #[command(args_conflicts_with_subcommands = true)]
     Runs(RunsArgs),
@@ -119,6 +119,40 @@ pub enum Command {
         /// Where to write the pages; created when missing.
         dir: Option<PathBuf>,
     },
+    /// Run the playbook tests (`*.test.yaml`) offline: nothing is called.
+    #[command(after_help = TEST_AFTER_HELP)]
+    Test(TestArgs),
+}
+
+/// Options of `callbook schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Print the schema of test files (`*.test.yaml`) instead.
+    #[arg(long)]
+    pub test: bool,
+}
+
+/// The exit codes, under `test --help`.
+const TEST_AFTER_HELP: &str = "\
+Exit codes:
+  0    every case passed
+  1    at least one case failed
+  2    a test file or its playbook is invalid, or no test file was found";
+
+/// `callbook test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Test files, or directories searched for `*.test.yaml` (default: the current directory).
+    pub paths: Vec<PathBuf>,
+    /// Only cases whose name (or `FILE :: NAME`) contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// Also write the results as JUnit XML there, for CI systems.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Rewrite the `expect` of failing cases from what they planned (shows the changes first).
+    #[arg(long)]
+    pub update: bool,
 }
 
 /// The exit codes, under `validate --help`.

@@ -20,6 +20,7 @@ mod preview;
 mod run;
 mod runs;
 pub mod term;
+mod test;
 pub mod vars;
 
 use std::io::Write as _;
@@ -79,10 +80,15 @@ pub fn main(cli: Cli) -> Exit {
         Command::Preview(args) => preview::preview(&args, &mut out),
         Command::Completions { shell } => Ok(completions::completions(shell)),
         Command::Man { dir } => man::man(dir.as_deref(), &out),
-        Command::Schema => {
-            print_stdout(crate::schema::SCHEMA);
+        Command::Schema(args) => {
+            print_stdout(if args.test {
+                crate::schema::TEST_SCHEMA
+            } else {
+                crate::schema::SCHEMA
+            });
             Ok(Exit::Success)
         }
+        Command::Test(args) => Ok(test::test(&args, &mut out)),
     };
     result.unwrap_or_else(|failure| out.failure(failure))
 }
@@ -165,9 +171,37 @@ fn print_stdout(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
+/// Checks the test file at `path` (its schema and its playbook) and says
+/// so; whether it is valid.
+fn validate_test_file(path: &Path, out: &mut Output<'_>) -> bool {
+    match crate::playtest::load(path, out.sources) {
+        Ok(file) => {
+            out.diagnostics(&file.warnings);
+            out.note(&format!(
+                "{}: ok (tests of `{}`, {})",
+                path.display(),
+                file.playbook.name,
+                count(file.cases.len(), "case")
+            ));
+            true
+        }
+        Err(diagnostics) => {
+            out.diagnostics(&diagnostics);
+            false
+        }
+    }
+}
+
 fn validate(paths: &[PathBuf], options: &playbook::LoadOptions, out: &mut Output<'_>) -> Exit {
     let mut failed = 0;
     for path in paths {
+        // A test file beside the playbooks is checked as a test file.
+        if crate::playtest::is_test_file(path) {
+            if !validate_test_file(path, out) {
+                failed += 1;
+            }
+            continue;
+        }
         match playbook::load_with(path, out.sources, options) {
             Ok(loaded) => {
                 out.diagnostics(&loaded.warnings);

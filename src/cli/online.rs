@@ -125,6 +125,13 @@ fn static_checks(
     let mut checked = Vec::new();
     let mut failed = 0;
     for path in paths {
+        // A test file beside the playbooks is checked offline, as `validate` does.
+        if crate::playtest::is_test_file(path) {
+            if !super::validate_test_file(path, out) {
+                failed += 1;
+            }
+            continue;
+        }
         match playbook::load_with(path, out.sources, &load) {
             Ok(loaded) => {
                 out.diagnostics(&loaded.warnings);
