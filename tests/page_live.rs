@@ -1228,9 +1228,36 @@ fn crash_resume_page(server: &TestServer, state: &Path, playbook: &Path) -> Stri
         .spawn()
         .expect("callbook starts");
     wait_for_calls(server, 1);
+    // The server saw the call before the page recorded its answer: kill only
+    // once it is recorded `placed`, or the resume rightly calls it unknown.
+    wait_for_placed_in_journal(state, 1);
     child.kill().unwrap();
     let _ = child.wait();
     run_id(state)
+}
+
+/// Waits (generously) until the journal in `state` records `n` calls placed.
+fn wait_for_placed_in_journal(state: &Path, n: i64) {
+    let start = Instant::now();
+    loop {
+        let placed = rusqlite::Connection::open(state.join("journal.sqlite3"))
+            .and_then(|conn| {
+                conn.query_row(
+                    "SELECT count(*) FROM calls WHERE state = 'placed'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .unwrap_or(0);
+        if placed >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no call recorded placed in 60s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Every call of a resumed page's report: recipient, round, status, message.

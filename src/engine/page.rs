@@ -16,6 +16,8 @@ mod sink;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chrono::SubsecRound as _;
+
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{self, Control, Settings, StopReason};
@@ -735,7 +737,7 @@ async fn listen<S: Store>(
 
 /// `t` rounded up to a whole second.
 fn ceil_second(t: Timestamp) -> Timestamp {
-    use chrono::{SubsecRound as _, Timelike as _};
+    use chrono::Timelike as _;
     if t.0.nanosecond() == 0 {
         t
     } else {
@@ -1459,7 +1461,11 @@ async fn finish<S: Store>(
     if let Some(e) = report.escalation.as_mut() {
         e.outcome = Some(word.to_string());
         if let PageOutcome::Acknowledged(ack) = &outcome {
-            let after = (ack.at.0 - input.now).num_seconds().max(0);
+            // Whole seconds, as the journal keeps both times: `runs show`
+            // of this page then says the same.
+            let after = (ack.at.0.trunc_subsecs(0) - input.now.trunc_subsecs(0))
+                .num_seconds()
+                .max(0);
             e.ack = Some(AckReport {
                 by: ack.by.clone(),
                 via: ack.via.as_str().to_string(),
