@@ -14,6 +14,7 @@ mod hooks;
 mod page;
 mod run;
 mod runs;
+mod serve;
 pub mod term;
 pub mod vars;
 
@@ -55,10 +56,15 @@ pub fn main(cli: Cli) -> Exit {
         Command::Runs(args) => runs::runs(&args),
         Command::Hooks(args) => hooks::hooks(&args.action, &mut out),
         Command::Ack(args) => ack::ack(&args, &out),
-        Command::Schema => {
-            print_stdout(crate::schema::SCHEMA);
+        Command::Schema(args) => {
+            print_stdout(if args.serve {
+                crate::schema::SERVE_SCHEMA
+            } else {
+                crate::schema::SCHEMA
+            });
             Ok(Exit::Success)
         }
+        Command::Serve(args) => serve::serve(&args, &mut out),
     };
     result.unwrap_or_else(|failure| out.failure(failure))
 }
