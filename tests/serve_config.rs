@@ -13,7 +13,11 @@ const FIXTURE: &str = "tests/fixtures/serve/serve.yaml";
 fn a_valid_configuration_passes_check_with_every_route_counted() {
     let out = run(&["serve", "--config", FIXTURE, "--check"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("serve.yaml: ok (2 routes)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("serve.yaml: ok (2 routes)"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -93,7 +97,12 @@ fn a_configuration_that_is_not_yaml_or_not_a_mapping_is_refused() {
     }
     let invalid_utf8 = dir.path().join("latin1.yaml");
     std::fs::write(&invalid_utf8, b"listen: caf\xe9\n").unwrap();
-    let out = run(&["serve", "--config", invalid_utf8.to_str().unwrap(), "--check"]);
+    let out = run(&[
+        "serve",
+        "--config",
+        invalid_utf8.to_str().unwrap(),
+        "--check",
+    ]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("not valid UTF-8"), "{}", out.stderr);
 }
@@ -120,7 +129,11 @@ fn without_a_webhook_token_serve_refuses_to_start() {
             .env_remove("CALLBOOK_WEBHOOK_TOKEN"),
     );
     assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(out.stderr.contains("CALLBOOK_WEBHOOK_TOKEN"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("CALLBOOK_WEBHOOK_TOKEN"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -174,7 +187,14 @@ fn without_the_callback_secret_or_credentials_serve_refuses_to_start() {
 #[test]
 fn drain_timeout_is_bounded() {
     for bad in ["0s", "10m", "soon"] {
-        let out = run(&["serve", "--config", FIXTURE, "--check", "--drain-timeout", bad]);
+        let out = run(&[
+            "serve",
+            "--config",
+            FIXTURE,
+            "--check",
+            "--drain-timeout",
+            bad,
+        ]);
         assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
     }
 }

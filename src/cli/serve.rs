@@ -188,7 +188,9 @@ impl Start<'_> {
             eprintln!("interrupted again: exiting now; pages resume at the next start");
             std::process::exit(Exit::Interrupted as i32);
         });
-        let for_pages = drain.saturating_sub(grace).saturating_sub(Duration::from_millis(500));
+        let for_pages = drain
+            .saturating_sub(grace)
+            .saturating_sub(Duration::from_millis(500));
         pager.shutdown(for_pages).await;
         stop.cancel();
         let left = drain.saturating_sub(started.elapsed());
@@ -360,8 +362,8 @@ mod pager {
     use crate::plan::RunInput;
     use crate::playbook::Playbook;
     use crate::report::Report;
-    use crate::serve::{ActivePage, Backend, HandAck, Intake, Pages};
     use crate::serve::metrics::Metrics;
+    use crate::serve::{ActivePage, Backend, HandAck, Intake, Pages};
     use crate::store::sqlite::SqliteStore;
 
     pub(super) struct Missing;

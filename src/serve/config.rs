@@ -85,7 +85,8 @@ pub fn load(path: &Path, sources: &mut Sources) -> Result<LoadedConfig, Vec<Diag
     let display: Arc<str> = path.display().to_string().into();
     let text = read(path, &display)?;
     sources.insert(display.clone(), text.clone());
-    let (document, positions) = yaml::parse(&text).map_err(|e| vec![e.into_diagnostic(&display)])?;
+    let (document, positions) =
+        yaml::parse(&text).map_err(|e| vec![e.into_diagnostic(&display)])?;
     let at = |pointer: &str, key: bool| -> Location {
         let pos = if key {
             positions.key(pointer)
@@ -95,8 +96,12 @@ pub fn load(path: &Path, sources: &mut Sources) -> Result<LoadedConfig, Vec<Diag
         pos.at(&display)
     };
     let mut diags = Vec::new();
-    let violations = schema::check(&document, Definition::Serve)
-        .map_err(|e| vec![Diagnostic::error(None, format!("internal schema error: {e}"))])?;
+    let violations = schema::check(&document, Definition::Serve).map_err(|e| {
+        vec![Diagnostic::error(
+            None,
+            format!("internal schema error: {e}"),
+        )]
+    })?;
     // The meaning checks go on after schema errors, on the parts the schema
     // let through, so that one pass lists every problem.
     let mut refused: Vec<String> = Vec::new();
@@ -293,7 +298,14 @@ mod tests {
 
     #[test]
     fn route_names() {
-        for ok in ["disk", "a", "critical-page", "db_down", "A1", &"x".repeat(64)] {
+        for ok in [
+            "disk",
+            "a",
+            "critical-page",
+            "db_down",
+            "A1",
+            &"x".repeat(64),
+        ] {
             assert!(valid_route_name(ok), "{ok}");
         }
         for bad in [

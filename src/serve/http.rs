@@ -190,7 +190,8 @@ fn unauthorized() -> Response {
 }
 
 fn peer(request: &Request) -> String {
-    crate::listener::peer_of(request).map_or_else(|| "an unknown peer".to_string(), |p| p.to_string())
+    crate::listener::peer_of(request)
+        .map_or_else(|| "an unknown peer".to_string(), |p| p.to_string())
 }
 
 /// `POST /hooks/alertmanager/{route}` and `POST /hooks/json/{route}`.
@@ -238,8 +239,7 @@ async fn webhook_inner<P: Pages>(
     if let Err(response) = check_content(&request) {
         return response;
     }
-    let body = match read_body(request.into_body(), MAX_WEBHOOK_BYTES, service.body_timeout).await
-    {
+    let body = match read_body(request.into_body(), MAX_WEBHOOK_BYTES, service.body_timeout).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -475,7 +475,10 @@ fn plausible_run_id(id: &str) -> bool {
 /// Checks the token and that the service is not shutting down.
 fn gate<P: Pages>(service: &Service<P>, request: &Request) -> Result<(), Response> {
     if !service.authorized(request) {
-        tracing::warn!("refused a request from {}: wrong or missing token", peer(request));
+        tracing::warn!(
+            "refused a request from {}: wrong or missing token",
+            peer(request)
+        );
         return Err(unauthorized());
     }
     if service.ready.draining() {
@@ -634,7 +637,8 @@ mod tests {
 
     #[test]
     fn alertmanager_payloads_name_what_is_missing() {
-        let ok = json!({"version": "4", "groupKey": "{}:{a=\"b\"}", "status": "firing", "alerts": []});
+        let ok =
+            json!({"version": "4", "groupKey": "{}:{a=\"b\"}", "status": "firing", "alerts": []});
         assert_eq!(
             read_alertmanager(&ok),
             Ok((false, "{}:{a=\"b\"}".to_string()))

@@ -197,7 +197,9 @@ impl Metrics {
             })
             .inc();
         if let Some(d) = time_to_ack {
-            self.time_to_ack.get_or_create(&label).observe(d.as_secs_f64());
+            self.time_to_ack
+                .get_or_create(&label)
+                .observe(d.as_secs_f64());
         }
     }
 

@@ -113,9 +113,7 @@ pub fn probe_writable(dir: &Path) -> Result<(), String> {
         .create_new(true)
         .open(&path)
         .map_err(reason)?;
-    let written = file
-        .write_all(&[0u8; 4096])
-        .and_then(|()| file.sync_data());
+    let written = file.write_all(&[0u8; 4096]).and_then(|()| file.sync_data());
     drop(file);
     let _ = std::fs::remove_file(&path);
     written.map_err(reason)
