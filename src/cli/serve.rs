@@ -129,7 +129,10 @@ impl Start<'_> {
             .await
             .map_err(Failure::Store)?;
         let metrics = Arc::new(Metrics::new());
-        let pager = Arc::new(pager::build(store, &self, metrics.clone()).map_err(Failure::Engine)?);
+        let pager = Arc::new(
+            pager::build(store, &self, self.credentials.clone(), metrics.clone())
+                .map_err(Failure::Engine)?,
+        );
         let ready = Arc::new(Readiness::new(self.state_dir.clone()));
         let limits = Limits::default();
         let service = Arc::new(Service::new(
@@ -170,11 +173,8 @@ impl Start<'_> {
             service.routes().len(),
             self.state_dir.display()
         );
-        loop {
-            match signals.next().await {
-                Signal::Hangup => self.reload(&service),
-                Signal::Stop => break,
-            }
+        while let Signal::Hangup = signals.next().await {
+            self.reload(&service);
         }
         let started = Instant::now();
         tracing::info!(
@@ -371,6 +371,7 @@ mod pager {
     pub(super) fn build(
         _store: Arc<SqliteStore>,
         _start: &super::Start<'_>,
+        _credentials: crate::provider::Credentials,
         _metrics: Arc<Metrics>,
     ) -> Result<Missing, EngineError> {
         Err(EngineError::PageNotLive("serve".to_string()))

@@ -236,7 +236,7 @@ async fn webhook_inner<P: Pages>(
         let shown: String = shown.chars().take(80).collect();
         return error(StatusCode::NOT_FOUND, &format!("no route `{shown}`"));
     };
-    if let Err(response) = check_content(&request) {
+    if let Some(response) = check_content(&request) {
         return response;
     }
     let body = match read_body(request.into_body(), MAX_WEBHOOK_BYTES, service.body_timeout).await {
@@ -406,15 +406,15 @@ pub fn read_alertmanager(payload: &Value) -> Result<(bool, String), String> {
     Ok((resolved, group_key))
 }
 
-/// Refuses bodies that are not (uncompressed) JSON: 415.
-fn check_content(request: &Request) -> Result<(), Response> {
+/// The 415 answer for a body that is not (uncompressed) JSON, if it is not.
+fn check_content(request: &Request) -> Option<Response> {
     let encoded = request
         .headers()
         .get_all(header::CONTENT_ENCODING)
         .iter()
         .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
     if encoded {
-        return Err(error(
+        return Some(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "the body is compressed (Content-Encoding), which callbook does not read",
         ));
@@ -429,13 +429,13 @@ fn check_content(request: &Request) -> Result<(), Response> {
             .trim()
             .to_ascii_lowercase();
         if media != "application/json" && !media.ends_with("+json") {
-            return Err(error(
+            return Some(error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "the body must be JSON (`Content-Type: application/json`)",
             ));
         }
     }
-    Ok(())
+    None
 }
 
 /// Reads a body within `limit` bytes and `timeout`.
@@ -472,24 +472,24 @@ fn plausible_run_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'.' | b'_' | b'+'))
 }
 
-/// Checks the token and that the service is not shutting down.
-fn gate<P: Pages>(service: &Service<P>, request: &Request) -> Result<(), Response> {
+/// The refusal of a request with a wrong token or while shutting down, if any.
+fn gate<P: Pages>(service: &Service<P>, request: &Request) -> Option<Response> {
     if !service.authorized(request) {
         tracing::warn!(
             "refused a request from {}: wrong or missing token",
             peer(request)
         );
-        return Err(unauthorized());
+        return Some(unauthorized());
     }
     if service.ready.draining() {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+        return Some(error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
     }
-    Ok(())
+    None
 }
 
 /// `GET /runs?active=true`.
 async fn runs<P: Pages>(State(service): State<Arc<Service<P>>>, request: Request) -> Response {
-    if let Err(response) = gate(&service, &request) {
+    if let Some(response) = gate(&service, &request) {
         return response;
     }
     if request.uri().query() != Some("active=true") {
@@ -510,7 +510,7 @@ async fn run_report<P: Pages>(
     Path(run_id): Path<String>,
     request: Request,
 ) -> Response {
-    if let Err(response) = gate(&service, &request) {
+    if let Some(response) = gate(&service, &request) {
         return response;
     }
     if !plausible_run_id(&run_id) {
@@ -551,10 +551,10 @@ async fn ack<P: Pages>(
     Path(run_id): Path<String>,
     request: Request,
 ) -> Response {
-    if let Err(response) = gate(&service, &request) {
+    if let Some(response) = gate(&service, &request) {
         return response;
     }
-    if let Err(response) = check_content(&request) {
+    if let Some(response) = check_content(&request) {
         return response;
     }
     let body = match read_body(request.into_body(), MAX_ACK_BYTES, service.body_timeout).await {
