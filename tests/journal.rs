@@ -112,7 +112,7 @@ fn journal_problems_stop_the_run_before_any_call() {
     );
     let conn = rusqlite::Connection::open(state.path().join("journal.sqlite3")).unwrap();
     conn.execute(
-        "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
+        "UPDATE meta SET value = '5' WHERE key = 'schema_version'",
         [],
     )
     .unwrap();
@@ -120,7 +120,7 @@ fn journal_problems_stop_the_run_before_any_call() {
     let out = live(&server, state.path(), TEAM, &[]);
     assert_eq!(out.code, 3);
     assert!(
-        out.stderr.contains("newer callbook (format 4"),
+        out.stderr.contains("newer callbook (format 5"),
         "{}",
         out.stderr
     );
@@ -808,7 +808,7 @@ fn a_journal_of_format_1_still_opens_and_resumes() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "3");
+    assert_eq!(version, "4");
     #[cfg(unix)]
     assert_eq!(mode(&journal), 0o600);
 }

@@ -576,7 +576,7 @@ fn a_journal_of_format_2_is_migrated_by_the_first_page() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "3");
+    assert_eq!(version, "4");
     let rounds: i64 = conn
         .query_row("SELECT count(*) FROM page_rounds", [], |r| r.get(0))
         .unwrap();

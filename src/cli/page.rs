@@ -2,13 +2,13 @@
 //! broadcast's options: the callback secret, where to listen, the public
 //! URL, and the files it was planned from (recorded as its sources).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use super::args::RunArgs;
 use super::exit::Failure;
 use crate::diag::{Diagnostic, Sources};
 use crate::engine::RunOptions;
+use crate::engine::recorded::RecordedSources;
 use crate::listener::CallbackSecret;
 use crate::plan::{RunInput, Selection};
 use crate::playbook::Playbook;
@@ -123,8 +123,8 @@ pub(super) fn recorded_page(
             ),
         )])
     };
-    let recorded: Recorded =
-        serde_json::from_str(&recorded).map_err(|e| invalid(format!("cannot be read: {e}")))?;
+    let recorded =
+        RecordedSources::parse(&recorded).map_err(|e| invalid(format!("cannot be read: {e}")))?;
     let loaded = crate::playbook::load_recorded(Path::new(&run.path), &recorded.files, sources)
         .map_err(|mut diags| {
             diags.insert(
@@ -146,11 +146,8 @@ pub(super) fn recorded_page(
             run.id
         );
     }
-    let selection = match recorded.selection {
-        Some(s) => Selection {
-            tags: s.tags,
-            names: s.names,
-        },
+    let selection = match recorded.selection() {
+        Some(s) => s,
         // Recorded before the selection was: as given now (the plan is checked).
         None => Selection {
             tags: args.tags.clone(),
@@ -169,26 +166,4 @@ pub(super) fn recorded_page(
         },
         run_id: run.id,
     }))
-}
-
-/// A page's sources as the journal records them (see the engine).
-#[derive(serde::Deserialize)]
-struct Recorded {
-    #[serde(default)]
-    files: HashMap<String, String>,
-    #[serde(default)]
-    vars: serde_json::Map<String, serde_json::Value>,
-    #[serde(default)]
-    input: Option<serde_json::Value>,
-    #[serde(default)]
-    selection: Option<RecordedSelection>,
-}
-
-/// `--tag` and `--recipient` as a page recorded them.
-#[derive(serde::Deserialize)]
-struct RecordedSelection {
-    #[serde(default)]
-    tags: Vec<String>,
-    #[serde(default)]
-    names: Vec<String>,
 }

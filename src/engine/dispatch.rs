@@ -229,13 +229,15 @@ impl<R: Recorder> Job<R> {
                 self.control.stop(StopReason::AuthFailed(m.clone()));
                 return failed(attempts, m);
             }
-            self.limiter.acquire().await;
+            let slot = self.limiter.take().await;
             if let Some(reason) = self.control.reason() {
                 return failed(attempts, reason.not_attempted());
             }
             if let Err(e) = self.recorder.sending(self.index, attempts + 1).await {
                 return self.unrecorded(attempts, &e);
             }
+            // The window counts from when the request leaves, after its record.
+            self.limiter.leaving(slot).await;
             attempts += 1;
             tracing::debug!(call = self.index, to = %call.to, attempt = attempts, "sending");
             let generation = self.client.token_generation();

@@ -91,6 +91,8 @@ pub enum EngineError {
     NoCallbackSecret,
     /// `CALLBOOK_CALLBACK_SECRET` cannot be used (the message never shows it).
     CallbackSecret(String),
+    /// A pager asked to start a page while it shuts down.
+    ShuttingDown,
 }
 
 impl fmt::Display for EngineError {
@@ -144,6 +146,9 @@ impl fmt::Display for EngineError {
                 "a page needs CALLBOOK_CALLBACK_SECRET, the password FoneStorm's callbacks carry; nothing was called",
             ),
             EngineError::CallbackSecret(why) => write!(f, "{why}; nothing was called"),
+            EngineError::ShuttingDown => {
+                f.write_str("shutting down: no page starts now (nothing was called)")
+            }
         }
     }
 }

@@ -17,6 +17,8 @@ pub mod dedup;
 pub mod dispatch;
 mod error;
 mod page;
+mod pager;
+pub mod recorded;
 
 mod resume;
 
@@ -27,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use dispatch::StopReason;
 pub use error::EngineError;
+pub use pager::{ActivePage, HandAck, Intake, Pager, PagerObserver, PagerOptions, PagerSink};
 
 use crate::model::{
     CallRecord, CallState, FINGERPRINT_VERSION, Outcome, RunRecord, RunState, Status, Timestamp,
@@ -209,11 +212,13 @@ pub async fn run<S: Store>(
     claim_name(store.as_ref(), playbook).await?;
     let ctx = Context {
         store,
-        lock,
+        lock: Some(lock),
         playbook,
         options,
         observer,
         cancel,
+        shared: None,
+        served: None,
     };
     if playbook.escalation.is_some() {
         return page::run(ctx, input).await;
@@ -239,12 +244,45 @@ pub async fn run<S: Store>(
 /// What a live run works with besides its plan.
 struct Context<'a, S: Store> {
     store: Arc<S>,
-    /// Held for the whole run; checked before every request.
-    lock: Arc<S::Lock>,
+    /// Held for the whole run; checked before every request. A pager's
+    /// pages take none: pages with different keys run at once.
+    lock: Option<Arc<S::Lock>>,
     playbook: &'a Playbook,
     options: &'a RunOptions,
     observer: Arc<dyn Observer>,
     cancel: CancellationToken,
+    /// A pager's one login and rate limiter; `None`: the run makes its own.
+    shared: Option<Provider>,
+    /// What a page run by a [`Pager`] has besides; `None` for `run`.
+    served: Option<page::Served>,
+}
+
+/// The provider connection a run places its calls through: one client
+/// (one login, its token renewed) and one rate limiter. A `run` makes its
+/// own; a [`Pager`] gives every page the account's one.
+#[derive(Clone)]
+pub(crate) struct Provider {
+    /// The client, logged in once for everyone who shares it.
+    pub client: Arc<Client>,
+    /// The account's rate limit, shared by every request through `client`.
+    pub limiter: Arc<RateLimiter>,
+}
+
+/// The run's provider: the shared one, or a new client and limiter
+/// (the base URL and credentials checked).
+fn provider<S: Store>(ctx: &Context<'_, S>) -> Result<Provider, EngineError> {
+    if let Some(shared) = &ctx.shared {
+        return Ok(shared.clone());
+    }
+    let client = client(ctx.playbook, ctx.options)?;
+    let rate = ctx
+        .options
+        .rate_limit
+        .unwrap_or(ctx.playbook.provider.rate_limit);
+    Ok(Provider {
+        client: Arc::new(client),
+        limiter: Arc::new(RateLimiter::new(rate)),
+    })
 }
 
 /// Places the calls of a new run.
@@ -257,7 +295,7 @@ async fn start<S: Store>(
     let records = records(ctx.playbook, &plan, ctx.options.journal_messages);
     let checked = match plan.over_limit(ctx.options.max_calls.or(ctx.playbook.max_calls)) {
         Some(why) => Err(EngineError::TooManyCalls(why)),
-        None => client(ctx.playbook, ctx.options),
+        None => provider(&ctx),
     };
     let checked = match checked {
         Ok(client) if confirmed(&ctx, calls.len()).await => Ok(client),
@@ -455,7 +493,7 @@ fn client(playbook: &Playbook, options: &RunOptions) -> Result<Client, EngineErr
 /// call: `refused` for a new run, its former state for a resume.
 async fn execute<S: Store>(
     ctx: Context<'_, S>,
-    client: Client,
+    client: Provider,
     mut report: Report,
     calls: Vec<(usize, CallRequest)>,
     refused_state: RunState,
@@ -497,7 +535,7 @@ async fn execute<S: Store>(
 /// Logs in, places `calls` and completes the report with why the run stopped, if it did.
 async fn dispatch_all<S: Store>(
     ctx: &Context<'_, S>,
-    client: Client,
+    provider: Provider,
     mut report: Report,
     calls: Vec<(usize, CallRequest)>,
     run_id: &str,
@@ -512,12 +550,7 @@ async fn dispatch_all<S: Store>(
         retries: provider_settings.retries,
         retry_ambiguous: provider_settings.retry_ambiguous,
     };
-    let limiter = Arc::new(RateLimiter::new(
-        ctx.options
-            .rate_limit
-            .unwrap_or(provider_settings.rate_limit),
-    ));
-    let client = Arc::new(client);
+    let Provider { client, limiter } = provider;
     if client.needs_login() {
         client
             .login(0, &limiter)
@@ -594,7 +627,7 @@ async fn end_run<S: Store>(store: &S, run_id: &str, state: RunState) {
 struct RunRecorder<S: Store> {
     names: Vec<(String, String)>,
     store: Arc<S>,
-    lock: Arc<S::Lock>,
+    lock: Option<Arc<S::Lock>>,
     run_id: String,
     observer: Arc<dyn Observer>,
 }
@@ -602,7 +635,9 @@ struct RunRecorder<S: Store> {
 impl<S: Store> Recorder for RunRecorder<S> {
     async fn sending(&self, index: usize, attempt: u32) -> Result<(), StoreError> {
         // A lock that excludes nobody any more: another run may be calling them.
-        self.store.check_lock(&self.lock).await?;
+        if let Some(lock) = &self.lock {
+            self.store.check_lock(lock).await?;
+        }
         self.store.sending(&self.run_id, index, attempt).await
     }
 

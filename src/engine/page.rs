@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{self, Control, Settings, StopReason};
 use super::{
-    Context, DryRun, EngineError, Finished, RunOptions, RunRecorder, client, confirmed, run_record,
+    Context, DryRun, EngineError, Finished, Provider, RunOptions, RunRecorder, confirmed,
+    run_record,
 };
 use crate::model::{
     AckRecord, CallRecord, CallSlot, CallState, Outcome, PageRecord, RoundRecord, RunState, Status,
@@ -35,6 +36,39 @@ use crate::store::Store;
 use crate::timeline::{self, Timeline};
 
 pub use sink::PageSink;
+pub(crate) use sink::{CallMatch, SmsVerdict};
+
+/// What a page run by a [`super::Pager`] has that a `run` has not.
+#[derive(Clone)]
+pub(crate) struct Served {
+    /// The webhook route that started it.
+    pub route: String,
+    /// The key when the playbook renders no `dedup.key`, after the route.
+    pub fallback_key: String,
+    /// Fired when the alert resolved: the page ends `cancelled`.
+    pub resolved: CancellationToken,
+    /// Given the page's live state once it is recorded (or resumed), so
+    /// that the pager's callback sink can route callbacks to it.
+    pub attach: Attach,
+}
+
+/// Given a pager's page's live state once its ladder runs.
+pub(crate) type Attach = Arc<dyn Fn(&Arc<Mutex<PageState>>) + Send + Sync>;
+
+/// The page's key: for a pager's page `{route}:{rendered dedup.key}` (or
+/// `{route}:{fallback}`), else the rendered `dedup.key` (or the playbook's
+/// name).
+fn page_key<S: Store>(ctx: &Context<'_, S>, timeline: &Timeline) -> String {
+    let rendered = rendered_key(timeline);
+    match &ctx.served {
+        Some(served) => format!(
+            "{}:{}",
+            served.route,
+            rendered.unwrap_or_else(|| served.fallback_key.clone())
+        ),
+        None => rendered.unwrap_or_else(|| ctx.playbook.name.clone()),
+    }
+}
 
 /// How often a waiting page looks for an acknowledgement and for calls
 /// whose outcome is overdue.
@@ -114,6 +148,9 @@ pub(crate) struct PageState {
     /// the journal (up to [`TICK`] later). The journal stays the one source
     /// of truth: a wake-up only makes the ladder look now.
     pub acked: CancellationToken,
+    /// Wakes a waiting ladder when a callback scheduled a retry, so that it
+    /// sleeps until its next deadline instead of looking every second.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// Runs a live page, or resumes one (`--resume`); see the module documentation.
@@ -124,13 +161,29 @@ pub(super) async fn run<S: Store>(
     ctx: Context<'_, S>,
     input: RunInput,
 ) -> Result<Finished, EngineError> {
-    let begun = match &ctx.options.resume {
-        Some(which) => resume(&ctx, input, which).await?,
-        None => match start(&ctx, input).await? {
-            Ok(begun) => begun,
-            Err(finished) => return Ok(finished),
-        },
-    };
+    match begin(&ctx, input).await? {
+        Ok(begun) => climb(&ctx, begun).await,
+        Err(finished) => Ok(finished),
+    }
+}
+
+/// Starts a new page (recorded whole) or reopens a recorded one
+/// (`--resume`); `Err` holds the report of a page deduplicated.
+pub(super) async fn begin<S: Store>(
+    ctx: &Context<'_, S>,
+    input: RunInput,
+) -> Result<Result<Begun, Finished>, EngineError> {
+    match &ctx.options.resume {
+        Some(which) => resume(ctx, input, which).await.map(Ok),
+        None => start(ctx, input).await,
+    }
+}
+
+/// Climbs the ladder of a page begun, and ends it.
+pub(super) async fn climb<S: Store>(
+    ctx: &Context<'_, S>,
+    begun: Begun,
+) -> Result<Finished, EngineError> {
     let Begun {
         input,
         timeline,
@@ -140,6 +193,7 @@ pub(super) async fn run<S: Store>(
         client,
         secret,
         done,
+        ..
     } = begun;
     let state = Arc::new(Mutex::new(PageState {
         run_id: input.run_id.clone(),
@@ -150,31 +204,39 @@ pub(super) async fn run<S: Store>(
         current: None,
         retries_due: Vec::new(),
         acked: CancellationToken::new(),
+        wake: Arc::new(tokio::sync::Notify::new()),
     }));
     let listening = CancellationToken::new();
-    listen(&ctx, &state, secret, &listening).await;
+    listen(ctx, &state, secret, &listening).await;
+    if let Some(served) = &ctx.served {
+        (served.attach)(&state);
+    }
     let ladder = Ladder {
-        ctx: &ctx,
+        ctx,
         state: state.clone(),
-        client: Arc::new(client),
+        provider: client,
         requests,
         run_id: input.run_id.clone(),
     };
     let result = ladder.climb(&timeline, &done, &mut report).await;
     listening.cancel();
     let (outcome, stop) = result?;
-    finish(&ctx, &state, &mut report, &input, outcome).await;
+    finish(ctx, &state, &mut report, &input, outcome).await;
     Ok(Finished { report, stop })
 }
 
 /// A page ready to climb its ladder: new, or resumed.
-struct Begun {
-    input: RunInput,
+pub(super) struct Begun {
+    /// The page's run id, clock, variables and input.
+    pub input: RunInput,
     timeline: Timeline,
     report: Report,
     requests: Vec<Option<CallRequest>>,
-    code: String,
-    client: crate::provider::Client,
+    /// The page's short code.
+    pub code: String,
+    /// The page's key as recorded (empty for a resumed page: it is in the journal).
+    pub key: String,
+    client: Provider,
     secret: crate::listener::CallbackSecret,
     /// The rounds a resumed page had started already.
     done: Vec<RoundRecord>,
@@ -208,7 +270,7 @@ async fn start<S: Store>(
     }
     let checked = match timeline.over_limit(options.max_calls.or(playbook.max_calls)) {
         Some(why) => Err(EngineError::TooManyCalls(why)),
-        None => client(playbook, options),
+        None => super::provider(ctx),
     };
     let client = match checked {
         Ok(c) if confirmed(ctx, timeline.calls()).await => c,
@@ -223,23 +285,32 @@ async fn start<S: Store>(
     let report = Report::from_timeline(playbook, &timeline, &input);
     let requests = requests_of(&timeline);
     let records = records(playbook, &report, &requests, options.journal_messages);
+    let key = page_key(ctx, &timeline);
     let page = PageRecord {
         run_id: input.run_id.clone(),
         code: code.clone(),
-        dedup_key: dedup_key(playbook, &timeline),
+        dedup_key: key.clone(),
         sources: sources(options, &input),
+        route: ctx.served.as_ref().map(|s| s.route.clone()),
     };
     let run = run_record(playbook, &input, RunState::Running);
-    ctx.store
+    let going = ctx
+        .store
         .begin_page(run, page, records)
         .await
         .map_err(EngineError::Store)?;
+    if let Some(going) = going {
+        // Another page took the key meanwhile: this one is its repeat.
+        let mut report = Report::from_timeline(playbook, &timeline, &input);
+        return Ok(Err(repeat_of(&mut report, going)));
+    }
     Ok(Ok(Begun {
         input,
         timeline,
         report,
         requests,
         code,
+        key,
         client,
         secret,
         done: Vec::new(),
@@ -280,7 +351,7 @@ async fn resume<S: Store>(
         });
     }
     let secret = secret_of(ctx.options)?;
-    let client = client(playbook, ctx.options)?;
+    let client = super::provider(ctx)?;
     let slots = store.call_slots(&run.id).await.map_err(EngineError::Read)?;
     let done = store
         .page_rounds(&run.id)
@@ -309,6 +380,7 @@ async fn resume<S: Store>(
         report,
         requests,
         code,
+        key: String::new(),
         client,
         secret,
         done,
@@ -396,6 +468,10 @@ async fn refuse<S: Store>(
     input: &RunInput,
     e: EngineError,
 ) -> Result<Finished, EngineError> {
+    // A pager's refusal is its caller's answer: nothing is recorded.
+    if ctx.served.is_some() {
+        return Err(e);
+    }
     let mut run = run_record(ctx.playbook, input, RunState::Refused);
     run.finished_at = Some(Timestamp::now());
     if let Err(why) = ctx.store.begin_run(run, Vec::new()).await {
@@ -414,7 +490,7 @@ async fn deduplicated<S: Store>(
     let Some(dedup) = &ctx.playbook.dedup else {
         return Ok(None);
     };
-    let key = dedup_key(ctx.playbook, timeline);
+    let key = page_key(ctx, timeline);
     let window = chrono::Duration::from_std(dedup.window).unwrap_or_default();
     let since = Timestamp(input.now - window);
     let Some(earlier) = ctx
@@ -458,7 +534,7 @@ pub(super) async fn going_repeat<S: Store>(
         return Ok(None);
     }
     let timeline = timeline::plan(playbook, input, "AAA").map_err(EngineError::Plan)?;
-    let key = dedup_key(playbook, &timeline);
+    let key = rendered_key(&timeline).unwrap_or_else(|| playbook.name.clone());
     let Some(going) = store
         .going_page(&playbook.name, &key)
         .await
@@ -487,8 +563,8 @@ pub(super) async fn going_repeat<S: Store>(
     Ok(Some(Finished { report, stop: None }))
 }
 
-/// The page's dedup key: rendered with the input (the first call's), else the playbook's name.
-fn dedup_key(playbook: &Playbook, timeline: &Timeline) -> String {
+/// The page's `dedup.key` rendered with the input (the first call's), if it has one.
+fn rendered_key(timeline: &Timeline) -> Option<String> {
     timeline
         .rounds
         .iter()
@@ -497,7 +573,44 @@ fn dedup_key(playbook: &Playbook, timeline: &Timeline) -> String {
             Decision::Call(c) => c.dedup_key.clone(),
             Decision::Skip(_) => None,
         })
-        .unwrap_or_else(|| playbook.name.clone())
+}
+
+/// The key a pager's page for this alert has (or would have), planned with
+/// a placeholder code; nothing is recorded.
+///
+/// # Errors
+/// [`EngineError::Plan`] when the page cannot be planned.
+pub(super) fn served_key(
+    playbook: &Playbook,
+    input: &RunInput,
+    route: &str,
+    fallback_key: &str,
+) -> Result<String, EngineError> {
+    let timeline = timeline::plan(playbook, input, "AAA").map_err(EngineError::Plan)?;
+    Ok(format!(
+        "{route}:{}",
+        rendered_key(&timeline).unwrap_or_else(|| fallback_key.to_string())
+    ))
+}
+
+/// `report` made the report of a repeat of page `going`: nobody is called.
+fn repeat_of(report: &mut Report, going: String) -> Finished {
+    tracing::warn!(
+        run = going.as_str(),
+        "deduplicated: page {going} for the same key is still going; nobody is called"
+    );
+    report.dry_run = false;
+    report.calls.clear();
+    report.recount();
+    if let Some(e) = report.escalation.as_mut() {
+        e.outcome = Some("deduplicated".to_string());
+        e.deduplicated_by = Some(going);
+    }
+    report.finished_at = crate::model::timestamp(chrono::Utc::now());
+    Finished {
+        report: report.clone(),
+        stop: None,
+    }
 }
 
 /// What the page was planned from, as JSON, for the journal: the files read
@@ -639,6 +752,8 @@ enum PageOutcome {
     Exhausted,
     /// Ctrl-C or SIGTERM.
     Interrupted,
+    /// Its alert resolved (a pager's page).
+    Cancelled,
     /// The provider or the journal made going on impossible.
     Stopped(String),
 }
@@ -647,7 +762,7 @@ enum PageOutcome {
 struct Ladder<'a, 'b, S: Store> {
     ctx: &'a Context<'b, S>,
     state: Arc<Mutex<PageState>>,
-    client: Arc<crate::provider::Client>,
+    provider: Provider,
     requests: Vec<Option<CallRequest>>,
     run_id: String,
 }
@@ -661,17 +776,18 @@ impl<S: Store> Ladder<'_, '_, S> {
         report: &mut Report,
     ) -> Result<(PageOutcome, Option<StopReason>), EngineError> {
         let playbook = self.ctx.playbook;
-        let provider = &playbook.provider;
-        let limiter = Arc::new(RateLimiter::new(
-            self.ctx.options.rate_limit.unwrap_or(provider.rate_limit),
-        ));
-        if self.client.needs_login() {
-            self.client
+        let limiter = self.provider.limiter.clone();
+        let client = self.provider.client.clone();
+        if client.needs_login() {
+            client
                 .login(0, &limiter)
                 .await
                 .map_err(|e| EngineError::Login(e.to_string()))?;
         }
-        self.check_callbacks(&limiter).await;
+        if self.ctx.served.is_none() {
+            // A pager checks its callbacks once for all its pages.
+            self.check_callbacks(&limiter).await;
+        }
         self.ctx.observer.started(timeline.calls());
         let mut first = 0usize;
         for round in &timeline.rounds {
@@ -756,15 +872,7 @@ impl<S: Store> Ladder<'_, '_, S> {
             if !calls.is_empty()
                 && let Some(stop) = self.place(calls, &limiter, report).await
             {
-                let outcome = match &stop {
-                    StopReason::Interrupted => match self.ack().await? {
-                        Some(ack) => PageOutcome::Acknowledged(ack),
-                        None => PageOutcome::Interrupted,
-                    },
-                    StopReason::AuthFailed(m) | StopReason::Fatal(m) => {
-                        PageOutcome::Stopped(m.clone())
-                    }
-                };
+                let outcome = self.after_stop(&stop).await?;
                 let stop = (outcome == PageOutcome::Interrupted).then_some(stop);
                 return Ok((outcome, stop));
             }
@@ -782,15 +890,36 @@ impl<S: Store> Ladder<'_, '_, S> {
         Ok((PageOutcome::Exhausted, None))
     }
 
-    /// Why the page must not go on, if it must not: an ack, or an interrupt.
+    /// Why the page must not go on, if it must not: an ack, its alert
+    /// resolved, or an interrupt.
     async fn stopped(&self) -> Result<Option<PageOutcome>, EngineError> {
         if let Some(ack) = self.ack().await? {
             return Ok(Some(PageOutcome::Acknowledged(ack)));
+        }
+        if self.resolved().is_cancelled() {
+            return Ok(Some(PageOutcome::Cancelled));
         }
         if self.ctx.cancel.is_cancelled() {
             return Ok(Some(PageOutcome::Interrupted));
         }
         Ok(None)
+    }
+
+    /// How the page ends when placing calls stopped for `stop`.
+    async fn after_stop(&self, stop: &StopReason) -> Result<PageOutcome, EngineError> {
+        Ok(match stop {
+            StopReason::Interrupted => self.stopped().await?.unwrap_or(PageOutcome::Interrupted),
+            StopReason::AuthFailed(m) | StopReason::Fatal(m) => PageOutcome::Stopped(m.clone()),
+        })
+    }
+
+    /// Fired when the page's alert resolved; never for a `run`.
+    fn resolved(&self) -> CancellationToken {
+        self.ctx
+            .served
+            .as_ref()
+            .map(|s| s.resolved.clone())
+            .unwrap_or_default()
     }
 
     /// The token the callback sink fires when it records an acknowledgement.
@@ -827,11 +956,14 @@ impl<S: Store> Ladder<'_, '_, S> {
             retry_ambiguous: provider.retry_ambiguous,
         };
         let control = Arc::new(Control::default());
+        // A pager looks at the journal once for all its pages and wakes them.
+        let polls = self.ctx.served.is_none();
         let watcher = {
-            let (control, cancel, acked, store, run_id) = (
+            let (control, cancel, acked, resolved, store, run_id) = (
                 control.clone(),
                 self.ctx.cancel.clone(),
                 self.acked(),
+                self.resolved(),
                 self.ctx.store.clone(),
                 self.run_id.clone(),
             );
@@ -839,9 +971,10 @@ impl<S: Store> Ladder<'_, '_, S> {
                 loop {
                     tokio::select! {
                         () = cancel.cancelled() => break,
+                        () = resolved.cancelled() => break,
                         // The sink fires it only after recording an ack.
                         () = acked.cancelled() => break,
-                        () = tokio::time::sleep(TICK) => {
+                        () = tokio::time::sleep(TICK), if polls => {
                             if matches!(store.first_ack(&run_id).await, Ok(Some(_))) {
                                 break;
                             }
@@ -868,7 +1001,7 @@ impl<S: Store> Ladder<'_, '_, S> {
         });
         let indices: Vec<usize> = calls.iter().map(|(i, _)| *i).collect();
         let outcomes = dispatch::dispatch(
-            self.client.clone(),
+            self.provider.client.clone(),
             calls,
             settings,
             limiter.clone(),
@@ -888,8 +1021,14 @@ impl<S: Store> Ladder<'_, '_, S> {
         control.reason()
     }
 
-    /// Waits `wait` for an ack, looking at least once a second; marks
-    /// calls whose `END` never came within `outcome_timeout` `NO_CALLBACK`.
+    /// Waits `wait` for an ack; marks calls whose `END` never came within
+    /// `outcome_timeout` `NO_CALLBACK`, and places retries when due.
+    ///
+    /// A `run` looks at the journal at least once a second (`callbook ack`
+    /// from another process). A pager's page sleeps until its next deadline
+    /// (the end of the wait, an outcome overdue, a retry due) unless woken:
+    /// by an ack (the sink, `ack()`, or the pager's one look at the journal),
+    /// its alert resolving, a retry scheduled, or the shutdown.
     async fn wait(
         &self,
         wait: Duration,
@@ -898,6 +1037,14 @@ impl<S: Store> Ladder<'_, '_, S> {
     ) -> Result<Option<PageOutcome>, EngineError> {
         let until = tokio::time::Instant::now() + wait;
         let acked = self.acked();
+        let resolved = self.resolved();
+        let wake = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .wake
+            .clone();
+        let polls = self.ctx.served.is_none();
         let mut woken = false;
         loop {
             if let Some(outcome) = self.stopped().await? {
@@ -906,26 +1053,49 @@ impl<S: Store> Ladder<'_, '_, S> {
             self.overdue_outcomes().await;
             sync_outcomes(&self.state, report);
             if let Some(stop) = self.retry_due(limiter, report).await {
-                return Ok(Some(match stop {
-                    StopReason::Interrupted => match self.ack().await? {
-                        Some(ack) => PageOutcome::Acknowledged(ack),
-                        None => PageOutcome::Interrupted,
-                    },
-                    StopReason::AuthFailed(m) | StopReason::Fatal(m) => PageOutcome::Stopped(m),
-                }));
+                return Ok(Some(self.after_stop(&stop).await?));
             }
             let now = tokio::time::Instant::now();
             if now >= until {
                 return Ok(None);
             }
+            let mut next = self.next_deadline().map_or(until, |d| d.min(until));
+            if polls {
+                next = next.min(now + TICK);
+            }
             tokio::select! {
                 () = self.ctx.cancel.cancelled() => {}
+                () = resolved.cancelled() => {}
                 // Once woken, the ack is in the journal: the next look finds
                 // it. Waking only once keeps this from spinning otherwise.
                 () = acked.cancelled(), if !woken => woken = true,
-                () = tokio::time::sleep(TICK.min(until - now)) => {}
+                () = wake.notified() => {}
+                () = tokio::time::sleep_until(next.max(now)) => {}
             }
         }
+    }
+
+    /// The earliest of the retries due and the outcomes that become overdue.
+    fn next_deadline(&self) -> Option<tokio::time::Instant> {
+        let timeout = self.ctx.playbook.ack.outcome_timeout;
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (now, wall) = (tokio::time::Instant::now(), Timestamp::now());
+        let overdue = state
+            .calls
+            .iter()
+            .filter(|c| c.disposition.is_none() && c.status == Status::Placed)
+            .filter_map(|c| c.answered_at)
+            .map(|at| {
+                let since = (wall.0 - at.0).to_std().unwrap_or_default();
+                // A whole second late at most: the timeout is checked on a clock of its own.
+                now + timeout.saturating_sub(since) + Duration::from_millis(10)
+            });
+        state
+            .retries_due
+            .iter()
+            .map(|(_, at)| *at)
+            .chain(overdue)
+            .min()
     }
 
     /// Places the retries that are due: each a new call of the person, in
@@ -1047,7 +1217,7 @@ impl<S: Store> Ladder<'_, '_, S> {
             );
             return;
         };
-        match self.client.callbacks(limiter, fonenumber).await {
+        match self.provider.client.callbacks(limiter, fonenumber).await {
             Ok(callbacks) => {
                 for problem in crate::provider::hooks::problems(fonenumber, &callbacks, public) {
                     tracing::error!(
@@ -1136,6 +1306,7 @@ impl Listening {
             retries_due: Vec::new(),
             // A broadcast takes no acknowledgement: nothing waits on this.
             acked: CancellationToken::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }));
         let stop = CancellationToken::new();
         match crate::listener::bind(addr).await {
@@ -1251,12 +1422,14 @@ async fn finish<S: Store>(
     let (word, run_state) = match &outcome {
         PageOutcome::Acknowledged(_) => ("acknowledged", RunState::Finished),
         PageOutcome::Exhausted => ("exhausted", RunState::Finished),
+        PageOutcome::Cancelled => ("cancelled", RunState::Finished),
         PageOutcome::Interrupted => ("interrupted", RunState::Interrupted),
         PageOutcome::Stopped(_) => ("stopped", RunState::Stopped),
     };
     let not_sent = match &outcome {
         PageOutcome::Acknowledged(ack) => format!("acknowledged by {}", ack.by),
         PageOutcome::Exhausted => "not attempted: the page was exhausted".to_string(),
+        PageOutcome::Cancelled => "cancelled: the alert resolved".to_string(),
         PageOutcome::Interrupted => "not attempted: the page was interrupted".to_string(),
         PageOutcome::Stopped(m) => format!("not attempted: {m}"),
     };
@@ -1271,7 +1444,7 @@ async fn finish<S: Store>(
         }
     }
     let result = match &outcome {
-        PageOutcome::Acknowledged(_) | PageOutcome::Exhausted => {
+        PageOutcome::Acknowledged(_) | PageOutcome::Exhausted | PageOutcome::Cancelled => {
             let skipped = store.skip_pending(&run_id, &not_sent).await;
             let marked = mark_unsent(store, &run_id, report, &not_sent).await;
             let ended = store.end_page(&run_id, word, run_state).await;

@@ -67,7 +67,7 @@ pub(super) async fn resume<S: Store>(
     recorded: &[CallRecord],
 ) -> Result<Finished, EngineError> {
     let sorted = sort_recorded(&ctx, &plan, run, recorded).await?;
-    let client = super::client(ctx.playbook, ctx.options)?;
+    let client = super::provider(&ctx)?;
     let mut report = Report::from_plan(ctx.playbook, plan, input);
     report.run_id.clone_from(&run.id);
     report.started_at = run.started_at.to_string();

@@ -14,6 +14,7 @@ mod time;
 
 pub use page::{
     AckRecord, AckResult, AckVia, CallEnding, CallSlot, PageEnd, PageRecord, RoundRecord,
+    ServedPage,
 };
 pub use record::{CallRecord, FINGERPRINT_VERSION, Outcome, RunRecord, RunSummary};
 pub use state::{CallState, RunState, ServiceType, Status, UnknownValue};

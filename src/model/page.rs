@@ -19,6 +19,30 @@ pub struct PageRecord {
     /// What the page was planned from, as JSON: the playbook text, the text
     /// of its included files, the variables and the input; never a secret.
     pub sources: String,
+    /// The webhook route of a page a pager (`serve`) runs; `None` for `run`.
+    pub route: Option<String>,
+}
+
+/// A page a pager (`serve`) started that has not ended: what `active`
+/// lists and what a restarted pager resumes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServedPage {
+    /// Its run.
+    pub run_id: String,
+    /// The name of its playbook.
+    pub playbook: String,
+    /// The path its playbook was loaded from (as recorded).
+    pub path: String,
+    /// The webhook route that started it.
+    pub route: String,
+    /// Its key (`{route}:{rendered dedup.key}`).
+    pub key: String,
+    /// Its short code.
+    pub code: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Its run's state (`running`, or `interrupted` after a shutdown).
+    pub state: super::RunState,
 }
 
 /// Where one recorded call sits on the ladder.

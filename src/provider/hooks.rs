@@ -647,7 +647,12 @@ impl Client {
             if let Some(body) = body {
                 builder = builder.json(body);
             }
-            let (reason, pause) = match builder.send().await {
+            let sent = builder.send().await;
+            self.heard(
+                "fonenumbers",
+                sent.as_ref().map_or(0, |r| r.status().as_u16()),
+            );
+            let (reason, pause) = match sent {
                 Err(e) => (transport_reason(&e), None),
                 Ok(response) => {
                     let status = response.status();

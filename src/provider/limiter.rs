@@ -17,12 +17,26 @@ use tokio::time::Instant;
 /// 50 ms costs under 5 % of throughput and absorbs that jitter.
 const MARGIN: Duration = Duration::from_millis(50);
 
-/// A sliding-window rate limiter shared by every task of a run.
-#[derive(Debug)]
+/// Hears how long each request waited for its slot (only waits that
+/// happened), for metrics; it must not block.
+pub type WaitHook = std::sync::Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// A sliding-window rate limiter shared by every task of a run (or, in a
+/// pager, by every page of the account).
 pub struct RateLimiter {
     permits: usize,
     window: Duration,
     starts: Mutex<VecDeque<Instant>>,
+    hook: Option<WaitHook>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("permits", &self.permits)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RateLimiter {
@@ -48,11 +62,28 @@ impl RateLimiter {
             permits,
             window: window + MARGIN,
             starts: Mutex::new(VecDeque::with_capacity(permits)),
+            hook: None,
         }
+    }
+
+    /// The same limiter, telling `hook` how long each waiting request waited.
+    #[must_use]
+    pub fn with_wait_hook(mut self, hook: WaitHook) -> RateLimiter {
+        self.hook = Some(hook);
+        self
     }
 
     /// Waits until a request may start, and records that it starts now.
     pub async fn acquire(&self) {
+        self.take().await;
+    }
+
+    /// As [`RateLimiter::acquire`], returning the start taken, so that it
+    /// can be moved to when the request really leaves
+    /// ([`RateLimiter::leaving`]).
+    pub async fn take(&self) -> Slot {
+        let begun = Instant::now();
+        let mut waited = false;
         loop {
             let next = {
                 let mut starts = self.starts.lock().await;
@@ -65,14 +96,39 @@ impl RateLimiter {
                 }
                 if starts.len() < self.permits {
                     starts.push_back(now);
-                    return;
+                    drop(starts);
+                    if waited && let Some(hook) = &self.hook {
+                        hook(now.duration_since(begun));
+                    }
+                    return Slot(now);
                 }
                 match starts.front() {
                     Some(oldest) => *oldest + self.window,
                     None => now,
                 }
             };
+            waited = true;
             tokio::time::sleep_until(next).await;
+        }
+    }
+}
+
+/// A start taken from a [`RateLimiter`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot(Instant);
+
+impl RateLimiter {
+    /// Moves start `slot` to now: the request leaves only now (its journal
+    /// record was written in between). The provider counts arrivals, and
+    /// with many calls recording at once (one journal, one writer) the
+    /// last of a second's requests would otherwise leave late and crowd
+    /// the next second's first ones.
+    pub async fn leaving(&self, slot: Slot) {
+        let mut starts = self.starts.lock().await;
+        if let Some(at) = starts.iter().position(|t| *t == slot.0) {
+            starts.remove(at);
+            // Every other start was taken before now: the order is kept.
+            starts.push_back(Instant::now());
         }
     }
 }
@@ -123,5 +179,22 @@ mod tests {
         assert_eq!(l.permits, 2);
         let l = RateLimiter::new(1e-300);
         assert_eq!(l.window, Duration::from_secs(86_400) + MARGIN);
+    }
+
+    /// A start moved to when its request leaves holds its place in the
+    /// window from then: the next request waits a whole window after it.
+    #[tokio::test(start_paused = true)]
+    async fn a_start_moved_later_pushes_the_next_one_back() {
+        let limiter = RateLimiter::new(1.0);
+        let begin = Instant::now();
+        let slot = limiter.take().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        limiter.leaving(slot).await;
+        limiter.acquire().await;
+        let waited = begin.elapsed();
+        assert_eq!(
+            waited,
+            Duration::from_millis(300) + Duration::from_secs(1) + MARGIN
+        );
     }
 }

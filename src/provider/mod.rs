@@ -229,7 +229,14 @@ pub struct Client {
     token: Mutex<Option<Token>>,
     /// Held while logging in, so that many calls seeing a 401 renew the token once.
     login_lock: tokio::sync::Mutex<()>,
+    /// Told of every request's endpoint and HTTP status (0: no answer), for metrics.
+    hook: Option<RequestHook>,
 }
+
+/// Hears of each request a [`Client`] makes: the endpoint (`auth`, `calls`,
+/// `fonenumbers`) and the HTTP status, 0 when no answer came. A server counts
+/// them for its metrics; it must not block.
+pub type RequestHook = std::sync::Arc<dyn Fn(&str, u16) + Send + Sync>;
 
 pub use crate::base_url::{BaseUrlError, check_base_url, without_userinfo};
 
@@ -280,7 +287,22 @@ impl Client {
             credentials,
             token: Mutex::new(token),
             login_lock: tokio::sync::Mutex::new(()),
+            hook: None,
         })
+    }
+
+    /// The same client, telling `hook` of every request it makes.
+    #[must_use]
+    pub fn with_request_hook(mut self, hook: RequestHook) -> Client {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Tells the hook, if any, how a request to `endpoint` was answered.
+    pub(crate) fn heard(&self, endpoint: &str, code: u16) {
+        if let Some(hook) = &self.hook {
+            hook(endpoint, code);
+        }
     }
 
     fn endpoint(&self, path: &str) -> Url {
@@ -420,11 +442,15 @@ impl Client {
             .json(&body)
             .send()
             .await
-            .map_err(|e| LoginFailure::Passing {
-                reason: transport_reason(&e),
-                retry_after: None,
+            .map_err(|e| {
+                self.heard("auth", 0);
+                LoginFailure::Passing {
+                    reason: transport_reason(&e),
+                    retry_after: None,
+                }
             })?;
         let status = response.status();
+        self.heard("auth", status.as_u16());
         let code = status.as_u16();
         if status.is_redirection() {
             return Err(LoginFailure::Final(AuthError::Failed(format!(
@@ -517,6 +543,7 @@ impl Client {
             .json(&body)
             .send()
             .await;
+        self.heard("calls", sent.as_ref().map_or(0, |r| r.status().as_u16()));
         let response = match sent {
             Ok(r) => r,
             Err(e) if e.is_connect() => {

@@ -301,6 +301,13 @@ fn ladder_line(report: &Report) -> Option<String> {
                 plural(rounds, "round")
             );
         }
+        (Some("cancelled"), _) => {
+            line = format!(
+                "cancelled: the alert of page {} resolved after {}",
+                e.code,
+                plural(rounds, "round")
+            );
+        }
         (Some(other), _) => line = format!("page {}: {}", e.code, escape_controls(other)),
         (None, _) => {}
     }

@@ -23,7 +23,7 @@ pub use error::StoreError;
 
 use crate::model::{
     AckRecord, AckResult, CallEnding, CallRecord, CallSlot, Outcome, PageEnd, PageRecord,
-    RoundRecord, RunRecord, RunState, RunSummary, Timestamp,
+    RoundRecord, RunRecord, RunState, RunSummary, ServedPage, Timestamp,
 };
 
 /// Which recorded run a resume or `runs show` asks for.
@@ -189,12 +189,25 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send;
 
     /// Records a new page, its run and every call of its timeline, all or nothing.
+    ///
+    /// A page with a route (a pager's) is recorded only if no page with a
+    /// route and the same key is going: that check and the record are one
+    /// step, so two alerts racing for one key make one page. `Some` names
+    /// the page going, and nothing was recorded.
     fn begin_page(
         &self,
         run: RunRecord,
         page: PageRecord,
         calls: Vec<(CallRecord, CallSlot)>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// The pages with a route (a pager's) that have not ended, oldest first.
+    fn served_pages(&self) -> impl Future<Output = Result<Vec<ServedPage>, StoreError>> + Send;
+
+    /// The pages with a route that have not ended but have an
+    /// acknowledgement recorded (by `callbook ack` from another process,
+    /// say): a pager looks once a second for all its pages at once.
+    fn served_acks(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
     /// Records that a round of page `run_id` started, and when the next is due.
     fn round_started(

@@ -84,7 +84,39 @@ fn schedule(state: &mut PageState, idx: usize, disposition: &str, retry: &Retry)
     if made < retry.max && !waiting {
         let at = tokio::time::Instant::now() + retry.after;
         state.retries_due.push((idx, at));
+        // A waiting ladder sleeps until its next deadline: this is a new one.
+        state.wake.notify_one();
     }
+}
+
+/// The call of a page a call callback is about, as [`PageSink::match_call`] found it.
+#[derive(Clone, Debug)]
+pub(crate) struct CallMatch {
+    idx: usize,
+    recipient: String,
+    status: Status,
+    known: bool,
+    /// Found by the callback's `uid` (else by its numbers).
+    pub by_uid: bool,
+    /// When the request of the call found was answered.
+    pub answered_at: Option<Timestamp>,
+}
+
+/// What one page makes of an inbound SMS (see [`PageSink::sms_verdict`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SmsVerdict {
+    /// Sent to another number than the page's caller id.
+    NotForUs,
+    /// From a number that is none of the page's people.
+    Stranger,
+    /// From one of its people, but no acknowledgement word.
+    NotAck(String),
+    /// An acknowledgement with another page's short code.
+    OtherPage(String),
+    /// A bare acknowledgement from someone the page has not called yet.
+    NotCalled(String),
+    /// An acknowledgement of this page by this person, with the text sent.
+    Ack(String, String),
 }
 
 impl<S: Store> PageSink<S> {
@@ -107,7 +139,8 @@ impl<S: Store> PageSink<S> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn record_ack(&self, by: String, via: AckVia, text: Option<String>) {
+    /// Records an acknowledgement of the page by `by`, then wakes its ladder.
+    pub(crate) async fn record_ack(&self, by: String, via: AckVia, text: Option<String>) {
         let run_id = self.state().run_id.clone();
         let ack = AckRecord {
             by: by.clone(),
@@ -127,8 +160,28 @@ impl<S: Store> PageSink<S> {
     }
 
     async fn call_event(&self, event: CallEvent) -> Result<(), SinkError> {
-        let now = Timestamp::now();
-        let found = {
+        match self.match_call(&event, Timestamp::now()) {
+            Some(found) => self.apply_call(event, found).await.map(drop),
+            None => {
+                tracing::debug!(
+                    uid = event
+                        .uid
+                        .as_deref()
+                        .map(escape_controls)
+                        .as_deref()
+                        .unwrap_or(""),
+                    "a call callback matches no call of this page: ignored"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// The call of this page `event` is about: by its `uid`, else
+    /// (**assumed**) by the called number and the caller id, the most recent
+    /// call of that pair with no disposition yet placed in the last 10 minutes.
+    pub(crate) fn match_call(&self, event: &CallEvent, now: Timestamp) -> Option<CallMatch> {
+        {
             let state = self.state();
             if !same_number(event.from.as_str(), &state.caller_id) {
                 None
@@ -154,28 +207,33 @@ impl<S: Store> PageSink<S> {
                             })
                             .max_by_key(|c| c.answered_at)
                     })
-                    .map(|c| {
-                        (
-                            c.idx,
-                            c.recipient.clone(),
-                            c.status,
-                            c.disposition.is_some(),
-                        )
+                    .map(|c| CallMatch {
+                        idx: c.idx,
+                        recipient: c.recipient.clone(),
+                        status: c.status,
+                        known: c.disposition.is_some(),
+                        by_uid: event.uid.is_some() && c.call_id == event.uid,
+                        answered_at: c.answered_at,
                     })
             }
-        };
-        let Some((idx, recipient, status, known)) = found else {
-            tracing::debug!(
-                uid = event
-                    .uid
-                    .as_deref()
-                    .map(escape_controls)
-                    .as_deref()
-                    .unwrap_or(""),
-                "a call callback matches no call of this page: ignored"
-            );
-            return Ok(());
-        };
+        }
+    }
+
+    /// Acts on call callback `event` for the call `found`; returns the
+    /// disposition it recorded, if it recorded one (a duplicate records none).
+    pub(crate) async fn apply_call(
+        &self,
+        event: CallEvent,
+        found: CallMatch,
+    ) -> Result<Option<String>, SinkError> {
+        let now = Timestamp::now();
+        let CallMatch {
+            idx,
+            recipient,
+            status,
+            known,
+            ..
+        } = found;
         let run_id = self.state().run_id.clone();
         if status == Status::Unknown {
             // Its request's answer was lost, but FoneStorm says it exists:
@@ -197,17 +255,17 @@ impl<S: Store> PageSink<S> {
             }
         }
         if event.status != EventStatus::End || known {
-            return Ok(());
+            return Ok(None);
         }
         let Some(disposition) = event.disposition.clone() else {
-            return Ok(());
+            return Ok(None);
         };
         let word = disposition.to_string();
         {
             let mut state = self.state();
             if let Some(c) = state.calls.get_mut(idx) {
                 if c.disposition.is_some() {
-                    return Ok(());
+                    return Ok(None);
                 }
                 c.disposition = Some(word.clone());
                 c.billable_seconds = event.billable_seconds;
@@ -232,7 +290,7 @@ impl<S: Store> PageSink<S> {
         if self.acks && self.ack.answered && disposition == Disposition::Answered && long_enough {
             self.record_ack(recipient, AckVia::Answered, None).await;
         }
-        Ok(())
+        Ok(Some(word))
     }
 
     /// The page's person whose number `from` is, if the page called them.
@@ -262,46 +320,62 @@ impl<S: Store> PageSink<S> {
         to.is_none_or(|to| same_number(to, &self.state().caller_id))
     }
 
-    async fn sms(&self, sms: InboundSms) {
+    /// What this page makes of `sms`: an acknowledgement (with its short
+    /// code, or bare from someone it called), or why not.
+    pub(crate) fn sms_verdict(&self, sms: &InboundSms) -> SmsVerdict {
         if !self.for_us(sms.to.as_deref()) {
-            tracing::debug!("an SMS to another number: ignored");
-            return;
+            return SmsVerdict::NotForUs;
         }
         let Some(person) = self.is_person(&sms.from) else {
-            tracing::warn!(
-                from = escape_controls(&sms.from).as_ref(),
-                "an SMS from a number that is not a recipient of this page: ignored"
-            );
-            return;
+            return SmsVerdict::Stranger;
         };
         let Some(text) = parse_ack_text(&sms.text, &self.ack.sms) else {
-            tracing::info!(
-                from = person.as_str(),
-                "an SMS that is not an acknowledgement: ignored"
-            );
-            return;
+            return SmsVerdict::NotAck(person);
         };
         let code = self.state().code.clone();
         match text.code {
-            Some(c) if !c.eq_ignore_ascii_case(&code) => {
-                tracing::info!(
-                    from = person.as_str(),
-                    "an acknowledgement of another page: ignored"
-                );
-            }
-            Some(_) => {
-                self.record_ack(person, AckVia::Sms, Some(sms.text.trim().to_string()))
-                    .await;
-            }
+            Some(c) if !c.eq_ignore_ascii_case(&code) => SmsVerdict::OtherPage(person),
+            Some(_) => SmsVerdict::Ack(person, sms.text.trim().to_string()),
             None if self.called_person(&sms.from).is_some() => {
-                self.record_ack(person, AckVia::Sms, Some(sms.text.trim().to_string()))
-                    .await;
+                SmsVerdict::Ack(person, sms.text.trim().to_string())
             }
-            None => tracing::info!(
+            None => SmsVerdict::NotCalled(person),
+        }
+    }
+
+    async fn sms(&self, sms: InboundSms) {
+        match self.sms_verdict(&sms) {
+            SmsVerdict::NotForUs => tracing::debug!("an SMS to another number: ignored"),
+            SmsVerdict::Stranger => tracing::warn!(
+                from = escape_controls(&sms.from).as_ref(),
+                "an SMS from a number that is not a recipient of this page: ignored"
+            ),
+            SmsVerdict::NotAck(person) => tracing::info!(
+                from = person.as_str(),
+                "an SMS that is not an acknowledgement: ignored"
+            ),
+            SmsVerdict::OtherPage(person) => tracing::info!(
+                from = person.as_str(),
+                "an acknowledgement of another page: ignored"
+            ),
+            SmsVerdict::NotCalled(person) => tracing::info!(
                 from = person.as_str(),
                 "a bare acknowledgement from someone this page has not called yet: ignored"
             ),
+            SmsVerdict::Ack(person, text) => {
+                self.record_ack(person, AckVia::Sms, Some(text)).await;
+            }
         }
+    }
+
+    /// Who of this page's people calls back with `call`, when a call-back
+    /// acknowledges it: `ack.call_back` is on, the call is to its caller id
+    /// and the page has called them.
+    pub(crate) fn call_back_person(&self, call: &InboundCall) -> Option<String> {
+        if !self.acks || !self.ack.call_back || !self.for_us(call.to.as_deref()) {
+            return None;
+        }
+        self.called_person(&call.from)
     }
 
     async fn inbound(&self, call: InboundCall) {
@@ -310,7 +384,7 @@ impl<S: Store> PageSink<S> {
         }
         // A call ringing and ending reports twice: the first counts, the
         // store keeps only the first ack as the one that wins anyway.
-        match self.called_person(&call.from) {
+        match self.call_back_person(&call) {
             Some(person) => self.record_ack(person, AckVia::CallBack, None).await,
             None => tracing::warn!(
                 from = escape_controls(&call.from).as_ref(),

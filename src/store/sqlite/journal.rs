@@ -31,8 +31,10 @@ mod pages;
 /// Format 2 added the caller id, the process id and the fingerprint format of
 /// each run, and the `playbooks` table of canonical paths. Format 3 added
 /// pages: the `pages`, `page_rounds`, `acks` and `callbacks` tables, and
-/// each call's step, round, planned offset and outcome.
-pub const SCHEMA_VERSION: i64 = 3;
+/// each call's step, round, planned offset and outcome. Format 4 added the
+/// route of a pager's page (`pages.route`), and indexes to find the pages
+/// going and their acknowledgements.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The journal's file name inside the state directory.
 pub const FILE_NAME: &str = "journal.sqlite3";
@@ -231,7 +233,8 @@ CREATE TABLE IF NOT EXISTS pages (
     dedup_key TEXT NOT NULL,
     sources TEXT NOT NULL,
     outcome TEXT,
-    ended_at TEXT
+    ended_at TEXT,
+    route TEXT
 );
 CREATE TABLE IF NOT EXISTS page_rounds (
     run_id TEXT NOT NULL REFERENCES runs (id),
@@ -257,6 +260,18 @@ CREATE TABLE IF NOT EXISTS callbacks (
 );
 ";
 
+/// The indexes of format 4, for a new journal and for a migration.
+const SERVED_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS pages_served_going ON pages (dedup_key) WHERE route IS NOT NULL AND outcome IS NULL;
+CREATE INDEX IF NOT EXISTS acks_by_run ON acks (run_id);
+";
+
+/// Format 3 to 4: the route of a pager's page.
+const MIGRATE_3_TO_4: &str = "
+ALTER TABLE pages ADD COLUMN route TEXT;
+UPDATE meta SET value = '4' WHERE key = 'schema_version';
+";
+
 /// Format 2 to 3: pages, their rounds, acknowledgements and callbacks.
 const MIGRATE_2_TO_3: &str = "
 ALTER TABLE calls ADD COLUMN step TEXT;
@@ -265,7 +280,6 @@ ALTER TABLE calls ADD COLUMN at_offset INTEGER;
 ALTER TABLE calls ADD COLUMN disposition TEXT;
 ALTER TABLE calls ADD COLUMN billable_seconds INTEGER;
 ALTER TABLE calls ADD COLUMN ended_at TEXT;
-UPDATE meta SET value = '3' WHERE key = 'schema_version';
 ";
 
 /// Format 1 to 2: what each run calls from and who runs it, and playbook paths.
@@ -503,6 +517,7 @@ impl Journal {
         }
         tx.execute_batch(SCHEMA).map_err(err)?;
         tx.execute_batch(PAGE_TABLES).map_err(err)?;
+        tx.execute_batch(SERVED_INDEXES).map_err(err)?;
         tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
             params![SCHEMA_VERSION.to_string()],
@@ -552,8 +567,20 @@ impl Journal {
             tx.execute_batch(MIGRATE_1_TO_2).map_err(err)?;
         }
         if matches!(version.as_deref(), Some("1" | "2")) {
+            // The page tables as format 4 makes them, route included.
             tx.execute_batch(MIGRATE_2_TO_3).map_err(err)?;
             tx.execute_batch(PAGE_TABLES).map_err(err)?;
+            tx.execute(
+                "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
+                [],
+            )
+            .map_err(err)?;
+        }
+        if version.as_deref() == Some("3") {
+            tx.execute_batch(MIGRATE_3_TO_4).map_err(err)?;
+        }
+        if matches!(version.as_deref(), Some("1" | "2" | "3")) {
+            tx.execute_batch(SERVED_INDEXES).map_err(err)?;
         }
         tx.commit().map_err(err)?;
         tracing::debug!(

@@ -16,7 +16,7 @@ use journal::Journal;
 use super::{DedupQuery, LockHolder, RunQuery, Store, StoreError};
 use crate::model::{
     AckRecord, AckResult, CallEnding, CallRecord, CallSlot, Outcome, PageEnd, PageRecord,
-    RoundRecord, RunRecord, RunState, RunSummary, Timestamp,
+    RoundRecord, RunRecord, RunState, RunSummary, ServedPage, Timestamp,
 };
 
 /// The journal as opened so far.
@@ -258,8 +258,19 @@ impl Store for SqliteStore {
         run: RunRecord,
         page: PageRecord,
         calls: Vec<(CallRecord, CallSlot)>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.write(move |j| j.begin_page(&run, &page, &calls))
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        self.call(
+            || Err(StoreError::ReadOnly),
+            move |j| j.begin_page(&run, &page, &calls),
+        )
+    }
+
+    fn served_pages(&self) -> impl Future<Output = Result<Vec<ServedPage>, StoreError>> + Send {
+        self.call(|| Ok(Vec::new()), Journal::served_pages)
+    }
+
+    fn served_acks(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        self.call(|| Ok(Vec::new()), Journal::served_acks)
     }
 
     fn round_started(

@@ -7,8 +7,12 @@ use rusqlite::{OptionalExtension, params};
 use super::{Journal, db_error, insert_run};
 use crate::model::{
     AckRecord, AckResult, CallEnding, CallRecord, CallSlot, PageEnd, PageRecord, RoundRecord,
-    RunRecord, RunState, Timestamp,
+    RunRecord, RunState, ServedPage, Timestamp,
 };
+
+/// The pages with a route that have not ended (the pager's pages going).
+const SERVED_GOING: &str = "p.route IS NOT NULL AND p.outcome IS NULL
+    AND r.state IN ('running', 'interrupted')";
 use crate::store::StoreError;
 
 impl Journal {
@@ -19,14 +23,33 @@ impl Journal {
         run: &RunRecord,
         page: &PageRecord,
         calls: &[(CallRecord, CallSlot)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| db_error(&path, &e);
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        if page.route.is_some() {
+            let going: Option<String> = tx
+                .query_row(
+                    &format!(
+                        "SELECT p.run_id FROM pages p JOIN runs r ON r.id = p.run_id
+                         WHERE p.dedup_key = ?1 AND {SERVED_GOING} LIMIT 1"
+                    ),
+                    params![page.dedup_key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err)?;
+            if going.is_some() {
+                return Ok(going);
+            }
+        }
         insert_run(&tx, run).map_err(err)?;
         tx.execute(
-            "INSERT INTO pages (run_id, code, dedup_key, sources) VALUES (?1, ?2, ?3, ?4)",
-            params![page.run_id, page.code, page.dedup_key, page.sources],
+            "INSERT INTO pages (run_id, code, dedup_key, sources, route) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![page.run_id, page.code, page.dedup_key, page.sources, page.route],
         )
         .map_err(err)?;
         {
@@ -58,7 +81,54 @@ impl Journal {
                     .map_err(err)?;
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        Ok(None)
+    }
+
+    /// The pages with a route that have not ended, oldest first.
+    pub fn served_pages(&mut self) -> Result<Vec<ServedPage>, StoreError> {
+        if self.version < 4 {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT p.run_id, r.playbook, r.path, p.route, p.dedup_key, p.code, r.started_at, r.state
+                 FROM pages p JOIN runs r ON r.id = p.run_id WHERE {SERVED_GOING}
+                 ORDER BY r.started_at, p.run_id"
+            ))
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ServedPage {
+                    run_id: r.get(0)?,
+                    playbook: r.get(1)?,
+                    path: r.get(2)?,
+                    route: r.get(3)?,
+                    key: r.get(4)?,
+                    code: r.get(5)?,
+                    started_at: r.get(6)?,
+                    state: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+    }
+
+    /// The pages with a route that have not ended and have an acknowledgement.
+    pub fn served_acks(&mut self) -> Result<Vec<String>, StoreError> {
+        if self.version < 4 {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT p.run_id FROM pages p JOIN runs r ON r.id = p.run_id
+                 WHERE {SERVED_GOING} AND EXISTS (SELECT 1 FROM acks a WHERE a.run_id = p.run_id)"
+            ))
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(&e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
 
     /// Records that a round started at `started_at` and that the next is due at `due_at`.
