@@ -21,12 +21,12 @@ use super::{Output, runtime, state_dir};
 use crate::diag::{Printer, Sources};
 use crate::listener::{self, CallbackSecret, Limits};
 use crate::provider::Credentials;
+use crate::serve::Pages;
 use crate::serve::config::{self, Config};
 use crate::serve::http::{self, Routes, Service};
 use crate::serve::metrics::Metrics;
 use crate::serve::ready::Readiness;
 use crate::serve::token::{WEBHOOK_TOKEN_ENV, WebhookToken};
-use crate::serve::{Backend as _, Pages};
 use crate::store::StoreError;
 
 /// The serve lock's file, in the state directory (not a run lock: a cron
@@ -350,83 +350,27 @@ impl ServeLock {
 }
 
 /// The engine's pager, as `serve` builds and drives it.
-///
-/// Interim: the engine's many-pages pager is not in this build yet, so
-/// the service refuses to start after every check passed.
 mod pager {
     use std::sync::Arc;
 
-    use crate::engine::EngineError;
-    use crate::listener::{CallbackSink, SinkError};
-    use crate::model::callback::Callback;
-    use crate::plan::RunInput;
-    use crate::playbook::Playbook;
-    use crate::report::Report;
+    use crate::engine::{EngineError, Pager, PagerOptions};
     use crate::serve::metrics::Metrics;
-    use crate::serve::{ActivePage, Backend, HandAck, Intake, Pages};
     use crate::store::sqlite::SqliteStore;
 
-    pub(super) struct Missing;
-
+    /// One pager for the account: one login, one rate limiter, one sink.
     pub(super) fn build(
-        _store: Arc<SqliteStore>,
-        _start: &super::Start<'_>,
-        _credentials: crate::provider::Credentials,
-        _metrics: Arc<Metrics>,
-    ) -> Result<Missing, EngineError> {
-        Err(EngineError::PageNotLive("serve".to_string()))
-    }
-
-    impl CallbackSink for Missing {
-        async fn receive(&self, _callback: Callback) -> Result<(), SinkError> {
-            Err(SinkError("no pager".to_string()))
-        }
-    }
-
-    impl Pages for Missing {
-        async fn start(
-            &self,
-            _route: &str,
-            _playbook: Arc<Playbook>,
-            _input: RunInput,
-            _sources: Vec<(String, String)>,
-            _fallback_key: &str,
-        ) -> Result<Intake, EngineError> {
-            Err(EngineError::NoCredentials)
-        }
-        async fn resolve(
-            &self,
-            _route: &str,
-            _playbook: &Playbook,
-            _input: &RunInput,
-            _fallback_key: &str,
-        ) -> Result<Option<String>, EngineError> {
-            Ok(None)
-        }
-        async fn ack(
-            &self,
-            _run_id: &str,
-            _by: &str,
-            _note: Option<String>,
-        ) -> Result<HandAck, EngineError> {
-            Ok(HandAck::Unknown)
-        }
-        async fn report(&self, _run_id: &str) -> Result<Option<Report>, EngineError> {
-            Ok(None)
-        }
-        async fn active(&self) -> Result<Vec<ActivePage>, EngineError> {
-            Ok(Vec::new())
-        }
-    }
-
-    impl Backend for Missing {
-        type Sink = Missing;
-        fn sink(&self) -> Arc<Missing> {
-            Arc::new(Missing)
-        }
-        async fn resume_going(&self) -> Result<usize, EngineError> {
-            Ok(0)
-        }
-        async fn shutdown(&self, _within: std::time::Duration) {}
+        store: Arc<SqliteStore>,
+        start: &super::Start<'_>,
+        credentials: crate::provider::Credentials,
+        metrics: Arc<Metrics>,
+    ) -> Result<Pager<SqliteStore>, EngineError> {
+        let options = PagerOptions {
+            credentials: Some(credentials),
+            base_url: start.args.base_url.clone(),
+            callback_secret: start.secret.clone(),
+            journal_messages: start.args.journal_messages,
+            rate_limit: start.args.rate_limit,
+        };
+        Pager::new(store, options, metrics)
     }
 }

@@ -333,6 +333,11 @@ fn engine_error(route: &Route, e: &EngineError) -> Response {
             StatusCode::UNPROCESSABLE_ENTITY,
             &format!("{why}; nothing was started"),
         ),
+        EngineError::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+        EngineError::PageNotLive(_) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("{e}; nothing was started"),
+        ),
         EngineError::Store(_) | EngineError::Read(_) | EngineError::Lock(_) => {
             tracing::error!(route = %route.name, "the journal failed: {e}");
             error(

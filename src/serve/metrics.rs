@@ -245,6 +245,28 @@ impl Metrics {
     }
 }
 
+/// The pager tells the metrics what it does.
+impl crate::engine::PagerObserver for Metrics {
+    fn page_started(&self, route: &str) {
+        Metrics::page_started(self, route);
+    }
+    fn page_ended(&self, route: &str, outcome: &str, time_to_ack: Option<Duration>) {
+        Metrics::page_ended(self, route, outcome, time_to_ack);
+    }
+    fn call_finished(&self, playbook: &str, status: Status) {
+        Metrics::call_finished(self, playbook, status);
+    }
+    fn disposition(&self, playbook: &str, disposition: &str) {
+        Metrics::disposition(self, playbook, disposition);
+    }
+    fn provider_request(&self, endpoint: &str, code: u16) {
+        Metrics::provider_request(self, endpoint, code);
+    }
+    fn rate_limit_wait(&self, waited: Duration) {
+        Metrics::rate_limit_wait(self, waited);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,57 +19,13 @@ pub mod token;
 use std::future::Future;
 use std::sync::Arc;
 
-use serde::Serialize;
-
-use crate::engine::EngineError;
+use crate::engine::{EngineError, Pager};
 use crate::plan::RunInput;
 use crate::playbook::Playbook;
 use crate::report::Report;
+use crate::store::Store;
 
-/// What became of an alert that asked for a page.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Intake {
-    /// A page was planned and recorded, and runs in the background.
-    Started {
-        /// The new page's run id.
-        run_id: String,
-    },
-    /// A page with the same key is going, or ended within the dedup window.
-    Deduplicated {
-        /// That page's run id.
-        run_id: String,
-    },
-}
-
-/// What a hand acknowledgement did (`200`, `404`, `409`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HandAck {
-    /// Recorded; the page stops.
-    Acknowledged,
-    /// No such run.
-    Unknown,
-    /// The run already ended.
-    Ended,
-}
-
-/// A page still going, as `GET /runs?active=true` lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ActivePage {
-    /// Its run id.
-    pub run_id: String,
-    /// The route that started it.
-    pub route: String,
-    /// Its dedup key (`route:key`).
-    pub key: String,
-    /// Its short code, for SMS acknowledgements.
-    pub code: String,
-    /// When it started (RFC 3339).
-    pub started_at: String,
-    /// The step it is on, once it started one.
-    pub step: Option<String>,
-    /// The round of that step.
-    pub round: Option<u32>,
-}
+pub use crate::engine::{ActivePage, HandAck, Intake};
 
 /// The engine's side of `serve`: many pages in one process.
 ///
@@ -115,20 +71,42 @@ pub trait Pages: Send + Sync + 'static {
     fn active(&self) -> impl Future<Output = Result<Vec<ActivePage>, EngineError>> + Send;
 }
 
-/// What the process around the service needs of the pager besides
-/// [`Pages`]: the callback sink for `/fonestorm/*`, resuming the pages
-/// going at start, and shutting down within the drain time.
-pub trait Backend: Pages {
-    /// Takes every FoneStorm callback and routes it to its page.
-    type Sink: crate::listener::CallbackSink;
+impl<S: Store> Pages for Pager<S> {
+    async fn start(
+        &self,
+        route: &str,
+        playbook: Arc<Playbook>,
+        input: RunInput,
+        sources: Vec<(String, String)>,
+        fallback_key: &str,
+    ) -> Result<Intake, EngineError> {
+        Pager::start(self, route, playbook, input, sources, fallback_key).await
+    }
 
-    /// The sink the callback routes feed.
-    fn sink(&self) -> Arc<Self::Sink>;
+    async fn resolve(
+        &self,
+        route: &str,
+        playbook: &Playbook,
+        input: &RunInput,
+        fallback_key: &str,
+    ) -> Result<Option<String>, EngineError> {
+        Pager::resolve(self, route, playbook, input, fallback_key).await
+    }
 
-    /// Resumes every page the journal shows as going; how many.
-    fn resume_going(&self) -> impl Future<Output = Result<usize, EngineError>> + Send;
+    async fn ack(
+        &self,
+        run_id: &str,
+        by: &str,
+        note: Option<String>,
+    ) -> Result<HandAck, EngineError> {
+        Pager::ack(self, run_id, by, note).await
+    }
 
-    /// Starts no new call, lets requests in flight finish within `within`,
-    /// and records every page's state (they resume at the next start).
-    fn shutdown(&self, within: std::time::Duration) -> impl Future<Output = ()> + Send;
+    async fn report(&self, run_id: &str) -> Result<Option<Report>, EngineError> {
+        Pager::report(self, run_id).await
+    }
+
+    async fn active(&self) -> Result<Vec<ActivePage>, EngineError> {
+        Pager::active(self).await
+    }
 }
