@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use callbook::diag::Sources;
 use callbook::engine::{EngineError, HandAck, Intake, Pager, PagerObserver, PagerOptions};
-use callbook::listener::{CallbackSecret, CallbackSink as _};
+use callbook::listener::{CallbackSecret, CallbackSink as _, PATH_CALLS, PATH_INBOUND, PATH_SMS};
 use callbook::model::callback::{CallEvent, Callback, InboundSms, RawFields};
 use callbook::model::{CallState, RunState, Status};
 use callbook::plan::{RunInput, Selection, new_run_id};
@@ -141,18 +141,17 @@ async fn serve_sink(server: &TestServer, pager: &Pager<SqliteStore>) -> Cancella
     let stop = CancellationToken::new();
     let secret = CallbackSecret::new(SECRET.to_string()).unwrap();
     tokio::spawn(listener.serve(secret, pager.sink(), stop.clone()));
-    let hook = |path: &str| {
-        UrlHook::new(format!("http://127.0.0.1:{port}{path}"), HookMethod::Json)
-            .basic_auth("callbook", SECRET)
+    let ours = |path: &str| {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        Some(UrlHook::new(url, HookMethod::Json).basic_auth("callbook", SECRET))
     };
-    server.set_hooks(
-        FONENUMBER,
-        Hooks {
-            send_notify: Some(hook("/fonestorm/calls")),
-            receive_notify: Some(hook("/fonestorm/inbound")),
-            sms: Some(SmsHook::Url(hook("/fonestorm/sms"))),
-        },
-    );
+    let sms = ours(PATH_SMS).map(SmsHook::Url);
+    let hooks = Hooks {
+        send_notify: ours(PATH_CALLS),
+        receive_notify: ours(PATH_INBOUND),
+        sms,
+    };
+    server.set_hooks(FONENUMBER, hooks);
     stop
 }
 
@@ -169,13 +168,14 @@ fn load(dir: &Path, name: &str, yaml: &str) -> (Arc<Playbook>, Vec<(String, Stri
 
 fn input(playbook: &Playbook, alert: &str) -> RunInput {
     let now = chrono::Utc::now();
+    // A fresh run id each time: the pager decides by key, not by id.
     RunInput {
+        input: Some(serde_json::json!({ "alert": alert })),
+        vars: playbook.vars.clone(),
+        selection: Selection::default(),
+        dry_run: false,
         run_id: new_run_id(now),
         now,
-        dry_run: false,
-        vars: playbook.vars.clone(),
-        input: Some(serde_json::json!({ "alert": alert })),
-        selection: Selection::default(),
     }
 }
 
@@ -195,6 +195,46 @@ impl Setup {
             )
             .await
             .unwrap()
+    }
+
+    /// The alert `alert` of `route` resolved: the page cancelled, if any.
+    async fn resolve(
+        &self,
+        playbook: &(Arc<Playbook>, Vec<(String, String)>),
+        route: &str,
+        alert: &str,
+    ) -> Option<String> {
+        let input = input(&playbook.0, alert);
+        let resolved = self.pager.resolve(route, &playbook.0, &input, alert);
+        resolved.await.unwrap()
+    }
+
+    /// Two pages of `playbook`, for alerts `disk-a` and `disk-b`.
+    async fn two_pages(
+        &self,
+        playbook: &(Arc<Playbook>, Vec<(String, String)>),
+    ) -> (String, String) {
+        let a = started(&self.start(playbook, "disk-a").await);
+        (a, started(&self.start(playbook, "disk-b").await))
+    }
+
+    /// Starts a page that must be refused; why.
+    async fn refused(&self, playbook: &(Arc<Playbook>, Vec<(String, String)>)) -> EngineError {
+        let (book, sources) = playbook;
+        let refused = self
+            .pager
+            .start(
+                "ops",
+                book.clone(),
+                input(book, "disk-a"),
+                sources.clone(),
+                "disk-a",
+            )
+            .await;
+        match refused {
+            Err(e) => e,
+            Ok(intake) => panic!("not refused: {intake:?}"),
+        }
     }
 
     async fn report(&self, run_id: &str) -> Report {
@@ -238,6 +278,23 @@ impl Setup {
     }
 }
 
+/// A pager whose one page (of [`TWO_ROUNDS`], alert `disk-a`) placed its first round.
+async fn one_page() -> (Setup, (Arc<Playbook>, Vec<(String, String)>), String) {
+    let t = setup(Config::default()).await;
+    let playbook = load(t.dir.path(), "two.yaml", TWO_ROUNDS);
+    let id = started(&t.start(&playbook, "disk-a").await);
+    t.answered(2).await;
+    (t, playbook, id)
+}
+
+/// The test server answering each call request after `ms` milliseconds.
+fn slow(ms: u64) -> Config {
+    Config {
+        latency: Duration::from_millis(ms),
+        ..Config::default()
+    }
+}
+
 /// Waits (generously) until `ok`.
 async fn until(what: &str, ok: impl Fn() -> bool) {
     let start = Instant::now();
@@ -264,8 +321,7 @@ async fn two_keys_of_one_playbook_page_at_once() {
     let t = setup(Config::default()).await;
     let playbook = load(t.dir.path(), "two.yaml", TWO_ROUNDS);
 
-    let a = started(&t.start(&playbook, "disk-a").await);
-    let b = started(&t.start(&playbook, "disk-b").await);
+    let (a, b) = t.two_pages(&playbook).await;
 
     assert_ne!(a, b);
     t.answered(4).await;
@@ -344,11 +400,7 @@ async fn an_alert_storm_of_one_key_makes_one_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolve_cancels_the_page_unsent_calls_skipped_in_flight_ones_finish() {
-    let t = setup(Config {
-        latency: Duration::from_millis(800),
-        ..Config::default()
-    })
-    .await;
+    let t = setup(slow(800)).await;
     let yaml = TWO_ROUNDS.replace("recipients:", "provider: { concurrency: 1 }\nrecipients:");
     let playbook = load(t.dir.path(), "two.yaml", &yaml);
     let id = started(&t.start(&playbook, "disk-a").await);
@@ -358,11 +410,7 @@ async fn resolve_cancels_the_page_unsent_calls_skipped_in_flight_ones_finish() {
     })
     .await;
 
-    let resolved = t
-        .pager
-        .resolve("ops", &playbook.0, &input(&playbook.0, "disk-a"), "disk-a")
-        .await
-        .unwrap();
+    let resolved = t.resolve(&playbook, "ops", "disk-a").await;
 
     assert_eq!(resolved.as_deref(), Some(id.as_str()));
     assert_eq!(t.ended(&id).await, "cancelled");
@@ -391,18 +439,10 @@ async fn resolve_of_no_page_going_is_none() {
     let playbook = load(t.dir.path(), "two.yaml", TWO_ROUNDS);
     started(&t.start(&playbook, "disk-a").await);
 
-    let resolved = t
-        .pager
-        .resolve("ops", &playbook.0, &input(&playbook.0, "disk-b"), "disk-b")
-        .await
-        .unwrap();
+    let resolved = t.resolve(&playbook, "ops", "disk-b").await;
 
     assert_eq!(resolved, None);
-    let other_route = t
-        .pager
-        .resolve("db", &playbook.0, &input(&playbook.0, "disk-a"), "disk-a")
-        .await
-        .unwrap();
+    let other_route = t.resolve(&playbook, "db", "disk-a").await;
     assert_eq!(other_route, None);
 }
 
@@ -410,8 +450,7 @@ async fn resolve_of_no_page_going_is_none() {
 async fn an_sms_with_a_short_code_acknowledges_only_that_page() {
     let t = setup(Config::default()).await;
     let playbook = load(t.dir.path(), "two.yaml", TWO_ROUNDS);
-    let a = started(&t.start(&playbook, "disk-a").await);
-    let b = started(&t.start(&playbook, "disk-b").await);
+    let (a, b) = t.two_pages(&playbook).await;
     t.answered(4).await;
     let code_b = code(&t.store, &b).await;
 
@@ -437,7 +476,7 @@ async fn an_sms_with_a_short_code_acknowledges_only_that_page() {
     );
 }
 
-/// The rule for a bare word (`escalation.md`): it acknowledges every page
+/// The rule for a bare word (`docs/pages.md`): it acknowledges every page
 /// still going that has already called the sender on that caller id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_sms_acknowledges_every_page_that_called_the_sender() {
@@ -465,10 +504,7 @@ async fn a_bare_sms_acknowledges_every_page_that_called_the_sender() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_ack_ends_the_page_at_once_and_unknown_or_ended_runs_say_so() {
-    let t = setup(Config::default()).await;
-    let playbook = load(t.dir.path(), "two.yaml", TWO_ROUNDS);
-    let id = started(&t.start(&playbook, "disk-a").await);
-    t.answered(2).await;
+    let (t, _playbook, id) = one_page().await;
 
     let acked = t
         .pager
@@ -501,10 +537,7 @@ async fn a_hand_ack_ends_the_page_at_once_and_unknown_or_ended_runs_say_so() {
 /// `callbook ack` from another process: found by the pager's one look per second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ack_recorded_by_another_process_ends_the_page() {
-    let t = setup(Config::default()).await;
-    let playbook = load(t.dir.path(), "two.yaml", TWO_ROUNDS);
-    let id = started(&t.start(&playbook, "disk-a").await);
-    t.answered(2).await;
+    let (t, _playbook, id) = one_page().await;
     let other = SqliteStore::writable(t.dir.path().join("state"));
 
     let record = callbook::model::AckRecord {
@@ -645,17 +678,7 @@ async fn a_plan_error_records_nothing_and_calls_nobody() {
     );
     let playbook = load(t.dir.path(), "bad.yaml", &yaml);
 
-    let refused = t
-        .pager
-        .start(
-            "ops",
-            playbook.0.clone(),
-            input(&playbook.0, "disk-a"),
-            playbook.1.clone(),
-            "disk-a",
-        )
-        .await
-        .unwrap_err();
+    let refused = t.refused(&playbook).await;
 
     assert!(matches!(refused, EngineError::Plan(_)), "{refused:?}");
     assert!(t.store.runs(None, 10).await.unwrap().is_empty());
@@ -668,17 +691,7 @@ async fn too_many_calls_records_nothing() {
     let yaml = TWO_ROUNDS.replace("recipients:", "limits: { max_calls: 3 }\nrecipients:");
     let playbook = load(t.dir.path(), "big.yaml", &yaml);
 
-    let refused = t
-        .pager
-        .start(
-            "ops",
-            playbook.0.clone(),
-            input(&playbook.0, "disk-a"),
-            playbook.1.clone(),
-            "disk-a",
-        )
-        .await
-        .unwrap_err();
+    let refused = t.refused(&playbook).await;
 
     assert!(
         matches!(refused, EngineError::TooManyCalls(_)),
@@ -693,17 +706,7 @@ async fn without_credentials_every_start_is_refused() {
     let t = setup_with(Config::default(), None, None).await;
     let playbook = load(t.dir.path(), "two.yaml", TWO_ROUNDS);
 
-    let refused = t
-        .pager
-        .start(
-            "ops",
-            playbook.0.clone(),
-            input(&playbook.0, "disk-a"),
-            playbook.1.clone(),
-            "disk-a",
-        )
-        .await
-        .unwrap_err();
+    let refused = t.refused(&playbook).await;
 
     assert!(matches!(refused, EngineError::NoCredentials), "{refused:?}");
     assert!(t.store.runs(None, 10).await.unwrap().is_empty());
@@ -719,12 +722,12 @@ fn fields(pairs: &[(&str, &str)]) -> RawFields {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_for_unknown_calls_and_duplicates_change_nothing() {
-    let t = setup(Config {
-        // The test sends the END callbacks itself.
+    // The test sends the END callbacks itself.
+    let late = Config {
         callback_delay: Duration::from_secs(3600),
         ..Config::default()
-    })
-    .await;
+    };
+    let t = setup(late).await;
     let playbook = load(t.dir.path(), "two.yaml", TWO_ROUNDS);
     let id = started(&t.start(&playbook, "disk-a").await);
     t.answered(2).await;
@@ -800,4 +803,97 @@ async fn an_sms_for_an_ended_page_or_from_a_stranger_acknowledges_nothing() {
     assert_eq!(t.outcome(&b).await, None);
     let ack = t.report(&a).await.escalation.unwrap().ack.unwrap();
     assert_eq!(ack.by, "Dana", "the first ack stays the one that counts");
+}
+
+/// A journal of format 3 (before pages had a route) is migrated when a
+/// pager opens it: its pages are kept (they were `run`'s, so the pager does
+/// not resume them), and new pages record their route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_of_format_3_is_migrated_and_keeps_its_pages() {
+    let (t, playbook, old) = one_page().await;
+    t.pager.shutdown(Duration::from_secs(10)).await;
+    let journal = t.dir.path().join("state/journal.sqlite3");
+    // Make it what format 3 wrote.
+    let conn = rusqlite::Connection::open(&journal).unwrap();
+    conn.execute_batch(
+        "DROP INDEX pages_served_going; DROP INDEX acks_by_run;
+         ALTER TABLE pages DROP COLUMN route;
+         UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Arc::new(SqliteStore::writable(t.dir.path().join("state")));
+    let seen = Arc::new(Seen::default());
+    let again = Pager::new(store.clone(), options(&t.server, token()), seen).unwrap();
+    let _listening = serve_sink(&t.server, &again).await;
+
+    assert_eq!(again.resume_going().await.unwrap(), 0);
+
+    let conn = rusqlite::Connection::open(&journal).unwrap();
+    let mut format = conn
+        .prepare("SELECT value FROM meta WHERE key = 'schema_version'")
+        .unwrap();
+    let version: String = format.query_row([], |r| r.get(0)).unwrap();
+    drop(format);
+    assert_eq!(version, "4");
+    let report = again.report(&old).await.unwrap().unwrap();
+    assert_eq!(report.calls.len(), 4, "the old page is kept");
+    let input = input(&playbook.0, "disk-a");
+    let new = again
+        .start(
+            "ops",
+            playbook.0.clone(),
+            input,
+            playbook.1.clone(),
+            "disk-a",
+        )
+        .await
+        .unwrap();
+    let new = started(&new);
+    let route: Option<String> = conn
+        .query_row("SELECT route FROM pages WHERE run_id = ?1", [&new], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(route.as_deref(), Some("ops"));
+}
+
+/// A broadcast (no `escalation`) runs once per key: while one with the key
+/// is going, the same alert is a repeat; it runs in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_runs_once_per_key_in_the_background() {
+    let t = setup(slow(500)).await;
+    let yaml = TWO_ROUNDS
+        .replace("name: pager-two", "name: pager-broadcast")
+        .replace("  window: 1m", "  window: 1s")
+        .replace(" {{ ack.hint }}", "");
+    let yaml = &yaml[..yaml.find("escalation:").unwrap()];
+    let playbook = load(t.dir.path(), "broadcast.yaml", yaml);
+
+    let first = started(&t.start(&playbook, "disk-a").await);
+    let again = t.start(&playbook, "disk-a").await;
+    let other = started(&t.start(&playbook, "disk-b").await);
+
+    assert_eq!(
+        again,
+        Intake::Deduplicated {
+            run_id: first.clone()
+        }
+    );
+    for id in [&first, &other] {
+        let start = Instant::now();
+        loop {
+            let run = t.store.find_run(RunQuery::Id(id.clone())).await.unwrap();
+            if run.is_some_and(|r| r.state == RunState::Finished) {
+                break;
+            }
+            assert!(start.elapsed() < HANG, "broadcast {id} did not finish");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(t.server.placed_calls().len(), 4, "two people, two keys");
+    let report = t.report(&first).await;
+    assert_eq!(report.totals.placed, 2);
+    assert!(report.escalation.is_none());
+    assert!(t.pager.active().await.unwrap().is_empty());
 }

@@ -291,14 +291,40 @@ async fn start<S: Store>(
     input: &RunInput,
     plan: Plan,
 ) -> Result<Finished, EngineError> {
+    let ready = prepare(&ctx, input, plan).await?;
+    execute(
+        ctx,
+        ready.provider,
+        ready.report,
+        ready.calls,
+        RunState::Refused,
+    )
+    .await
+}
+
+/// A new broadcast, checked and recorded, about to place its calls.
+struct Ready {
+    provider: Provider,
+    report: Report,
+    calls: Vec<(usize, CallRequest)>,
+}
+
+/// Checks a new broadcast (its size, the provider, the confirmation) and
+/// records it. A refusal is recorded as a refused run, except in a pager,
+/// whose caller gets it as its answer.
+async fn prepare<S: Store>(
+    ctx: &Context<'_, S>,
+    input: &RunInput,
+    plan: Plan,
+) -> Result<Ready, EngineError> {
     let calls = calls_of(&plan);
     let records = records(ctx.playbook, &plan, ctx.options.journal_messages);
     let checked = match plan.over_limit(ctx.options.max_calls.or(ctx.playbook.max_calls)) {
         Some(why) => Err(EngineError::TooManyCalls(why)),
-        None => provider(&ctx),
+        None => provider(ctx),
     };
     let checked = match checked {
-        Ok(client) if confirmed(&ctx, calls.len()).await => Ok(client),
+        Ok(client) if confirmed(ctx, calls.len()).await => Ok(client),
         Ok(_) => Err(EngineError::NotConfirmed),
         Err(e) => Err(e),
     };
@@ -306,7 +332,7 @@ async fn start<S: Store>(
         Ok(client) => client,
         Err(e) => {
             // A bad base URL is a mistake in the request, not a refused run.
-            if !matches!(e, EngineError::BaseUrl(_)) {
+            if !matches!(e, EngineError::BaseUrl(_)) && ctx.served.is_none() {
                 let mut run = run_record(ctx.playbook, input, RunState::Refused);
                 run.finished_at = Some(Timestamp::now());
                 if let Err(why) = ctx.store.begin_run(run, records).await {
@@ -322,7 +348,67 @@ async fn start<S: Store>(
         .begin_run(run, records)
         .await
         .map_err(EngineError::Store)?;
-    execute(ctx, client, report, calls, RunState::Refused).await
+    Ok(Ready {
+        provider: client,
+        report,
+        calls,
+    })
+}
+
+/// A pager's broadcast: recorded by [`prepare`], its calls then placed in
+/// the background; `Err` holds the run id of the broadcast going with the
+/// same key (`claim` says whether the key is free, and takes it).
+///
+/// # Errors
+/// As [`prepare`], and [`EngineError::Plan`] when the plan cannot be made.
+async fn broadcast<S: Store>(
+    ctx: Context<'_, S>,
+    input: &RunInput,
+    claim: impl FnOnce(String) -> Option<String>,
+    started: impl FnOnce(Result<Result<(), String>, EngineError>),
+) -> Option<Finished> {
+    let ready = async {
+        let mut plan = plan::plan(ctx.playbook, input).map_err(EngineError::Plan)?;
+        let rendered = plan.entries.iter().find_map(|e| match &e.decision {
+            Decision::Call(c) => c.dedup_key.clone(),
+            Decision::Skip(_) => None,
+        });
+        if let Some(served) = &ctx.served {
+            let key = format!(
+                "{}:{}",
+                served.route,
+                rendered.unwrap_or_else(|| served.fallback_key.clone())
+            );
+            if let Some(going) = claim(key) {
+                return Ok(Err(going));
+            }
+        }
+        dedup::apply(&mut plan, ctx.playbook, ctx.store.as_ref(), input.now)
+            .await
+            .map_err(EngineError::Store)?;
+        prepare(&ctx, input, plan).await.map(Ok)
+    };
+    match ready.await {
+        Ok(Ok(ready)) => {
+            started(Ok(Ok(())));
+            let finished = execute(
+                ctx,
+                ready.provider,
+                ready.report,
+                ready.calls,
+                RunState::Refused,
+            );
+            finished.await.ok()
+        }
+        Ok(Err(going)) => {
+            started(Ok(Err(going)));
+            None
+        }
+        Err(e) => {
+            started(Err(e));
+            None
+        }
+    }
 }
 
 /// Asks the observer, on a blocking thread, before the first of `calls` calls.

@@ -36,7 +36,7 @@ use crate::store::Store;
 use crate::timeline::{self, Timeline};
 
 pub use sink::PageSink;
-pub(crate) use sink::{CallMatch, SmsVerdict};
+pub(crate) use sink::{CallMatch, SmsVerdict, record, unmatched};
 
 /// What a page run by a [`super::Pager`] has that a `run` has not.
 #[derive(Clone)]
@@ -1491,22 +1491,7 @@ async fn finish<S: Store>(
         .as_ref()
         .map(|e| e.steps.iter().map(|s| s.name.clone()).collect())
         .unwrap_or_default();
-    let people: Vec<String> = people(report).into_iter().map(|(n, _)| n).collect();
-    let position = |c: &crate::report::CallReport| {
-        (
-            c.step
-                .as_ref()
-                .and_then(|s| steps.iter().position(|n| n == s))
-                .unwrap_or(usize::MAX),
-            c.round.unwrap_or(0),
-            people
-                .iter()
-                .position(|n| n == &c.recipient)
-                .unwrap_or(usize::MAX),
-        )
-    };
-    report.calls.sort_by_key(|c| position(c));
-    report.recount();
+    super::recorded::ladder_order(report, &steps);
     report.finished_at = crate::model::timestamp(chrono::Utc::now());
 }
 

@@ -38,7 +38,7 @@ use super::{Context, EngineError, Observer, Provider, Resume, RunOptions};
 use crate::escape::escape_controls;
 use crate::listener::{CallbackSink, SinkError};
 use crate::model::callback::Callback;
-use crate::model::{AckRecord, AckResult, AckVia, Outcome, Status, Timestamp};
+use crate::model::{AckRecord, AckResult, AckVia, Outcome, RunState, Status, Timestamp};
 use crate::plan::RunInput;
 use crate::playbook::{Playbook, ProviderSettings};
 use crate::provider::limiter::RateLimiter;
@@ -243,9 +243,14 @@ impl<S: Store> Pager<S> {
     ///
     /// # Errors
     /// [`EngineError::Plan`] or [`EngineError::TooManyCalls`] (nothing is
-    /// recorded), [`EngineError::NoCredentials`], [`EngineError::PageNotLive`]
-    /// for a playbook without `escalation`, [`EngineError::ShuttingDown`]
+    /// recorded), [`EngineError::NoCredentials`], [`EngineError::ShuttingDown`]
     /// once [`Pager::shutdown`] began, or the store's error.
+    ///
+    /// A broadcast (a playbook without `escalation`) runs once per key the
+    /// same way: deduplicated while one with that key is going in this
+    /// process (its calls also keep the playbook's per-call `dedup` window);
+    /// resolving its alert starts no further call of it; it is not resumed
+    /// after a restart and records no dispositions.
     pub async fn start(
         &self,
         route: &str,
@@ -256,9 +261,6 @@ impl<S: Store> Pager<S> {
     ) -> Result<Intake, EngineError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);
-        }
-        if playbook.escalation.is_none() {
-            return Err(EngineError::PageNotLive(playbook.name.clone()));
         }
         self.spawn(Launch {
             route: route.to_string(),
@@ -517,14 +519,75 @@ struct Launch {
     resume: Option<(String, String)>,
 }
 
-/// A page's task: begins the page (answering `told`), climbs its ladder,
-/// and forgets it when it ends.
-async fn run_page<S: Store>(
+/// Where a task answers once its run is recorded (or found a repeat, or refused).
+type Told = tokio::sync::oneshot::Sender<Result<Intake, EngineError>>;
+
+/// A broadcast's task: plans it, takes its key (or finds the broadcast
+/// going with it), records it, answers `told`, then places its calls.
+async fn run_broadcast<S: Store>(
     inner: Arc<Inner<S>>,
     provider: Provider,
     launch: Launch,
-    told: tokio::sync::oneshot::Sender<Result<Intake, EngineError>>,
+    told: Told,
 ) {
+    let Launch {
+        route,
+        fallback_key,
+        playbook,
+        input,
+        ..
+    } = launch;
+    let run_id = input.run_id.clone();
+    let options = RunOptions {
+        journal_messages: inner.options.journal_messages,
+        ..RunOptions::default()
+    };
+    // Its alert resolving stops it like a shutdown does: no further call.
+    let stop = inner.shutdown.child_token();
+    let served = Served {
+        route: route.clone(),
+        fallback_key,
+        resolved: stop.clone(),
+        attach: Arc::new(|_| {}),
+    };
+    let ctx = inner.context(&playbook, &options, provider, stop.clone(), served);
+    let claim = |key: String| {
+        let mut pages = inner.lock_pages();
+        if let Some((going, _)) = pages.iter().find(|(_, g)| g.key == key) {
+            return Some(going.clone());
+        }
+        let going = Going {
+            route,
+            key,
+            code: String::new(),
+            started_at: crate::model::timestamp(input.now),
+            playbook: playbook.name.clone(),
+            resolved: stop.clone(),
+            live: None,
+        };
+        pages.insert(run_id.clone(), going);
+        None
+    };
+    let answered = |result: Result<Result<(), String>, EngineError>| {
+        let intake = match result {
+            Ok(Ok(())) => Ok(Intake::Started {
+                run_id: run_id.clone(),
+            }),
+            Ok(Err(going)) => Ok(Intake::Deduplicated { run_id: going }),
+            Err(e) => Err(e),
+        };
+        let _ = told.send(intake);
+    };
+    super::broadcast(ctx, &input, claim, answered).await;
+    inner.forget(&run_id);
+}
+
+/// A page's task: begins the page (answering `told`), climbs its ladder,
+/// and forgets it when it ends.
+async fn run_page<S: Store>(inner: Arc<Inner<S>>, provider: Provider, launch: Launch, told: Told) {
+    if launch.playbook.escalation.is_none() {
+        return run_broadcast(inner, provider, launch, told).await;
+    }
     let Launch {
         route,
         fallback_key,
@@ -557,24 +620,19 @@ async fn run_page<S: Store>(
             }
         })
     };
-    let ctx = Context {
-        store: inner.store.clone(),
-        lock: None,
-        playbook: &playbook,
-        options: &options,
-        observer: Arc::new(Relay {
-            observer: inner.observer.clone(),
-            playbook: playbook.name.clone(),
-        }),
-        cancel: inner.shutdown.clone(),
-        shared: Some(provider),
-        served: Some(Served {
-            route: route.clone(),
-            fallback_key,
-            resolved: resolved.clone(),
-            attach,
-        }),
+    let served = Served {
+        route: route.clone(),
+        fallback_key,
+        resolved: resolved.clone(),
+        attach,
     };
+    let ctx = inner.context(
+        &playbook,
+        &options,
+        provider,
+        inner.shutdown.clone(),
+        served,
+    );
     let begun = page::begin(&ctx, input).await;
     let begun = match begun {
         Err(e) => {
@@ -624,7 +682,11 @@ async fn run_page<S: Store>(
             (outcome, after)
         }
         Err(e) => {
+            // Before any call (a login refused): the page holds its key no longer.
             tracing::error!(run = run_id.as_str(), "page {run_id} stopped: {e}");
+            if let Err(e) = inner.store.end_run(&run_id, RunState::Stopped).await {
+                tracing::error!("{e}");
+            }
             ("stopped".to_string(), None)
         }
     };
@@ -633,6 +695,31 @@ async fn run_page<S: Store>(
 }
 
 impl<S: Store> Inner<S> {
+    /// The context one run of this pager works in: no run lock, the
+    /// account's provider, stopped by `cancel`.
+    fn context<'a>(
+        &self,
+        playbook: &'a Playbook,
+        options: &'a RunOptions,
+        provider: Provider,
+        cancel: CancellationToken,
+        served: Served,
+    ) -> Context<'a, S> {
+        Context {
+            store: self.store.clone(),
+            lock: None,
+            playbook,
+            options,
+            observer: Arc::new(Relay {
+                observer: self.observer.clone(),
+                playbook: playbook.name.clone(),
+            }),
+            cancel,
+            shared: Some(provider),
+            served: Some(served),
+        }
+    }
+
     fn lock_pages(&self) -> std::sync::MutexGuard<'_, HashMap<String, Going<S>>> {
         self.pages.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -745,15 +832,7 @@ impl<S: Store> PagerSink<S> {
             }
         }
         let Some((playbook, sink, found)) = best else {
-            tracing::debug!(
-                uid = event
-                    .uid
-                    .as_deref()
-                    .map(escape_controls)
-                    .as_deref()
-                    .unwrap_or(""),
-                "a call callback matches no call of a page going: ignored"
-            );
+            page::unmatched(&event);
             return;
         };
         match sink.apply_call(event, found).await {
@@ -770,11 +849,7 @@ impl<S: Store> PagerSink<S> {
 
 impl<S: Store> CallbackSink for PagerSink<S> {
     async fn receive(&self, callback: Callback) -> Result<(), SinkError> {
-        let fields = callback.raw().to_json().to_string();
-        self.store
-            .record_callback(callback.kind(), fields)
-            .await
-            .map_err(|e| SinkError(e.to_string()))?;
+        page::record(self.store.as_ref(), &callback).await?;
         let pages = self.inner.upgrade().map(|i| i.live()).unwrap_or_default();
         match callback {
             Callback::Call(event) => self.call(&pages, event).await,

@@ -195,6 +195,14 @@ async fn ladder<S: Store>(
         .as_ref()
         .map(|e| e.steps.iter().map(|s| s.name.clone()).collect())
         .unwrap_or_default();
+    ladder_order(report, &step_order);
+    Ok(())
+}
+
+/// Orders a page's calls as its report shows them: by step (in `steps`
+/// order), round, then the order people were first called in; retries,
+/// recorded last, join their round. Recounts the totals.
+pub(crate) fn ladder_order(report: &mut Report, steps: &[String]) {
     let mut people: Vec<String> = Vec::new();
     for c in &report.calls {
         if !people.contains(&c.recipient) {
@@ -205,7 +213,7 @@ async fn ladder<S: Store>(
         (
             c.step
                 .as_ref()
-                .and_then(|s| step_order.iter().position(|n| n == s))
+                .and_then(|s| steps.iter().position(|n| n == s))
                 .unwrap_or(usize::MAX),
             c.round.unwrap_or(0),
             people
@@ -216,5 +224,4 @@ async fn ladder<S: Store>(
     };
     report.calls.sort_by_key(|c| position(c));
     report.recount();
-    Ok(())
 }

@@ -163,15 +163,7 @@ impl<S: Store> PageSink<S> {
         match self.match_call(&event, Timestamp::now()) {
             Some(found) => self.apply_call(event, found).await.map(drop),
             None => {
-                tracing::debug!(
-                    uid = event
-                        .uid
-                        .as_deref()
-                        .map(escape_controls)
-                        .as_deref()
-                        .unwrap_or(""),
-                    "a call callback matches no call of this page: ignored"
-                );
+                unmatched(&event);
                 Ok(())
             }
         }
@@ -396,11 +388,7 @@ impl<S: Store> PageSink<S> {
 
 impl<S: Store> CallbackSink for PageSink<S> {
     async fn receive(&self, callback: Callback) -> Result<(), SinkError> {
-        let fields = callback.raw().to_json().to_string();
-        self.store
-            .record_callback(callback.kind(), fields)
-            .await
-            .map_err(|e| SinkError(e.to_string()))?;
+        record(self.store.as_ref(), &callback).await?;
         match callback {
             Callback::Call(event) => self.call_event(event).await?,
             Callback::Inbound(call) if self.acks => self.inbound(call).await,
@@ -411,6 +399,25 @@ impl<S: Store> CallbackSink for PageSink<S> {
         }
         Ok(())
     }
+}
+
+/// Records `callback` as received (its raw fields, no secret), before anything acts on it.
+pub(crate) async fn record<S: Store>(store: &S, callback: &Callback) -> Result<(), SinkError> {
+    let fields = callback.raw().to_json().to_string();
+    store
+        .record_callback(callback.kind(), fields)
+        .await
+        .map_err(|e| SinkError(e.to_string()))
+}
+
+/// Logs a call callback that matches no call (at debug level: **assumed**
+/// to be another user's call on the same FoneNumber).
+pub(crate) fn unmatched(event: &CallEvent) {
+    let uid = event.uid.as_deref().map(escape_controls);
+    tracing::debug!(
+        uid = uid.as_deref().unwrap_or(""),
+        "a call callback matches no call going: ignored"
+    );
 }
 
 /// Whether a number from a callback is our 10-digit caller id (sent with or

@@ -87,47 +87,46 @@ impl Journal {
 
     /// The pages with a route that have not ended, oldest first.
     pub fn served_pages(&mut self) -> Result<Vec<ServedPage>, StoreError> {
-        if self.version < 4 {
-            return Ok(Vec::new());
-        }
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT p.run_id, r.playbook, r.path, p.route, p.dedup_key, p.code, r.started_at, r.state
-                 FROM pages p JOIN runs r ON r.id = p.run_id WHERE {SERVED_GOING}
-                 ORDER BY r.started_at, p.run_id"
-            ))
-            .map_err(|e| self.err(&e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(ServedPage {
-                    run_id: r.get(0)?,
-                    playbook: r.get(1)?,
-                    path: r.get(2)?,
-                    route: r.get(3)?,
-                    key: r.get(4)?,
-                    code: r.get(5)?,
-                    started_at: r.get(6)?,
-                    state: r.get(7)?,
-                })
+        let columns =
+            "p.run_id, r.playbook, r.path, p.route, p.dedup_key, p.code, r.started_at, r.state";
+        self.served(columns, "ORDER BY r.started_at, p.run_id", |r| {
+            let (run_id, playbook, path, route) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            let (key, code, started_at, state) = (r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?);
+            Ok(ServedPage {
+                run_id,
+                playbook,
+                path,
+                route,
+                key,
+                code,
+                started_at,
+                state,
             })
-            .map_err(|e| self.err(&e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
+        })
     }
 
     /// The pages with a route that have not ended and have an acknowledgement.
     pub fn served_acks(&mut self) -> Result<Vec<String>, StoreError> {
+        let acked = "AND EXISTS (SELECT 1 FROM acks a WHERE a.run_id = p.run_id)";
+        self.served("p.run_id", acked, |r| r.get(0))
+    }
+
+    /// `columns` of the pages with a route that have not ended (`more`:
+    /// further conditions, an order), each row read by `row`.
+    fn served<T>(
+        &self,
+        columns: &str,
+        more: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
         if self.version < 4 {
             return Ok(Vec::new());
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT p.run_id FROM pages p JOIN runs r ON r.id = p.run_id
-                 WHERE {SERVED_GOING} AND EXISTS (SELECT 1 FROM acks a WHERE a.run_id = p.run_id)"
-            ))
-            .map_err(|e| self.err(&e))?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(&e))?;
+        let sql = format!(
+            "SELECT {columns} FROM pages p JOIN runs r ON r.id = p.run_id WHERE {SERVED_GOING} {more}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map([], row).map_err(|e| self.err(&e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(&e))
     }
 
