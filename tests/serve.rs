@@ -712,3 +712,38 @@ fn bad_requests_get_their_status_and_start_nothing() {
     assert_eq!(active, json!([]));
     assert!(server.placed_calls().is_empty());
 }
+
+/// A broadcast: everyone once, no ladder.
+const BROADCAST: &str = r#"version: 1
+name: serve-broadcast
+caller_id: "321-499-1000"
+recipients:
+  - { name: B1, phone: "+1 321 499 1011" }
+  - { name: B2, phone: "+1 321 499 1012" }
+messages:
+  m: { tts: "Maintenance tonight." }
+rules:
+  - play: m
+"#;
+
+#[test]
+fn a_broadcast_route_calls_everyone_once_per_key() {
+    let server = server();
+    let setup = Setup::new(&[("notice", BROADCAST)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let (code, started) = setup.post("/hooks/json/notice", &json!({"window": "tonight"}));
+    assert_eq!(code, 202, "{started}");
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 2);
+    let start = Instant::now();
+    loop {
+        let (code, report) = setup.get(&format!("/runs/{run_id}"));
+        if code == 200 && report["totals"]["placed"] == 2 {
+            break;
+        }
+        assert!(start.elapsed() < HANG, "{report}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    support::assert_nobody_twice(&server);
+}

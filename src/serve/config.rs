@@ -177,19 +177,6 @@ pub fn load(path: &Path, sources: &mut Sources) -> Result<LoadedConfig, Vec<Diag
             };
             let playbook_path = base.join(file);
             match load_route(name, &playbook_path, sources) {
-                Ok((route, _)) if route.playbook.escalation.is_none() => {
-                    diags.push(
-                        Diagnostic::error(
-                            Some(at(&pointer, false)),
-                            format!(
-                                "route `{name}`: playbook `{}` has no `escalation`: serve runs pages \
-                                 (a broadcast runs with `callbook run`)",
-                                route.path.display()
-                            ),
-                        )
-                        .at_path(format!("routes.{name}")),
-                    );
-                }
                 Ok((route, warnings)) => {
                     diags.extend(warnings);
                     routes.insert(name.clone(), Arc::new(route));
