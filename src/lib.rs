@@ -36,6 +36,7 @@ pub mod render;
 pub mod report;
 pub mod rules;
 pub mod schema;
+pub mod serve;
 pub mod ssml;
 pub mod store;
 pub mod suggest;

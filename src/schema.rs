@@ -18,13 +18,26 @@ pub const SCHEMA: &str = include_str!("../schema/playbook.schema.json");
 static SCHEMA_VALUE: LazyLock<Result<Value, String>> =
     LazyLock::new(|| serde_json::from_str(SCHEMA).map_err(|e| e.to_string()));
 
-static VALIDATOR: LazyLock<Result<Validator, String>> = LazyLock::new(|| {
-    let schema = SCHEMA_VALUE.as_ref().map_err(Clone::clone)?;
+static VALIDATOR: LazyLock<Result<Validator, String>> =
+    LazyLock::new(|| compile(SCHEMA_VALUE.as_ref()));
+
+/// The `callbook serve` configuration schema, as committed and as printed by
+/// `callbook schema --serve`.
+pub const SERVE_SCHEMA: &str = include_str!("../schema/serve.schema.json");
+
+static SERVE_SCHEMA_VALUE: LazyLock<Result<Value, String>> =
+    LazyLock::new(|| serde_json::from_str(SERVE_SCHEMA).map_err(|e| e.to_string()));
+
+static SERVE_VALIDATOR: LazyLock<Result<Validator, String>> =
+    LazyLock::new(|| compile(SERVE_SCHEMA_VALUE.as_ref()));
+
+fn compile(schema: Result<&Value, &String>) -> Result<Validator, String> {
+    let schema = schema.map_err(Clone::clone)?;
     jsonschema::options()
         .with_draft(Draft::Draft202012)
         .build(schema)
         .map_err(|e| e.to_string())
-});
+}
 
 /// The test file schema (`schema/test.schema.json`), as printed by
 /// `callbook schema --test`: `*.test.yaml` files are checked against it
@@ -75,6 +88,8 @@ pub enum Definition {
     Playbook,
     /// One recipient (an entry of an included YAML or JSON file).
     Recipient,
+    /// A `callbook serve` configuration file.
+    Serve,
 }
 
 /// Checks `document` against the playbook schema and returns every violation.
@@ -82,6 +97,15 @@ pub enum Definition {
 /// # Errors
 /// Only when the embedded schema itself cannot be compiled, which a test rules out.
 pub fn check(document: &Value, definition: Definition) -> Result<Vec<Violation>, String> {
+    if let Definition::Serve = definition {
+        let validator = SERVE_VALIDATOR.as_ref().map_err(Clone::clone)?;
+        let schema = SERVE_SCHEMA_VALUE.as_ref().map_err(Clone::clone)?;
+        let mut violations = Vec::new();
+        for error in validator.iter_errors(document) {
+            explain(&error, schema, &mut violations);
+        }
+        return Ok(violations);
+    }
     let validator = VALIDATOR.as_ref().map_err(Clone::clone)?;
     let schema = SCHEMA_VALUE.as_ref().map_err(Clone::clone)?;
     let mut violations = Vec::new();
@@ -91,6 +115,7 @@ pub fn check(document: &Value, definition: Definition) -> Result<Vec<Violation>,
                 explain(&error, schema, &mut violations);
             }
         }
+        Definition::Serve => {}
         Definition::Recipient => {
             let wrapped = serde_json::json!({ "recipients": [document] });
             for error in validator.iter_errors(&wrapped) {
@@ -196,7 +221,6 @@ fn explain(error: &ValidationError<'_>, schema: &Value, out: &mut Vec<Violation>
         ValidationErrorKind::MaxLength { limit } => {
             format!("is longer than {limit} characters")
         }
-        ValidationErrorKind::MaxProperties { limit } => format!("has more than {limit} keys"),
         ValidationErrorKind::Minimum { limit } => {
             format!("{} is less than the minimum {limit}", describe(instance))
         }
@@ -206,6 +230,10 @@ fn explain(error: &ValidationError<'_>, schema: &Value, out: &mut Vec<Violation>
         ValidationErrorKind::Maximum { limit } => {
             format!("{} is greater than the maximum {limit}", describe(instance))
         }
+        ValidationErrorKind::MaxProperties { limit } => {
+            format!("has more than {limit} entries")
+        }
+        ValidationErrorKind::MinProperties { .. } => "must not be empty".to_string(),
         _ => error.to_string(),
     };
     out.push(Violation {

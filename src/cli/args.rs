@@ -86,7 +86,7 @@ pub enum Command {
     /// Plan every call of a playbook, then place them (or only show them with --dry-run).
     #[command(after_help = RUN_AFTER_HELP)]
     Run(Box<RunArgs>),
-    /// Print the playbook JSON Schema (or, with --test, the test file schema).
+    /// Print the playbook JSON Schema (or the test file's, or the serve configuration's).
     Schema(SchemaArgs),
     /// List recent runs from the journal, or show one run's report.
     #[command(args_conflicts_with_subcommands = true)]
@@ -122,14 +122,90 @@ pub enum Command {
     /// Run the playbook tests (`*.test.yaml`) offline: nothing is called.
     #[command(after_help = TEST_AFTER_HELP)]
     Test(TestArgs),
+    /// Take alerts over HTTP and page for them (Alertmanager, any JSON webhook).
+    #[command(after_help = SERVE_AFTER_HELP)]
+    Serve(ServeArgs),
+}
+
+/// The environment and exit codes, under `serve --help`.
+const SERVE_AFTER_HELP: &str = "\
+Environment (secrets come only from here):
+  FONESTORM_TOKEN, or FONESTORM_USERNAME and FONESTORM_PASSWORD   the account
+  CALLBOOK_CALLBACK_SECRET   the password FoneStorm sends with each callback
+  CALLBOOK_WEBHOOK_TOKEN     the bearer token alert sources send (required unless
+                             --insecure-no-auth on a loopback address)
+
+Signals:
+  SIGTERM, SIGINT   stop taking requests, finish those in flight, record every
+                    page (they resume at the next start), exit 0
+  SIGHUP            reload the configuration and playbooks (kept as they were
+                    when anything is invalid)
+
+Exit codes:
+  0    --check passed, or stopped by SIGTERM/SIGINT
+  2    invalid configuration or playbook
+  3    refused: no token or secret, no credentials, another serve on the state
+       directory, the journal or the address cannot be used";
+
+/// `callbook serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file (YAML; `callbook schema --serve` prints its schema).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Check the configuration and every routed playbook, then exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Take webhooks without a token: only when listening on a loopback address.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// How long SIGTERM may take to drain requests and pages (1s to 5m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = drain_timeout)]
+    pub drain_timeout: std::time::Duration,
+    /// Override the provider base URL.
+    #[arg(
+        help_heading = "Provider",
+        long,
+        env = "FONESTORM_BASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub base_url: Option<String>,
+    /// The account's rate limit (requests per second, 0.01 to 1000), shared by every page.
+    #[arg(help_heading = "Provider", long, value_name = "N", value_parser = rate_limit)]
+    pub rate_limit: Option<f64>,
+    /// Where the journal lives when the configuration sets no `state_dir`.
+    #[arg(
+        help_heading = "Journal",
+        long,
+        env = "CALLBOOK_STATE_DIR",
+        value_name = "DIR"
+    )]
+    pub state_dir: Option<PathBuf>,
+    /// Also keep the rendered messages in the journal (they may hold sensitive data).
+    #[arg(help_heading = "Journal", long)]
+    pub journal_messages: bool,
+}
+
+/// `serve --drain-timeout`: from 1 s to 5 min.
+fn drain_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}`: {e}"))?;
+    if (std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(300)).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("`{s}` is out of range: 1s to 5m"))
+    }
 }
 
 /// Options of `callbook schema`.
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
     /// Print the schema of test files (`*.test.yaml`) instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "serve")]
     pub test: bool,
+    /// Print the schema of the `callbook serve` configuration file instead.
+    #[arg(long)]
+    pub serve: bool,
 }
 
 /// The exit codes, under `test --help`.

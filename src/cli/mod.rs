@@ -19,6 +19,7 @@ mod page;
 mod preview;
 mod run;
 mod runs;
+mod serve;
 pub mod term;
 mod test;
 pub mod vars;
@@ -81,7 +82,9 @@ pub fn main(cli: Cli) -> Exit {
         Command::Completions { shell } => Ok(completions::completions(shell)),
         Command::Man { dir } => man::man(dir.as_deref(), &out),
         Command::Schema(args) => {
-            print_stdout(if args.test {
+            print_stdout(if args.serve {
+                crate::schema::SERVE_SCHEMA
+            } else if args.test {
                 crate::schema::TEST_SCHEMA
             } else {
                 crate::schema::SCHEMA
@@ -89,6 +92,7 @@ pub fn main(cli: Cli) -> Exit {
             Ok(Exit::Success)
         }
         Command::Test(args) => Ok(test::test(&args, &mut out)),
+        Command::Serve(args) => serve::serve(&args, &mut out),
     };
     result.unwrap_or_else(|failure| out.failure(failure))
 }

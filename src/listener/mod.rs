@@ -136,6 +136,7 @@ pub struct Listener {
     tcp: TcpListener,
     addr: SocketAddr,
     limits: Limits,
+    grace: Duration,
 }
 
 /// Binds `addr` (port 0 picks a free port; see [`Listener::local_addr`]).
@@ -146,6 +147,7 @@ pub async fn bind(addr: SocketAddr) -> io::Result<Listener> {
         tcp,
         addr,
         limits: Limits::default(),
+        grace: SHUTDOWN_GRACE,
     })
 }
 
@@ -161,6 +163,13 @@ impl Listener {
         self
     }
 
+    /// How long requests in progress may take to finish once serving stops
+    /// (default 5 s); a service with a drain deadline gives its own.
+    pub fn with_grace(mut self, grace: Duration) -> Listener {
+        self.grace = grace;
+        self
+    }
+
     /// Serves callbacks into `sink` until `cancel` is cancelled, then lets
     /// requests in progress finish for a few seconds and returns.
     pub async fn serve<S: CallbackSink>(
@@ -169,20 +178,20 @@ impl Listener {
         sink: Arc<S>,
         cancel: CancellationToken,
     ) {
-        let boxed: BoxedSink = Arc::new(move |callback| {
-            let sink = sink.clone();
-            Box::pin(async move { sink.receive(callback).await })
-        });
-        let app = Arc::new(App {
-            secret,
-            sink: boxed,
-            body_timeout: self.limits.body_timeout,
-        });
-        let router = handler::router(app);
+        let router = callback_router(secret, sink, &self.limits);
+        self.serve_router(router, cancel).await;
+    }
+
+    /// Serves `router` (which may mount [`callback_router`] beside routes of
+    /// its own) with the same bounds on headers, times and connections,
+    /// until `cancel` is cancelled; then stops accepting, lets requests in
+    /// progress finish within the grace period and returns.
+    pub async fn serve_router(self, router: axum::Router, cancel: CancellationToken) {
+        let grace = self.grace;
         let limits = Arc::new(self.limits);
         let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
         let mut connections = JoinSet::new();
-        tracing::debug!(addr = %self.addr, "listening for callbacks");
+        tracing::debug!(addr = %self.addr, "listening");
         loop {
             let permit = tokio::select! {
                 () = cancel.cancelled() => break,
@@ -204,10 +213,11 @@ impl Listener {
                         limits.clone(),
                         cancel.clone(),
                         permit,
+                        grace,
                     ));
                 }
                 Err(e) => {
-                    tracing::warn!("cannot accept a callback connection: {e}");
+                    tracing::warn!("cannot accept a connection: {e}");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             }
@@ -215,11 +225,38 @@ impl Listener {
         }
         drop(self.tcp);
         let drained = async { while connections.join_next().await.is_some() {} };
-        if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
-            tracing::debug!("closing callback connections still open after the grace period");
+        if tokio::time::timeout(grace, drained).await.is_err() {
+            tracing::debug!("closing connections still open after the grace period");
         }
         connections.abort_all();
     }
+}
+
+/// The three callback paths ([`PATH_CALLS`], [`PATH_INBOUND`], [`PATH_SMS`])
+/// as a router: Basic auth against `secret`, bodies within
+/// [`MAX_BODY_BYTES`] and `limits.body_timeout`, each callback handed to
+/// `sink`. [`Listener::serve`] serves it alone; `callbook serve` mounts it
+/// beside its own routes.
+pub fn callback_router<S: CallbackSink>(
+    secret: CallbackSecret,
+    sink: Arc<S>,
+    limits: &Limits,
+) -> axum::Router {
+    let boxed: BoxedSink = Arc::new(move |callback| {
+        let sink = sink.clone();
+        Box::pin(async move { sink.receive(callback).await })
+    });
+    let app = Arc::new(App {
+        secret,
+        sink: boxed,
+        body_timeout: limits.body_timeout,
+    });
+    handler::router(app)
+}
+
+/// The peer address of a request served by a [`Listener`], for log lines.
+pub fn peer_of<B>(request: &hyper::Request<B>) -> Option<SocketAddr> {
+    request.extensions().get::<Peer>().map(|p| p.0)
 }
 
 /// Serves one connection: keep-alive, bounded headers and lifetime, and a
@@ -231,6 +268,7 @@ async fn connection(
     limits: Arc<Limits>,
     cancel: CancellationToken,
     _slot: OwnedSemaphorePermit,
+    grace: Duration,
 ) {
     // Only a latency hint; the connection works without it.
     let _ = stream.set_nodelay(true);
@@ -253,9 +291,9 @@ async fn connection(
         _ = conn.as_mut() => return,
         () = cancel.cancelled() => {}
         () = tokio::time::sleep(limits.connection_timeout) => {
-            tracing::debug!(peer = %peer.0, "closing a callback connection open too long");
+            tracing::debug!(peer = %peer.0, "closing a connection open too long");
         }
     }
     conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+    let _ = tokio::time::timeout(grace, conn).await;
 }

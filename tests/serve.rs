@@ -1,0 +1,749 @@
+//! `callbook serve` end to end: the real binary, the FoneStorm test server
+//! on 127.0.0.1, real Alertmanager payloads and FoneStorm callbacks.
+//!
+//! An alert starts a page, the test server's calls and callbacks drive it,
+//! an SMS acknowledges it, a resolved alert cancels it; the process is
+//! killed with SIGKILL and restarted (the page resumes, nobody is called
+//! twice), stopped with SIGTERM (exit 0 within the drain bound) and sent
+//! SIGHUP with a broken playbook (the old one stays).
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fonestorm_testserver::{Config, FaultRule, HookMethod, Hooks, SmsHook, TestServer, UrlHook};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "serve-e2e-webhook-token-5c2a";
+const SECRET: &str = "serve-e2e-callback-secret-9b";
+const FONENUMBER: &str = "3214991000";
+/// Generous: what makes a hang fail instead of hanging.
+const HANG: Duration = Duration::from_secs(60);
+
+const PAGE: &str = r#"version: 1
+name: serve-page
+caller_id: "321-499-1000"
+provider: { timeout: 5s, retries: 2 }
+recipients:
+  - { name: P1, phone: "+1 321 499 1001", tags: [primary] }
+messages:
+  m: { tts: "{{ input.commonLabels.alertname if input else 'page' }}. {{ ack.hint }}" }
+rules:
+  - play: m
+escalation:
+  steps:
+    - { name: primary, tags: [primary], repeat: 2, every: 10m }
+"#;
+
+/// Two steps, one person each: everyone is called exactly once if nobody acks.
+const LADDER: &str = r#"version: 1
+name: serve-ladder
+caller_id: "321-499-1000"
+provider: { timeout: 5s, retries: 1 }
+recipients:
+  - { name: P1, phone: "+1 321 499 1001", tags: [primary] }
+  - { name: P2, phone: "+1 321 499 1002", tags: [secondary] }
+messages:
+  m: { tts: "Page for {{ recipient.name }}. {{ ack.hint }}" }
+rules:
+  - play: m
+escalation:
+  steps:
+    - { name: primary, tags: [primary], every: 3s }
+    - { name: secondary, tags: [secondary], every: 1s }
+"#;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18_181)
+}
+
+/// Points the test server's callbacks at serve on `port`.
+fn hooks_to(server: &TestServer, port: u16) {
+    let hook = |path: &str| {
+        UrlHook::new(format!("http://127.0.0.1:{port}{path}"), HookMethod::Json)
+            .basic_auth("callbook", SECRET)
+    };
+    server.set_hooks(
+        FONENUMBER,
+        Hooks {
+            send_notify: Some(hook("/fonestorm/calls")),
+            receive_notify: Some(hook("/fonestorm/inbound")),
+            sms: Some(SmsHook::Url(hook("/fonestorm/sms"))),
+        },
+    );
+}
+
+/// A serve setup in a temporary directory: its configuration, playbooks and journal.
+struct Setup {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Setup {
+    fn new(routes: &[(&str, &str)]) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let setup = Setup { dir, port };
+        setup.write_config(routes);
+        setup
+    }
+
+    fn write_config(&self, routes: &[(&str, &str)]) {
+        let mut config = format!(
+            "listen: 127.0.0.1:{}\npublic_url: http://127.0.0.1:{}\nstate_dir: state\nroutes:\n",
+            self.port, self.port
+        );
+        for (route, text) in routes {
+            let file = format!("{route}.yaml");
+            std::fs::write(self.dir.path().join(&file), text).unwrap();
+            config.push_str(&format!("  {route}: {file}\n"));
+        }
+        std::fs::write(self.config(), config).unwrap();
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("serve.yaml")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    /// Starts serve against `server`, logs to a file, and waits until it is ready.
+    fn spawn(&self, server: &TestServer, log: &str) -> Child {
+        let command = Command::new(assert_cmd::cargo::cargo_bin("callbook"));
+        self.spawn_as(command, server, log)
+    }
+
+    /// As [`Setup::spawn`], with `command` (the binary, or a wrapper that execs it).
+    fn spawn_as(&self, mut command: Command, server: &TestServer, log: &str) -> Child {
+        let log = std::fs::File::create(self.dir.path().join(log)).unwrap();
+        let mut child = command
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(self.config())
+            .args(["--base-url", &server.url()])
+            .env("FONESTORM_TOKEN", "test-token")
+            .env("CALLBOOK_CALLBACK_SECRET", SECRET)
+            .env("CALLBOOK_WEBHOOK_TOKEN", TOKEN)
+            .env("NO_COLOR", "1")
+            .env_remove("CALLBOOK_STATE_DIR")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("callbook starts");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("serve exited with {status}: {}", self.log_text());
+            }
+            if request(self.addr(), "GET", "/readyz", None).is_some_and(|(code, _)| code == 200) {
+                return child;
+            }
+            assert!(
+                start.elapsed() < HANG,
+                "serve not ready: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                text.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+        text
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let (code, text) =
+            request(self.addr(), "POST", path, Some(&body.to_string())).expect("serve answers");
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let (code, text) = request(self.addr(), "GET", path, None).expect("serve answers");
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Polls `GET /runs/{run_id}` until the page's outcome is set.
+    fn wait_outcome(&self, run_id: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let (code, report) = self.get(&format!("/runs/{run_id}"));
+            if code == 200
+                && let Some(outcome) = report["escalation"]["outcome"].as_str()
+                && outcome != "interrupted"
+            {
+                return report;
+            }
+            assert!(
+                start.elapsed() < HANG,
+                "page {run_id} did not end: {report}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One HTTP/1.1 request with the webhook token; `None` when nothing answers.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
+    let auth = format!("authorization: Bearer {TOKEN}\r\n");
+    raw_request(addr, method, path, &auth, body.unwrap_or(""))
+}
+
+/// One HTTP/1.1 request with `headers` (each ending in CRLF) and a JSON body.
+fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .ok()?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{headers}\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    // A server refusing a body may answer (and close) before reading all of it.
+    let _ = stream.write_all(body.as_bytes());
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let code = answer.get(9..12)?.parse().ok()?;
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((code, body.to_string()))
+}
+
+fn firing() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string("tests/fixtures/serve/alertmanager-firing.json").unwrap(),
+    )
+    .unwrap()
+}
+
+fn resolved() -> Value {
+    let mut payload = firing();
+    payload["status"] = json!("resolved");
+    payload["alerts"][0]["status"] = json!("resolved");
+    payload
+}
+
+/// Waits until the test server placed `n` calls.
+fn wait_placed(server: &TestServer, n: usize) {
+    let start = Instant::now();
+    while server.placed_calls().len() < n {
+        assert!(start.elapsed() < HANG, "{n} calls not placed in {HANG:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name}");
+}
+
+/// Waits for the process to exit; its exit code and how long it took.
+fn wait_exit(child: &mut Child, bound: Duration) -> (i32, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code().unwrap_or(-1), start.elapsed());
+        }
+        if start.elapsed() > bound {
+            let _ = child.kill();
+            panic!("serve did not exit within {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Stops serve for good at the end of a test.
+struct Stop(Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn server() -> TestServer {
+    TestServer::start(Config {
+        rate_limit: Some(10),
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn an_alertmanager_alert_pages_and_an_sms_ack_ends_the_page() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 202, "{answer}");
+    let run_id = answer["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 1);
+    let (code, active) = setup.get("/runs?active=true");
+    assert_eq!(code, 200);
+    let page = active
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["run_id"] == run_id.as_str())
+        .unwrap_or_else(|| panic!("{active}"))
+        .clone();
+    assert_eq!(page["route"], "critical");
+    let short_code = page["code"].as_str().unwrap();
+    let delivered = server
+        .simulate_sms("+1 321 499 1001", FONENUMBER, &format!("1 {short_code}"))
+        .unwrap();
+    assert_eq!(delivered.receiver_status, Some(200), "{delivered:?}");
+    let report = setup.wait_outcome(&run_id);
+    assert_eq!(report["escalation"]["outcome"], "acknowledged", "{report}");
+    assert_eq!(report["escalation"]["ack"]["via"], "sms", "{report}");
+    assert_eq!(server.placed_calls().len(), 1, "no call after the ack");
+    let (code, active) = setup.get("/runs?active=true");
+    assert_eq!((code, active), (200, json!([])));
+    let (code, metrics) = setup.get("/metrics");
+    assert_eq!(code, 200);
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    for needle in [
+        "callbook_pages_total{route=\"critical\",outcome=\"acknowledged\"} 1",
+        "callbook_pages_active{route=\"critical\"} 0",
+        "callbook_calls_total{playbook=\"serve-page\",status=\"placed\"} 1",
+        "callbook_time_to_ack_seconds_count{route=\"critical\"} 1",
+        "callbook_webhooks_total{route=\"critical\",code=\"202\"} 1",
+        "callbook_provider_requests_total{endpoint=",
+        "callbook_rate_limit_wait_seconds_count",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
+    }
+    let log = setup.log_text();
+    assert!(log.contains(&run_id), "logs name the run: {log}");
+    for secret in [TOKEN, SECRET, "test-token"] {
+        assert!(!log.contains(secret), "a secret in the log");
+    }
+}
+
+#[test]
+fn a_repeated_firing_alert_is_deduplicated_and_nobody_is_called_twice() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let (code, first) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 202, "{first}");
+    for _ in 0..3 {
+        let (code, again) = setup.post("/hooks/alertmanager/critical", &firing());
+        assert_eq!(
+            (code, &again["deduplicated"]),
+            (200, &first["run_id"]),
+            "{again}"
+        );
+    }
+    wait_placed(&server, 1);
+    std::thread::sleep(Duration::from_millis(300));
+    support::assert_nobody_twice(&server);
+}
+
+#[test]
+fn a_resolved_alert_cancels_its_page_and_one_for_no_page_answers_null() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &resolved());
+    assert_eq!((code, answer), (200, json!({"cancelled": null})));
+    let (_, started) = setup.post("/hooks/alertmanager/critical", &firing());
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 1);
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &resolved());
+    assert_eq!((code, answer), (200, json!({"cancelled": run_id})));
+    let report = setup.wait_outcome(&run_id);
+    assert_eq!(report["escalation"]["outcome"], "cancelled", "{report}");
+    assert_eq!(
+        server.placed_calls().len(),
+        1,
+        "the second round was cancelled"
+    );
+}
+
+#[test]
+fn a_hand_ack_over_http_ends_the_page() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let (code, started) = setup.post(
+        "/hooks/json/critical",
+        &json!({"commonLabels": {"alertname": "Checkout"}}),
+    );
+    assert_eq!(code, 202, "{started}");
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 1);
+    let (code, answer) = setup.post(
+        &format!("/runs/{run_id}/ack"),
+        &json!({"by": "Alice", "note": "on it"}),
+    );
+    assert_eq!(code, 200, "{answer}");
+    let report = setup.wait_outcome(&run_id);
+    assert_eq!(report["escalation"]["outcome"], "acknowledged");
+    let (code, _) = setup.post(&format!("/runs/{run_id}/ack"), &json!({"by": "Alice"}));
+    assert_eq!(code, 409, "already ended");
+    let (code, _) = setup.post("/runs/no-such-run/ack", &json!({"by": "Alice"}));
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn a_page_survives_kill_9_and_resumes_without_calling_anyone_twice() {
+    let server = server();
+    let setup = Setup::new(&[("ladder", LADDER)]);
+    hooks_to(&server, setup.port);
+    let mut first = setup.spawn(&server, "first.log");
+    let (code, started) = setup.post("/hooks/json/ladder", &json!({"alert": "db"}));
+    assert_eq!(code, 202, "{started}");
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 1);
+    // Killed while the page waits for an ack to its first step.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let _second = Stop(setup.spawn(&server, "second.log"));
+    let report = setup.wait_outcome(&run_id);
+    assert_eq!(report["escalation"]["outcome"], "exhausted", "{report}");
+    let mut placed = server.placed_calls();
+    placed.sort();
+    assert_eq!(placed, vec!["13214991001", "13214991002"], "{report}");
+    support::assert_nobody_twice(&server);
+}
+
+#[test]
+fn sigterm_exits_0_within_the_drain_bound_and_the_page_resumes_after() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let mut serve = setup.spawn(&server, "first.log");
+    let (_, started) = setup.post("/hooks/alertmanager/critical", &firing());
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 1);
+    signal(&serve, "TERM");
+    // --drain-timeout is 10 s; the bound leaves room for a loaded machine.
+    let (code, took) = wait_exit(&mut serve, Duration::from_secs(30));
+    assert_eq!(code, 0, "{}", setup.log_text());
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    // Still going after the restart, and not called again.
+    let _again = Stop(setup.spawn(&server, "second.log"));
+    let (_, active) = setup.get("/runs?active=true");
+    assert!(
+        active
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["run_id"] == run_id.as_str()),
+        "{active}"
+    );
+    assert_eq!(server.placed_calls().len(), 1);
+}
+
+#[test]
+fn sighup_with_a_broken_playbook_keeps_the_old_one() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let serve = setup.spawn(&server, "serve.log");
+    let serve = Stop(serve);
+    std::fs::write(
+        setup.dir.path().join("critical.yaml"),
+        "version: 1\nname: [broken\n",
+    )
+    .unwrap();
+    signal(&serve.0, "HUP");
+    let start = Instant::now();
+    while !setup.log_text().contains("reload refused") {
+        assert!(start.elapsed() < HANG, "{}", setup.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        setup.log_text().contains("critical.yaml"),
+        "the log says why"
+    );
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 202, "the old playbook still pages: {answer}");
+    wait_placed(&server, 1);
+    // A valid reload adds a route.
+    setup.write_config(&[("critical", PAGE), ("ladder", LADDER)]);
+    signal(&serve.0, "HUP");
+    let start = Instant::now();
+    loop {
+        let (code, _) = setup.post("/hooks/json/ladder", &json!({"alert": "x"}));
+        if code == 202 {
+            break;
+        }
+        assert_eq!(code, 404);
+        assert!(start.elapsed() < HANG, "{}", setup.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_second_serve_on_the_same_state_directory_is_refused() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let other_port = free_port();
+    let text = std::fs::read_to_string(setup.config()).unwrap().replace(
+        &format!("127.0.0.1:{}", setup.port),
+        &format!("127.0.0.1:{other_port}"),
+    );
+    let other = setup.dir.path().join("other.yaml");
+    std::fs::write(&other, text).unwrap();
+    let out = support::finish(
+        support::callbook()
+            .args(["serve", "--config"])
+            .arg(&other)
+            .args(["--base-url", &server.url()])
+            .env("FONESTORM_TOKEN", "test-token")
+            .env("CALLBOOK_CALLBACK_SECRET", SECRET)
+            .env("CALLBOOK_WEBHOOK_TOKEN", TOKEN)
+            .timeout(HANG),
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("another `callbook serve`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn when_fonestorm_fails_a_page_retries_as_run_does() {
+    let server = TestServer::start(Config {
+        rate_limit: Some(10),
+        faults: vec![FaultRule::new(fonestorm_testserver::Fault::Status(503)).times(2)],
+        ..Config::default()
+    })
+    .unwrap();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let (code, started) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 202, "{started}");
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 1);
+    let (_, report) = setup.get(&format!("/runs/{run_id}"));
+    let call = &report["calls"][0];
+    assert_eq!(call["status"], "placed", "{report}");
+    assert_eq!(call["attempts"], 3, "two 503s, then placed: {report}");
+    support::assert_nobody_twice(&server);
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_makes_readyz_and_webhooks_answer_503() {
+    let can_mount = Command::new("unshare")
+        .args(["-m", "sh", "-c", "mount -t tmpfs tmpfs /mnt"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let can_enter = Command::new("nsenter").arg("--version").output().is_ok();
+    if !can_mount || !can_enter {
+        eprintln!("SKIPPED: a full journal disk needs root for `unshare -m` and `nsenter`");
+        return;
+    }
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    std::fs::create_dir_all(setup.state()).unwrap();
+    // serve runs with its state directory on a 4 MiB tmpfs of its own.
+    let mut wrapper = Command::new("unshare");
+    wrapper.args(["-m", "sh", "-c"]).arg(format!(
+        "mount -t tmpfs -o size=4m tmpfs '{}' && exec \"$0\" \"$@\"",
+        setup.state().display()
+    ));
+    wrapper.arg(assert_cmd::cargo::cargo_bin("callbook"));
+    let serve = Stop(setup.spawn_as(wrapper, &server, "serve.log"));
+    let pid = serve.0.id().to_string();
+    let fill = setup.state().join("fill");
+    let filled = Command::new("nsenter")
+        .args(["-t", &pid, "-m", "sh", "-c"])
+        .arg(format!(
+            "dd if=/dev/zero of='{}' bs=64k 2>/dev/null; true",
+            fill.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(filled.success());
+    let (code, answer) = setup.get("/readyz");
+    assert_eq!(code, 503, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("journal"),
+        "{answer}"
+    );
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 503, "{answer}");
+    assert_eq!(setup.get("/healthz").0, 200);
+    assert!(server.placed_calls().is_empty(), "nothing half-started");
+    let freed = Command::new("nsenter")
+        .args(["-t", &pid, "-m", "rm", "-f"])
+        .arg(&fill)
+        .status()
+        .unwrap();
+    assert!(freed.success());
+    assert_eq!(
+        setup.get("/readyz").0,
+        200,
+        "ready again once there is room"
+    );
+}
+
+#[test]
+fn a_payload_the_playbook_cannot_render_gets_422_and_nothing_is_recorded() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    // The message reads `input.commonLabels.alertname`: a document without it fails.
+    let (code, answer) = setup.post("/hooks/json/critical", &json!({"alert": "checkout"}));
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("critical.yaml"),
+        "{answer}"
+    );
+    let (_, active) = setup.get("/runs?active=true");
+    assert_eq!(active, json!([]));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(server.placed_calls().is_empty());
+}
+
+#[test]
+fn bad_requests_get_their_status_and_start_nothing() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let alert = firing().to_string();
+    let bearer = format!("authorization: Bearer {TOKEN}\r\n");
+    let mut no_group_key = firing();
+    no_group_key.as_object_mut().unwrap().remove("groupKey");
+    let mut no_status = firing();
+    no_status.as_object_mut().unwrap().remove("status");
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(1024 * 1024));
+    let cases: Vec<(&str, String, String, u16, &str)> = vec![
+        ("no token", String::new(), alert.clone(), 401, ""),
+        (
+            "wrong token",
+            "authorization: Bearer not-the-token-at-all\r\n".to_string(),
+            alert.clone(),
+            401,
+            "",
+        ),
+        (
+            "malformed JSON",
+            bearer.clone(),
+            "{\"status\":".to_string(),
+            400,
+            "not JSON",
+        ),
+        ("over 1 MiB", bearer.clone(), big, 413, ""),
+        (
+            "no groupKey",
+            bearer.clone(),
+            no_group_key.to_string(),
+            400,
+            "missing `groupKey`",
+        ),
+        (
+            "no status",
+            bearer.clone(),
+            no_status.to_string(),
+            400,
+            "missing `status`",
+        ),
+    ];
+    for (what, headers, body, want, says) in cases {
+        let (code, answer) = raw_request(
+            setup.addr(),
+            "POST",
+            "/hooks/alertmanager/critical",
+            &headers,
+            &body,
+        )
+        .unwrap_or_else(|| panic!("{what}: no answer"));
+        assert_eq!(code, want, "{what}: {answer}");
+        assert!(answer.contains(says), "{what}: {answer}");
+    }
+    let (code, _) = setup.post("/hooks/alertmanager/nope", &firing());
+    assert_eq!(code, 404, "unknown route");
+    let (_, active) = setup.get("/runs?active=true");
+    assert_eq!(active, json!([]));
+    assert!(server.placed_calls().is_empty());
+}
+
+/// A broadcast: everyone once, no ladder.
+const BROADCAST: &str = r#"version: 1
+name: serve-broadcast
+caller_id: "321-499-1000"
+recipients:
+  - { name: B1, phone: "+1 321 499 1011" }
+  - { name: B2, phone: "+1 321 499 1012" }
+messages:
+  m: { tts: "Maintenance tonight." }
+rules:
+  - play: m
+"#;
+
+#[test]
+fn a_broadcast_route_calls_everyone_once_per_key() {
+    let server = server();
+    let setup = Setup::new(&[("notice", BROADCAST)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let (code, started) = setup.post("/hooks/json/notice", &json!({"window": "tonight"}));
+    assert_eq!(code, 202, "{started}");
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 2);
+    let start = Instant::now();
+    loop {
+        let (code, report) = setup.get(&format!("/runs/{run_id}"));
+        if code == 200 && report["totals"]["placed"] == 2 {
+            break;
+        }
+        assert!(start.elapsed() < HANG, "{report}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    support::assert_nobody_twice(&server);
+}
