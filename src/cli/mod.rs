@@ -175,6 +175,15 @@ fn print_stdout(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
+/// `1 playbook has errors`, `2 playbooks have errors`.
+fn have_errors(failed: usize) -> String {
+    if failed == 1 {
+        "1 playbook has errors".to_string()
+    } else {
+        format!("{failed} playbooks have errors")
+    }
+}
+
 /// Checks the test file at `path` (its schema and its playbook) and says
 /// so; whether it is valid.
 fn validate_test_file(path: &Path, out: &mut Output<'_>) -> bool {
@@ -225,12 +234,7 @@ fn validate(paths: &[PathBuf], options: &playbook::LoadOptions, out: &mut Output
         }
     }
     if failed > 0 {
-        let errors = if failed == 1 {
-            "playbook has"
-        } else {
-            "playbooks have"
-        };
-        out.note(&format!("{failed} {errors} errors"));
+        out.note(&have_errors(failed));
         Exit::Invalid
     } else {
         Exit::Success

@@ -101,12 +101,7 @@ pub(super) fn validate(
         }
     }
     if failed > 0 {
-        let errors = if failed == 1 {
-            "playbook has"
-        } else {
-            "playbooks have"
-        };
-        out.note(&format!("{failed} {errors} errors"));
+        out.note(&super::have_errors(failed));
         return Ok(Exit::Invalid);
     }
     Ok(Exit::Success)
@@ -161,13 +156,9 @@ fn static_checks(
         }
     }
     if failed > 0 {
-        let errors = if failed == 1 {
-            "playbook has"
-        } else {
-            "playbooks have"
-        };
         out.note(&format!(
-            "{failed} {errors} errors; nothing was checked online"
+            "{}; nothing was checked online",
+            super::have_errors(failed)
         ));
         return Err(Failure::Invalid(Vec::new()));
     }

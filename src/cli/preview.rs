@@ -373,56 +373,25 @@ fn wait_bounded(child: &mut std::process::Child, timeout: Duration) -> Option<Ex
     }
 }
 
-/// The run's input from the flags, as `run` builds it (precedence, lowest
-/// first: playbook `vars`, `--vars-file`, `--input`, `--var`); selected:
-/// everyone with a `--tag` (everyone without one).
+/// The run's input from the flags, as `run` builds it; selected: everyone
+/// with a `--tag` (everyone without one).
 fn run_input(
     args: &PreviewArgs,
     playbook: &Playbook,
     sources: &mut Sources,
 ) -> Result<RunInput, Vec<Diagnostic>> {
-    let mut errors = Vec::new();
-    let now = match args.now.as_deref().map(vars::parse_now).transpose() {
-        Ok(now) => now.unwrap_or_else(chrono::Utc::now),
-        Err(d) => {
-            errors.push(d);
-            chrono::Utc::now()
-        }
+    let flags = vars::InputFlags {
+        now: args.now.as_deref(),
+        vars_file: args.vars_file.as_deref(),
+        input: args.input.as_deref(),
+        vars: &args.vars,
+        selection: Selection {
+            tags: args.tags.clone(),
+            names: Vec::new(),
+        },
+        dry_run: true,
     };
-    let mut read = |path: Option<&Path>, flag: &str| {
-        path.and_then(|p| {
-            vars::read_document(p, flag, sources)
-                .map_err(|d| errors.push(d))
-                .ok()
-        })
-    };
-    let vars_file = read(args.vars_file.as_deref(), "--vars-file");
-    let input = read(args.input.as_deref(), "--input");
-    let mut cli_vars = Vec::new();
-    for v in &args.vars {
-        match vars::parse_var(v) {
-            Ok(kv) => cli_vars.push(kv),
-            Err(d) => errors.push(d),
-        }
-    }
-    match vars::merge(&playbook.vars, vars_file, cli_vars) {
-        Ok(vars) if errors.is_empty() => Ok(RunInput {
-            run_id: plan::new_run_id(now),
-            now,
-            dry_run: true,
-            vars,
-            input,
-            selection: Selection {
-                tags: args.tags.clone(),
-                names: Vec::new(),
-            },
-        }),
-        Ok(_) => Err(errors),
-        Err(d) => {
-            errors.push(d);
-            Err(errors)
-        }
-    }
+    vars::run_input(flags, playbook, sources)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::{Output, print_stdout, runtime, state_dir, vars};
 use crate::diag::{Diagnostic, Sources};
 use crate::engine::{self, Observer, Planned, Resume, RunOptions};
 use crate::model::Outcome;
-use crate::plan::{self, RunInput, Selection};
+use crate::plan::{RunInput, Selection};
 use crate::playbook::{self, Playbook};
 use crate::provider::Credentials;
 use crate::report::{self, PlanReport, Report};
@@ -276,59 +276,18 @@ fn run_input(
     playbook: &Playbook,
     sources: &mut Sources,
 ) -> Result<RunInput, Vec<Diagnostic>> {
-    let mut errors = Vec::new();
-    let now = match args.now.as_deref().map(vars::parse_now).transpose() {
-        Ok(now) => now.unwrap_or_else(chrono::Utc::now),
-        Err(d) => {
-            errors.push(d);
-            chrono::Utc::now()
-        }
+    let flags = vars::InputFlags {
+        now: args.now.as_deref(),
+        vars_file: args.vars_file.as_deref(),
+        input: args.input.as_deref(),
+        vars: &args.vars,
+        selection: Selection {
+            tags: args.tags.clone(),
+            names: args.recipients.clone(),
+        },
+        dry_run: args.dry_run,
     };
-    let vars_file = read_optional(
-        args.vars_file.as_deref(),
-        "--vars-file",
-        sources,
-        &mut errors,
-    );
-    let input = read_optional(args.input.as_deref(), "--input", sources, &mut errors);
-    let mut cli_vars = Vec::new();
-    for v in &args.vars {
-        match vars::parse_var(v) {
-            Ok(kv) => cli_vars.push(kv),
-            Err(d) => errors.push(d),
-        }
-    }
-    let merged = vars::merge(&playbook.vars, vars_file, cli_vars).map_err(|d| vec![d]);
-    match merged {
-        Ok(vars) if errors.is_empty() => Ok(RunInput {
-            run_id: plan::new_run_id(now),
-            now,
-            dry_run: args.dry_run,
-            vars,
-            input,
-            selection: Selection {
-                tags: args.tags.clone(),
-                names: args.recipients.clone(),
-            },
-        }),
-        Ok(_) => Err(errors),
-        Err(mut e) => {
-            errors.append(&mut e);
-            Err(errors)
-        }
-    }
-}
-
-fn read_optional(
-    path: Option<&Path>,
-    flag: &str,
-    sources: &mut Sources,
-    errors: &mut Vec<Diagnostic>,
-) -> Option<serde_json::Value> {
-    let path = path?;
-    vars::read_document(path, flag, sources)
-        .map_err(|d| errors.push(d))
-        .ok()
+    vars::run_input(flags, playbook, sources)
 }
 
 /// The terminal's view of a live run: the prompt, signals and the progress bar.

@@ -204,6 +204,73 @@ pub fn merge(
     Ok(vars)
 }
 
+/// The flags a run's input is made of, as `run` and `preview` both take them.
+pub struct InputFlags<'a> {
+    /// `--now`.
+    pub now: Option<&'a str>,
+    /// `--vars-file`.
+    pub vars_file: Option<&'a Path>,
+    /// `--input`.
+    pub input: Option<&'a Path>,
+    /// Every `--var`.
+    pub vars: &'a [String],
+    /// `--tag` and `--recipient`.
+    pub selection: crate::plan::Selection,
+    /// `--dry-run`.
+    pub dry_run: bool,
+}
+
+/// The run's input from its flags (precedence, lowest first: playbook
+/// `vars`, `--vars-file`, `--input`, `--var`), or every problem found.
+///
+/// # Errors
+/// Every flag or file that cannot be read, all of them.
+pub fn run_input(
+    flags: InputFlags<'_>,
+    playbook: &crate::playbook::Playbook,
+    sources: &mut Sources,
+) -> Result<crate::plan::RunInput, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let now = match flags.now.map(parse_now).transpose() {
+        Ok(now) => now.unwrap_or_else(Utc::now),
+        Err(d) => {
+            errors.push(d);
+            Utc::now()
+        }
+    };
+    let mut read = |path: Option<&Path>, flag: &str| {
+        path.and_then(|p| {
+            read_document(p, flag, sources)
+                .map_err(|d| errors.push(d))
+                .ok()
+        })
+    };
+    let vars_file = read(flags.vars_file, "--vars-file");
+    let input = read(flags.input, "--input");
+    let mut cli_vars = Vec::new();
+    for v in flags.vars {
+        match parse_var(v) {
+            Ok(kv) => cli_vars.push(kv),
+            Err(d) => errors.push(d),
+        }
+    }
+    match merge(&playbook.vars, vars_file, cli_vars) {
+        Ok(vars) if errors.is_empty() => Ok(crate::plan::RunInput {
+            run_id: crate::plan::new_run_id(now),
+            now,
+            dry_run: flags.dry_run,
+            vars,
+            input,
+            selection: flags.selection,
+        }),
+        Ok(_) => Err(errors),
+        Err(d) => {
+            errors.push(d);
+            Err(errors)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

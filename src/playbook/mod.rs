@@ -488,7 +488,11 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
 }
 
 /// Reads a UTF-8 text file of at most `limit` bytes.
-fn read_text(path: &Path, display: &Arc<str>, limit: u64) -> Result<Arc<str>, Diagnostic> {
+pub(crate) fn read_text(
+    path: &Path,
+    display: &Arc<str>,
+    limit: u64,
+) -> Result<Arc<str>, Diagnostic> {
     let bytes = read_bounded(path, limit).map_err(|e| match e {
         ReadError::Unreadable(reason) => {
             Diagnostic::error(None, format!("cannot read `{display}`: {reason}"))

@@ -15,9 +15,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::diag::{Diagnostic, Location, Sources};
+use crate::diag::{Diagnostic, Sources};
 use crate::playbook::yaml::{self, Positions};
-use crate::playbook::{self, Playbook, ReadError, display_path, read_bounded};
+use crate::playbook::{self, Playbook, display_path};
 
 /// Largest test file read: far beyond a thousand cases with their input.
 pub const MAX_TEST_FILE_BYTES: u64 = 8 * 1024 * 1024;
@@ -271,30 +271,22 @@ pub fn load(path: &Path, sources: &mut Sources) -> Result<TestFile, Vec<Diagnost
     })
 }
 
-/// Reads a UTF-8 text file of at most `limit` bytes (`what` names it in messages).
+/// Reads a UTF-8 text file of at most `limit` bytes, as a playbook's files
+/// are read; `what` names it in the message of a file too large.
 fn read_text(
     path: &Path,
     display: &Arc<str>,
     limit: u64,
     what: Option<&str>,
 ) -> Result<Arc<str>, Diagnostic> {
-    let prefix = what.map(|w| format!("{w}: ")).unwrap_or_default();
-    let bytes = read_bounded(path, limit).map_err(|e| match e {
-        ReadError::Unreadable(reason) => {
-            Diagnostic::error(None, format!("cannot read `{display}`: {reason}"))
+    crate::playbook::read_text(path, display, limit).map_err(|mut d| {
+        if let Some(what) = what
+            && d.location.is_some()
+        {
+            d.message = format!("{what}: {}", d.message);
         }
-        ReadError::TooLarge(size) => Diagnostic::error(
-            Some(Location {
-                file: display.clone(),
-                line: 1,
-                col: 1,
-            }),
-            format!("{prefix}file is too large ({size})"),
-        ),
-    })?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Diagnostic::error(None, format!("`{display}` is not valid UTF-8")))?;
-    Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).into())
+        d
+    })
 }
 
 /// `a/b/../c` → `a/c`, without touching the file system (a path that goes
