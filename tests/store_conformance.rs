@@ -121,6 +121,8 @@ macro_rules! backend {
                 unknown_run_ids_read_as_nothing,
                 writes_about_unknown_runs_record_nothing,
                 idx_out_of_range_changes_nothing,
+                numbers_at_their_limits_round_trip_or_are_refused,
+                instants_are_kept_to_the_second,
             );
         }
     };
@@ -1808,4 +1810,108 @@ async fn idx_out_of_range_changes_nothing<S: Store>(make: Factory<S>) {
     assert_eq!(store.last_call(q).await.unwrap(), None);
     let s = &store.runs(None, 1).await.unwrap()[0];
     assert_eq!((s.placed, s.unknown, s.pending), (0, 0, 2));
+}
+
+async fn numbers_at_their_limits_round_trip_or_are_refused<S: Store>(make: Factory<S>) {
+    let place = fresh(make).await;
+    let store = &place.store;
+    let mut r = run("r1", "p", 0);
+    r.pid = Some(u32::MAX);
+    r.fingerprint_version = i64::MAX;
+    let mut c = call(i64::MAX as usize, "R", "1", Some("k"));
+    c.state = CallState::Pending;
+    let far = slot("s", u32::MAX, i64::MAX as u64);
+    let begun = store
+        .begin_page(
+            r.clone(),
+            page("r1", "AB12", "k", None),
+            vec![(c.clone(), far.clone())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(begun, None);
+    assert_eq!(
+        store.find_run(RunQuery::Id("r1".into())).await.unwrap(),
+        Some(r)
+    );
+    assert_eq!(store.calls("r1").await.unwrap(), [c.clone()]);
+    assert_eq!(store.call_slots("r1").await.unwrap(), [(c.idx, far)]);
+    store.sending("r1", c.idx, u32::MAX).await.unwrap();
+    store
+        .set_disposition("r1", c.idx, "ANSWERED", Some(u32::MAX), at(0))
+        .await
+        .unwrap();
+    assert_eq!(store.calls("r1").await.unwrap()[0].attempts, u32::MAX);
+    let ending = &store.call_endings("r1").await.unwrap()[0];
+    assert_eq!(
+        (ending.idx, ending.billable_seconds),
+        (c.idx, Some(u32::MAX))
+    );
+    store
+        .round_started("r1", "s", u32::MAX, at(0), at(1))
+        .await
+        .unwrap();
+    assert_eq!(store.page_rounds("r1").await.unwrap()[0].round, u32::MAX);
+    // Beyond what a store can keep: refused, or kept exactly, never changed.
+    let beyond = [
+        (call(usize::MAX, "R", "1", None), slot("s", 1, 0)),
+        (call(i64::MAX as usize + 1, "R", "1", None), slot("s", 1, 0)),
+        (call(7, "R", "1", None), slot("s", 1, u64::MAX)),
+        (call(8, "R", "1", None), slot("s", 1, i64::MAX as u64 + 1)),
+    ];
+    for (i, (c, s)) in beyond.into_iter().enumerate() {
+        let id = format!("b{i}");
+        let begun = store
+            .begin_page(
+                run(&id, "p", 0),
+                page(&id, "X", "k", None),
+                vec![(c.clone(), s.clone())],
+            )
+            .await;
+        if begun.is_ok() {
+            assert_eq!(store.calls(&id).await.unwrap(), [c.clone()], "{id}");
+            assert_eq!(
+                store.call_slots(&id).await.unwrap(),
+                [(c.idx, s.clone())],
+                "{id}"
+            );
+        } else {
+            assert_eq!(
+                store.find_run(RunQuery::Id(id.clone())).await.unwrap(),
+                None
+            );
+        }
+        let added = store.add_call("r1", c.clone(), s.clone()).await;
+        let slots = store.call_slots("r1").await.unwrap();
+        if added.is_ok() {
+            assert!(slots.contains(&(c.idx, s)), "{id}: {slots:?}");
+        } else {
+            assert_eq!(slots.len(), 1, "{id}: {slots:?}");
+        }
+        let id = format!("plain{i}");
+        if store
+            .begin_run(run(&id, "p", 0), vec![c.clone()])
+            .await
+            .is_ok()
+        {
+            assert_eq!(store.calls(&id).await.unwrap(), [c], "{id}");
+        }
+    }
+}
+
+async fn instants_are_kept_to_the_second<S: Store>(make: Factory<S>) {
+    let place = fresh(make).await;
+    let store = &place.store;
+    let mut r = run("r1", "p", 0);
+    let fine = Timestamp(at(0).0 + chrono::Duration::milliseconds(999));
+    r.now = fine;
+    r.started_at = fine;
+    store.begin_run(r, plan(1)).await.unwrap();
+    let found = store
+        .find_run(RunQuery::Id("r1".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.now == at(0) || found.now == fine, "{}", found.now);
+    assert!(found.started_at == at(0) || found.started_at == fine);
 }
