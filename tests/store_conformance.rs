@@ -115,6 +115,7 @@ macro_rules! backend {
                 served_acks_are_route_pages_acknowledged_not_ended,
                 concurrent_begin_page_of_one_key_makes_one_page,
                 concurrent_record_ack_keeps_one_first,
+                begin_page_from_two_processes_makes_one_page,
                 record_ack_racing_end_page_is_consistent,
                 huge_fields_round_trip,
                 hostile_text_round_trips_exactly,
@@ -1544,6 +1545,39 @@ async fn concurrent_begin_page_of_one_key_makes_one_page<S: Store>(make: Factory
     assert_eq!(store.runs(None, 100).await.unwrap().len(), 1);
     assert_eq!(store.served_pages().await.unwrap().len(), 1);
     assert_eq!(store.calls(&made[0]).await.unwrap().len(), 2);
+}
+
+async fn begin_page_from_two_processes_makes_one_page<S: Store>(make: Factory<S>) {
+    let place = fresh(make).await;
+    // Two handles on one place: two pagers (processes, hosts) racing.
+    let handles = [place.store.clone(), place.reopen()];
+    handles[1].ready().await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = handles[i % 2].clone();
+        tasks.spawn(async move {
+            let id = format!("r{i}");
+            let key = "/a:k";
+            let begun = store
+                .begin_page(run(&id, "p", 0), page(&id, &id, key, Some("/a")), ladder(1))
+                .await
+                .unwrap();
+            (id, begun)
+        });
+    }
+    let mut made = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (id, begun) = joined.unwrap();
+        if begun.is_none() {
+            made.push(id);
+        }
+    }
+    assert_eq!(made.len(), 1, "pages made: {made:?}");
+    for store in &handles {
+        let served = store.served_pages().await.unwrap();
+        assert_eq!(served.len(), 1);
+        assert_eq!(served[0].run_id, made[0]);
+    }
 }
 
 async fn concurrent_record_ack_keeps_one_first<S: Store>(make: Factory<S>) {
