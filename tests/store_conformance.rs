@@ -1903,7 +1903,11 @@ async fn numbers_at_their_limits_round_trip_or_are_refused<S: Store>(make: Facto
             )
             .await;
         if begun.is_ok() {
-            assert_eq!(store.calls(&id).await.unwrap(), [c.clone()], "{id}");
+            assert_eq!(
+                store.calls(&id).await.unwrap(),
+                std::slice::from_ref(&c),
+                "{id}"
+            );
             assert_eq!(
                 store.call_slots(&id).await.unwrap(),
                 [(c.idx, s.clone())],
