@@ -70,6 +70,17 @@ pub enum LockHolder {
 /// Every method is async and returns a `Send` future, so an engine task on a
 /// multi-threaded runtime (a `serve` process) can await it; an
 /// implementation over a blocking driver runs it on a blocking pool.
+///
+/// What every implementation keeps, so that one conformance suite
+/// (`tests/store_conformance.rs`) holds them all to it:
+/// - text exactly as given, whatever its size or characters;
+/// - a call of a run by its index, once: a plan or a retry that repeats an
+///   index recorded already is refused, and so is an index or an offset
+///   too large to keep, never wrapped or clamped;
+/// - instants to the second at least (the journal keeps whole seconds);
+/// - a write naming a run or call index that is not recorded records
+///   nothing (whether it also fails is the store's choice), and a read of
+///   one finds nothing.
 pub trait Store: Send + Sync + 'static {
     /// Held for as long as a run of one playbook is in progress; dropping it
     /// releases the lock, and so must the end of the process that holds it.
@@ -226,7 +237,8 @@ pub trait Store: Send + Sync + 'static {
         ack: AckRecord,
     ) -> impl Future<Output = Result<AckResult, StoreError>> + Send;
 
-    /// The first acknowledgement of page `run_id` (the one that counts), if any.
+    /// The first acknowledgement of page `run_id` (the one that counts), if any:
+    /// the first recorded, whatever time it carries.
     fn first_ack(
         &self,
         run_id: &str,

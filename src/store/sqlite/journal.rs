@@ -656,10 +656,11 @@ impl Journal {
                 )
                 .map_err(err)?;
             for c in calls {
+                let idx = int("call index", c.idx).map_err(err)?;
                 insert
                     .execute(params![
                         run.id,
-                        c.idx as i64,
+                        idx,
                         c.recipient,
                         c.to,
                         c.rule,
@@ -940,6 +941,19 @@ macro_rules! as_text {
 }
 
 as_text!(CallState, RunState, ServiceType, Timestamp, AckVia);
+
+/// `value` as SQLite keeps integers, refused beyond `i64::MAX`: a wrapped or
+/// clamped index or offset would be read back as another call or time.
+pub(super) fn int<T>(what: &str, value: T) -> rusqlite::Result<i64>
+where
+    T: TryInto<i64> + Copy + std::fmt::Display,
+{
+    value.try_into().map_err(|_| {
+        rusqlite::Error::ToSqlConversionFailure(
+            format!("{what} {value} is too large for the journal").into(),
+        )
+    })
+}
 
 /// Records `run` in `runs`: the first row of every run, broadcast or page.
 pub(super) fn insert_run(

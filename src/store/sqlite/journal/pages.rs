@@ -4,7 +4,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Journal, db_error, insert_run};
+use super::{Journal, db_error, insert_run, int};
 use crate::model::{
     AckRecord, AckResult, CallEnding, CallRecord, CallSlot, PageEnd, PageRecord, RoundRecord,
     RunRecord, RunState, ServedPage, Timestamp,
@@ -61,10 +61,12 @@ impl Journal {
                 )
                 .map_err(err)?;
             for (c, slot) in calls {
+                let idx = int("call index", c.idx).map_err(err)?;
+                let offset = int("offset", slot.at_offset).map_err(err)?;
                 insert
                     .execute(params![
                         run.id,
-                        c.idx as i64,
+                        idx,
                         c.recipient,
                         c.to,
                         c.rule,
@@ -76,7 +78,7 @@ impl Journal {
                         c.reason,
                         slot.step,
                         slot.round,
-                        i64::try_from(slot.at_offset).unwrap_or(i64::MAX)
+                        offset
                     ])
                     .map_err(err)?;
             }
@@ -326,6 +328,8 @@ impl Journal {
         c: &CallRecord,
         slot: &CallSlot,
     ) -> Result<(), StoreError> {
+        let idx = int("call index", c.idx).map_err(|e| self.err(&e))?;
+        let offset = int("offset", slot.at_offset).map_err(|e| self.err(&e))?;
         self.conn
             .execute(
                 "INSERT INTO calls (run_id, idx, recipient, dial, rule, service_type, service_id,
@@ -333,7 +337,7 @@ impl Journal {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     run_id,
-                    c.idx as i64,
+                    idx,
                     c.recipient,
                     c.to,
                     c.rule,
@@ -345,7 +349,7 @@ impl Journal {
                     c.reason,
                     slot.step,
                     slot.round,
-                    i64::try_from(slot.at_offset).unwrap_or(i64::MAX)
+                    offset
                 ],
             )
             .map(drop)
