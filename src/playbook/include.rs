@@ -182,47 +182,30 @@ fn load_csv(
         return;
     }
     let column = |name: &str| headers.iter().position(|h| h == name);
+    let (c_name, c_phone, c_speed, c_tz, c_tags) = (
+        column("name"),
+        column("phone"),
+        column("speed_dial"),
+        column("timezone"),
+        column("tags"),
+    );
     let extra: Vec<usize> = headers
         .iter()
         .enumerate()
         .filter(|(_, h)| !CSV_COLUMNS.contains(h))
         .map(|(i, _)| i)
         .collect();
-    let shape = CsvShape {
-        file,
-        defaults,
-        names: extra.iter().map(|&i| headers[i].to_string()).collect(),
-        extra,
-        c_name: column("name"),
-        c_phone: column("phone"),
-        c_speed: column("speed_dial"),
-        c_tz: column("timezone"),
-        headers: &headers,
-    };
-    let c_tags = column("tags");
+    let names: Arc<[String]> = extra.iter().map(|&i| headers[i].to_string()).collect();
     // One row per line, at most (a quoted field may span lines).
     out.reserve(text.bytes().filter(|&b| b == b'\n').count());
     // Rows mostly repeat a few tag lists: each distinct list is kept once.
     let mut tag_sets: HashMap<String, Arc<[String]>> = HashMap::new();
-    let mut rows: Vec<(csv::StringRecord, Arc<[String]>)> = Vec::new();
+    let mut record = csv::StringRecord::new();
     loop {
-        let mut record = csv::StringRecord::new();
         match reader.read_record(&mut record) {
             Ok(false) => break,
-            Ok(true) => {
-                let field = c_tags
-                    .and_then(|i| record.get(i))
-                    .filter(|f| f.len() <= MAX_CSV_FIELD_BYTES)
-                    .unwrap_or_default();
-                let tags = shared_tags(&mut tag_sets, field);
-                rows.push((record, tags));
-                if rows.len() == CSV_CHUNK_ROWS {
-                    shape.check_rows(&mut rows, diags, out);
-                }
-            }
+            Ok(true) => {}
             Err(e) => {
-                // Problems stay in line order: the rows read so far first.
-                shape.check_rows(&mut rows, diags, out);
                 let line = e.position().map_or(0, csv::Position::line);
                 diags.push(Diagnostic::error(at_line(line, 1), csv_message(&e)));
                 if matches!(
@@ -231,102 +214,18 @@ fn load_csv(
                 ) {
                     return;
                 }
+                continue;
             }
         }
-    }
-    shape.check_rows(&mut rows, diags, out);
-}
-
-/// Rows read before they are checked together on every core: enough to
-/// keep the cores busy, few enough that the records waiting stay small.
-const CSV_CHUNK_ROWS: usize = 4096;
-
-/// Fewer rows than this are checked on the calling thread: handing a
-/// handful of rows to other cores costs more than it saves.
-const CSV_PARALLEL_ROWS: usize = 64;
-
-/// The tags of `field` (`a;b;c`), shared with every earlier row that listed
-/// the same ones.
-fn shared_tags(tag_sets: &mut HashMap<String, Arc<[String]>>, field: &str) -> Arc<[String]> {
-    if let Some(tags) = tag_sets.get(field) {
-        return Arc::clone(tags);
-    }
-    let tags: Arc<[String]> = field
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if tag_sets.len() < MAX_SHARED_TAG_LISTS {
-        tag_sets.insert(field.to_string(), Arc::clone(&tags));
-    }
-    tags
-}
-
-/// What every row of one CSV file shares: its header and where each
-/// meaningful column is.
-struct CsvShape<'a> {
-    file: &'a Arc<str>,
-    defaults: &'a RecipientDefaults,
-    headers: &'a csv::StringRecord,
-    /// The columns that become `recipient.vars`, and their names.
-    extra: Vec<usize>,
-    names: Arc<[String]>,
-    c_name: Option<usize>,
-    c_phone: Option<usize>,
-    c_speed: Option<usize>,
-    c_tz: Option<usize>,
-}
-
-impl CsvShape<'_> {
-    /// Checks `rows` (emptying it), on every core when there are many:
-    /// reading a phone number is most of a row's cost, and rows are
-    /// independent. Recipients and problems keep the file's order.
-    fn check_rows(
-        &self,
-        rows: &mut Vec<(csv::StringRecord, Arc<[String]>)>,
-        diags: &mut Vec<Diagnostic>,
-        out: &mut Vec<Arc<Recipient>>,
-    ) {
-        use rayon::prelude::*;
-        let check = |(record, tags): (csv::StringRecord, Arc<[String]>)| {
-            let mut problems = Vec::new();
-            let recipient = self.check_row(&record, tags, &mut problems);
-            (recipient.map(Arc::new), problems)
-        };
-        let checked: Vec<_> = if rows.len() < CSV_PARALLEL_ROWS {
-            rows.drain(..).map(check).collect()
-        } else {
-            rows.par_drain(..).map(check).collect()
-        };
-        for (recipient, problems) in checked {
-            diags.extend(problems);
-            out.extend(recipient);
-        }
-    }
-
-    /// One row as a recipient; its problems go to `diags`.
-    fn check_row(
-        &self,
-        record: &csv::StringRecord,
-        tags: Arc<[String]>,
-        diags: &mut Vec<Diagnostic>,
-    ) -> Option<Recipient> {
         let line = record.position().map_or(0, csv::Position::line);
-        let line = u32::try_from(line).unwrap_or(u32::MAX);
         if let Some(i) = record.iter().position(|f| f.len() > MAX_CSV_FIELD_BYTES) {
-            let column = self.headers.get(i).unwrap_or("?");
+            let column = headers.get(i).unwrap_or("?");
             let col = record
                 .range(i)
                 .map_or(1, |r| u32::try_from(r.start + i + 1).unwrap_or(1));
-            let at = Location {
-                file: self.file.clone(),
-                line,
-                col,
-            };
             diags.push(
                 Diagnostic::error(
-                    Some(at),
+                    at_line(line, col),
                     format!(
                         "this field is {} bytes long; the limit is {MAX_CSV_FIELD_BYTES}",
                         record.get(i).map_or(0, str::len)
@@ -334,23 +233,23 @@ impl CsvShape<'_> {
                 )
                 .at_path(column.to_string()),
             );
-            return None;
+            continue;
         }
         let get = |c: Option<usize>| c.and_then(|i| record.get(i)).filter(|s| !s.is_empty());
         let places = CsvPlaces {
-            file: self.file,
-            line,
-            record,
-            headers: self.headers,
+            file,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            record: &record,
+            headers: &headers,
         };
-        let Some(name) = get(self.c_name) else {
+        let Some(name) = get(c_name) else {
             let (loc, _) = places.place(Some("name"));
             diags.push(Diagnostic::error(Some(loc), "missing `name`").at_path("name"));
-            return None;
+            continue;
         };
         let mut text = String::new();
-        let mut ends = Vec::with_capacity(self.extra.len().saturating_sub(1));
-        for (n, &i) in self.extra.iter().enumerate() {
+        let mut ends = Vec::with_capacity(extra.len().saturating_sub(1));
+        for (n, &i) in extra.iter().enumerate() {
             if n > 0 {
                 // A row is at most the file's 64 MiB: its offsets fit in 32 bits.
                 ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
@@ -358,23 +257,41 @@ impl CsvShape<'_> {
             text.push_str(record.get(i).unwrap_or_default());
         }
         let columns = RecipientVars::Columns {
-            names: self.names.clone(),
+            names: names.clone(),
             text: text.into_boxed_str(),
             ends: ends.into_boxed_slice(),
         };
         let raw = RawRecipient {
             name: name.to_string(),
-            phone: get(self.c_phone).map(|s| Scalar::Text(s.to_string())),
-            speed_dial: get(self.c_speed).map(|s| Scalar::Text(s.to_string())),
-            timezone: get(self.c_tz).map(str::to_string),
+            phone: get(c_phone).map(|s| Scalar::Text(s.to_string())),
+            speed_dial: get(c_speed).map(|s| Scalar::Text(s.to_string())),
+            timezone: get(c_tz).map(str::to_string),
             tags: Vec::new(),
             vars: Map::new(),
+        };
+        let field = get(c_tags).unwrap_or_default();
+        let tags = match tag_sets.get(field) {
+            Some(tags) => Arc::clone(tags),
+            None => {
+                let tags: Arc<[String]> = field
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if tag_sets.len() < MAX_SHARED_TAG_LISTS {
+                    tag_sets.insert(field.to_string(), Arc::clone(&tags));
+                }
+                tags
+            }
         };
         let row = CsvRow {
             vars: columns,
             tags,
         };
-        check_recipient(raw, Some(row), self.defaults, &places, diags)
+        if let Some(r) = check_recipient(raw, Some(row), defaults, &places, diags) {
+            out.push(Arc::new(r));
+        }
     }
 }
 
