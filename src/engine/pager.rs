@@ -53,6 +53,11 @@ const ACK_LOOK: Duration = Duration::from_secs(1);
 const MAX_BY_CHARS: usize = 200;
 /// The longest note of a hand acknowledgement kept, in characters.
 const MAX_NOTE_CHARS: usize = 2000;
+/// How long a firing alert waits for the page of its key that a resolve
+/// cancelled to end (its requests in flight finish) before it is planned:
+/// a flapping alert then gets a page of its own, not a repeat of the
+/// cancelled one.
+const RESOLVING_WAIT: Duration = Duration::from_secs(10);
 
 /// What a pager takes: plain, checked values (the server validates its own
 /// configuration and environment into these once).
@@ -262,6 +267,8 @@ impl<S: Store> Pager<S> {
         if self.inner.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);
         }
+        self.await_resolving(route, &playbook, &input, fallback_key)
+            .await;
         self.spawn(Launch {
             route: route.to_string(),
             fallback_key: fallback_key.to_string(),
@@ -271,6 +278,44 @@ impl<S: Store> Pager<S> {
             resume: None,
         })
         .await
+    }
+
+    /// Waits, up to [`RESOLVING_WAIT`], until no page of this alert's key
+    /// that its resolve cancelled is still ending in this process: such a
+    /// page holds its key until it ends, and an alert firing again meanwhile
+    /// would be taken for its repeat and page nobody.
+    async fn await_resolving(
+        &self,
+        route: &str,
+        playbook: &Playbook,
+        input: &RunInput,
+        fallback_key: &str,
+    ) {
+        // A payload that cannot be planned is refused by `spawn` with its diagnostics.
+        let Ok(key) = page::served_key(playbook, input, route, fallback_key) else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + RESOLVING_WAIT;
+        loop {
+            let ended = self.inner.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let resolving = self
+                .inner
+                .lock_pages()
+                .values()
+                .any(|g| g.key == key && g.resolved.is_cancelled());
+            if !resolving {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                tracing::warn!(
+                    "a page of this alert's key, cancelled by its resolve, is still ending after {}s",
+                    RESOLVING_WAIT.as_secs()
+                );
+                return;
+            }
+        }
     }
 
     /// The alert resolved: ends the page going for its key with outcome

@@ -1,0 +1,315 @@
+//! `callbook serve` under hostile and careless use: the real binary, the
+//! FoneStorm test server on 127.0.0.1, sequences an alert source or a
+//! stranger can send (a flapping alert, a burst of repeats, idle
+//! connections), each checked for the one thing that matters: everyone who
+//! should be called is called, once.
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fonestorm_testserver::{Config, HookMethod, Hooks, SmsHook, TestServer, UrlHook};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "serve-e2e-webhook-token-5c2a";
+const SECRET: &str = "serve-e2e-callback-secret-9b";
+const FONENUMBER: &str = "3214991000";
+/// Generous: what makes a hang fail instead of hanging.
+const HANG: Duration = Duration::from_secs(60);
+
+const PAGE: &str = r#"version: 1
+name: serve-page
+caller_id: "321-499-1000"
+provider: { timeout: 5s, retries: 2 }
+recipients:
+  - { name: P1, phone: "+1 321 499 1001", tags: [primary] }
+messages:
+  m: { tts: "{{ input.commonLabels.alertname if input else 'page' }}. {{ ack.hint }}" }
+rules:
+  - play: m
+escalation:
+  steps:
+    - { name: primary, tags: [primary], repeat: 2, every: 10m }
+"#;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18_181)
+}
+
+/// Points the test server's callbacks at serve on `port`.
+fn hooks_to(server: &TestServer, port: u16) {
+    let hook = |path: &str| {
+        UrlHook::new(format!("http://127.0.0.1:{port}{path}"), HookMethod::Json)
+            .basic_auth("callbook", SECRET)
+    };
+    server.set_hooks(
+        FONENUMBER,
+        Hooks {
+            send_notify: Some(hook("/fonestorm/calls")),
+            receive_notify: Some(hook("/fonestorm/inbound")),
+            sms: Some(SmsHook::Url(hook("/fonestorm/sms"))),
+        },
+    );
+}
+
+/// A serve setup in a temporary directory: its configuration, playbooks and journal.
+struct Setup {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Setup {
+    fn new(routes: &[(&str, &str)]) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let setup = Setup { dir, port };
+        setup.write_config(routes);
+        setup
+    }
+
+    fn write_config(&self, routes: &[(&str, &str)]) {
+        let mut config = format!(
+            "listen: 127.0.0.1:{}\npublic_url: http://127.0.0.1:{}\nstate_dir: state\nroutes:\n",
+            self.port, self.port
+        );
+        for (route, text) in routes {
+            let file = format!("{route}.yaml");
+            std::fs::write(self.dir.path().join(&file), text).unwrap();
+            config.push_str(&format!("  {route}: {file}\n"));
+        }
+        std::fs::write(self.config(), config).unwrap();
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("serve.yaml")
+    }
+
+    fn addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    /// Starts serve against `server`, logs to a file, and waits until it is ready.
+    fn spawn(&self, server: &TestServer, log: &str) -> Child {
+        let command = Command::new(assert_cmd::cargo::cargo_bin("callbook"));
+        self.spawn_as(command, server, log)
+    }
+
+    /// As [`Setup::spawn`], with `command` (the binary, or a wrapper that execs it).
+    fn spawn_as(&self, mut command: Command, server: &TestServer, log: &str) -> Child {
+        let log = std::fs::File::create(self.dir.path().join(log)).unwrap();
+        let mut child = command
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(self.config())
+            .args(["--base-url", &server.url()])
+            .env("FONESTORM_TOKEN", "test-token")
+            .env("CALLBOOK_CALLBACK_SECRET", SECRET)
+            .env("CALLBOOK_WEBHOOK_TOKEN", TOKEN)
+            .env("NO_COLOR", "1")
+            .env_remove("CALLBOOK_STATE_DIR")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("callbook starts");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("serve exited with {status}: {}", self.log_text());
+            }
+            if request(self.addr(), "GET", "/readyz", None).is_some_and(|(code, _)| code == 200) {
+                return child;
+            }
+            assert!(
+                start.elapsed() < HANG,
+                "serve not ready: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                text.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+        text
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let (code, text) =
+            request(self.addr(), "POST", path, Some(&body.to_string())).expect("serve answers");
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+/// One HTTP/1.1 request with the webhook token; `None` when nothing answers.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
+    let auth = format!("authorization: Bearer {TOKEN}\r\n");
+    raw_request(addr, method, path, &auth, body.unwrap_or(""))
+}
+
+/// One HTTP/1.1 request with `headers` (each ending in CRLF) and a JSON body.
+fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .ok()?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{headers}\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    // A server refusing a body may answer (and close) before reading all of it.
+    let _ = stream.write_all(body.as_bytes());
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let code = answer.get(9..12)?.parse().ok()?;
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((code, body.to_string()))
+}
+
+fn firing() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string("tests/fixtures/serve/alertmanager-firing.json").unwrap(),
+    )
+    .unwrap()
+}
+
+fn resolved() -> Value {
+    let mut payload = firing();
+    payload["status"] = json!("resolved");
+    payload["alerts"][0]["status"] = json!("resolved");
+    payload
+}
+
+/// Waits until the test server placed `n` calls.
+fn wait_placed(server: &TestServer, n: usize) {
+    let start = Instant::now();
+    while server.placed_calls().len() < n {
+        assert!(start.elapsed() < HANG, "{n} calls not placed in {HANG:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Stops serve for good at the end of a test.
+struct Stop(Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn server() -> TestServer {
+    TestServer::start(Config {
+        rate_limit: Some(10),
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_firing_alert_right_after_its_resolve_starts_a_new_page() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let (code, first) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 202, "{first}");
+    let first = first["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 1);
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &resolved());
+    assert_eq!((code, answer), (200, json!({"cancelled": first})));
+    // The alert flaps: it fires again at once. The cancelled page may still be
+    // finishing, but it no longer pages anyone, so this must be a new page.
+    let (code, again) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 202, "a re-fired alert was not paged: {again}");
+    assert_ne!(again["run_id"].as_str(), Some(first.as_str()), "{again}");
+    wait_placed(&server, 2);
+}
+
+#[test]
+fn a_hundred_concurrent_firings_of_one_alert_start_one_page() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let body = firing().to_string();
+    let addr = setup.addr();
+    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|_| {
+                let body = body.clone();
+                s.spawn(move || {
+                    let (code, text) =
+                        request(addr, "POST", "/hooks/alertmanager/critical", Some(&body))
+                            .expect("serve answers");
+                    (
+                        code,
+                        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let started: Vec<_> = answers.iter().filter(|(c, _)| *c == 202).collect();
+    assert_eq!(started.len(), 1, "{answers:?}");
+    let run_id = &started[0].1["run_id"];
+    for (code, answer) in &answers {
+        assert!(
+            *code == 202 || (*code == 200 && &answer["deduplicated"] == run_id),
+            "{code} {answer}"
+        );
+    }
+    wait_placed(&server, 1);
+    std::thread::sleep(Duration::from_millis(500));
+    support::assert_nobody_twice(&server);
+}
+
+#[test]
+fn idle_connections_from_a_stranger_do_not_keep_an_alert_out_for_long() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    // More idle connections than serve takes at once, none sending a byte.
+    let idle: Vec<TcpStream> = (0..80)
+        .filter_map(|_| TcpStream::connect_timeout(&setup.addr(), Duration::from_secs(2)).ok())
+        .collect();
+    let start = Instant::now();
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &firing());
+    let took = start.elapsed();
+    drop(idle);
+    assert_eq!(code, 202, "{answer}");
+    // Idle connections are closed after the header timeout (10 s), which
+    // frees their slots: the alert waits for that, never for ever.
+    assert!(took < Duration::from_secs(30), "answered after {took:?}");
+    wait_placed(&server, 1);
+}
