@@ -313,3 +313,120 @@ fn idle_connections_from_a_stranger_do_not_keep_an_alert_out_for_long() {
     assert!(took < Duration::from_secs(30), "answered after {took:?}");
     wait_placed(&server, 1);
 }
+
+#[test]
+fn labels_with_control_and_bidi_characters_still_page() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let mut payload = firing();
+    payload["commonLabels"]["alertname"] =
+        json!("Disk\u{0}\u{7}\u{1b}[31m\u{202e}full\r\nX-Evil: 1");
+    payload["groupKey"] = json!("{}:{alertname=\"Disk\u{0}\u{202e}\"}");
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &payload);
+    assert_eq!(code, 202, "{answer}");
+    wait_placed(&server, 1);
+    let log = setup.log_text();
+    assert!(!log.contains('\u{1b}'), "a raw escape in the log");
+}
+
+#[test]
+fn a_long_group_key_still_pages_and_resolves() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let mut payload = firing();
+    payload["groupKey"] = json!(format!("{{}}/{{}}:{{error=\"{}\"}}", "x".repeat(6000)));
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &payload);
+    assert_eq!(code, 202, "{answer}");
+    let run_id = answer["run_id"].clone();
+    wait_placed(&server, 1);
+    payload["status"] = json!("resolved");
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &payload);
+    assert_eq!((code, &answer["cancelled"]), (200, &run_id), "{answer}");
+}
+
+#[test]
+fn a_hand_ack_racing_a_resolve_ends_the_page_once() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 202, "{answer}");
+    let run_id = answer["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 1);
+    let addr = setup.addr();
+    let ack_path = format!("/runs/{run_id}/ack");
+    let resolve = resolved().to_string();
+    let (ack, res) = std::thread::scope(|s| {
+        let a = s.spawn(|| request(addr, "POST", &ack_path, Some(r#"{"by": "ops"}"#)));
+        let r = s.spawn(|| request(addr, "POST", "/hooks/alertmanager/critical", Some(&resolve)));
+        (a.join().unwrap(), r.join().unwrap())
+    });
+    let (ack, res) = (ack.expect("serve answers"), res.expect("serve answers"));
+    assert!(ack.0 == 200 || ack.0 == 409, "{ack:?}");
+    assert_eq!(res.0, 200, "{res:?}");
+    let start = Instant::now();
+    loop {
+        let (code, text) = request(addr, "GET", &format!("/runs/{run_id}"), None).unwrap();
+        let report: Value = serde_json::from_str(&text).unwrap_or_default();
+        if code == 200
+            && let Some(outcome) = report["escalation"]["outcome"].as_str()
+        {
+            assert!(
+                outcome == "acknowledged" || outcome == "cancelled",
+                "{report}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < HANG, "the page did not end: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, text) = request(addr, "GET", "/runs?active=true", None).unwrap();
+    assert_eq!((code, text.trim()), (200, "[]"));
+    std::thread::sleep(Duration::from_millis(300));
+    support::assert_nobody_twice(&server);
+}
+
+#[test]
+fn a_sighup_storm_while_alerts_arrive_loses_no_alert() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let serve = Stop(setup.spawn(&server, "serve.log"));
+    let pid = serve.0.id().to_string();
+    let addr = setup.addr();
+    let answers: Vec<(u16, String)> = std::thread::scope(|s| {
+        let storm = s.spawn(|| {
+            for _ in 0..50 {
+                let _ = Command::new("kill").args(["-HUP", &pid]).status();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let mut answers = Vec::new();
+        for i in 0..20 {
+            let mut payload = firing();
+            payload["groupKey"] = json!(format!("{{}}:{{alertname=\"A{i}\"}}"));
+            answers.push(
+                request(
+                    addr,
+                    "POST",
+                    "/hooks/alertmanager/critical",
+                    Some(&payload.to_string()),
+                )
+                .expect("serve answers"),
+            );
+        }
+        storm.join().unwrap();
+        answers
+    });
+    for (code, text) in &answers {
+        assert_eq!(*code, 202, "{text}");
+    }
+    wait_placed(&server, 20);
+    let (code, _) = request(addr, "GET", "/readyz", None).unwrap();
+    assert_eq!(code, 200, "{}", setup.log_text());
+}

@@ -37,7 +37,9 @@ pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 pub const MAX_ACK_BYTES: usize = 16 * 1024;
 /// The longest `by` and `note` of a hand acknowledgement, in characters.
 pub const MAX_ACK_TEXT: usize = 1000;
-/// The longest Alertmanager `groupKey` accepted.
+/// The longest Alertmanager `groupKey` kept as it is; a longer one (an
+/// Alertmanager grouping by every label) is kept as its SHA-256, so that its
+/// firing and its resolve still meet.
 pub const MAX_GROUP_KEY: usize = 4096;
 /// The longest run id looked up (longer ones are unknown).
 const MAX_RUN_ID: usize = 128;
@@ -379,7 +381,7 @@ pub fn read_alertmanager(payload: &Value) -> Result<(bool, String), String> {
             return Err("`groupKey` must not be empty".to_string());
         }
         Some(Value::String(k)) if k.len() > MAX_GROUP_KEY => {
-            return Err(format!("`groupKey` is longer than {MAX_GROUP_KEY} bytes"));
+            format!("sha256:{}", hex(&Sha256::digest(k.as_bytes())))
         }
         Some(Value::String(k)) => k.clone(),
         Some(other) => {
@@ -667,7 +669,8 @@ mod tests {
         assert!(read_alertmanager(&odd).unwrap_err().contains("`status`"));
         let mut long = ok;
         long["groupKey"] = json!("k".repeat(MAX_GROUP_KEY + 1));
-        assert!(read_alertmanager(&long).is_err());
+        let (_, key) = read_alertmanager(&long).unwrap();
+        assert!(key.starts_with("sha256:") && key.len() == 7 + 64, "{key}");
         assert!(read_alertmanager(&json!([1])).is_err());
     }
 
