@@ -430,3 +430,47 @@ fn a_sighup_storm_while_alerts_arrive_loses_no_alert() {
     let (code, _) = request(addr, "GET", "/readyz", None).unwrap();
     assert_eq!(code, 200, "{}", setup.log_text());
 }
+
+/// `{"a": [[[ … ]]]}` with `depth` levels of nesting in all.
+fn nested(depth: usize) -> String {
+    format!(
+        "{{\"receiver\": \"x\", \"status\": \"firing\", \"version\": \"4\", \"groupKey\": \"{{}}:{{a=\\\"deep\\\"}}\", \"alerts\": [], \"commonLabels\": {{\"alertname\": \"Deep\"}}, \"deep\": {}{}}}",
+        "[".repeat(depth - 1),
+        "]".repeat(depth - 1)
+    )
+}
+
+#[test]
+fn a_deeply_nested_payload_is_never_accepted_and_then_lost_at_a_restart() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let mut first = setup.spawn(&server, "first.log");
+    let (code, text) = request(
+        setup.addr(),
+        "POST",
+        "/hooks/alertmanager/critical",
+        Some(&nested(127)),
+    )
+    .expect("serve answers");
+    // Accepted, it must resume after a restart like any page; else refused.
+    if code != 202 {
+        assert_eq!(code, 400, "{text}");
+        let _ = first.kill();
+        let _ = first.wait();
+        return;
+    }
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let run_id = answer["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 1);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let _second = Stop(setup.spawn(&server, "second.log"));
+    let (code, text) = request(setup.addr(), "GET", "/runs?active=true", None).unwrap();
+    assert_eq!(code, 200, "{text}");
+    assert!(
+        text.contains(&run_id),
+        "an accepted page was not resumed: {text}\n{}",
+        setup.log_text()
+    );
+}

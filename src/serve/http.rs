@@ -41,6 +41,10 @@ pub const MAX_ACK_TEXT: usize = 1000;
 /// Alertmanager grouping by every label) is kept as its SHA-256, so that its
 /// firing and its resolve still meet.
 pub const MAX_GROUP_KEY: usize = 4096;
+/// The deepest nesting of a webhook body accepted: the journal records the
+/// body inside the page's sources, which must read back (within the JSON
+/// reader's own limit of 128) for the page to resume after a restart.
+pub const MAX_WEBHOOK_DEPTH: usize = 64;
 /// The longest run id looked up (longer ones are unknown).
 const MAX_RUN_ID: usize = 128;
 /// The route label of webhooks to a route that is not configured.
@@ -254,6 +258,12 @@ async fn webhook_inner<P: Pages>(
             );
         }
     };
+    if depth(&payload) > MAX_WEBHOOK_DEPTH {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("the body is nested deeper than {MAX_WEBHOOK_DEPTH} levels"),
+        );
+    }
     let (resolved, fallback_key) = match hook {
         Hook::Alertmanager => match read_alertmanager(&payload) {
             Ok(alert) => alert,
@@ -459,6 +469,15 @@ async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Vec<u8
         )),
         Ok(Err(_)) => Err(error(StatusCode::BAD_REQUEST, "the body could not be read")),
         Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
+    }
+}
+
+/// How deeply `value` nests (a scalar is 0); the JSON reader bounds the recursion.
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(fields) => 1 + fields.values().map(depth).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
