@@ -474,3 +474,160 @@ fn a_deeply_nested_payload_is_never_accepted_and_then_lost_at_a_restart() {
         setup.log_text()
     );
 }
+
+#[test]
+fn firing_and_resolved_racing_for_one_key_leave_no_page_going_after_the_last_resolve() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let addr = setup.addr();
+    let (fire, resolve) = (firing().to_string(), resolved().to_string());
+    let answers: Vec<(u16, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let body = if i % 2 == 0 {
+                    fire.clone()
+                } else {
+                    resolve.clone()
+                };
+                s.spawn(move || {
+                    request(addr, "POST", "/hooks/alertmanager/critical", Some(&body))
+                        .expect("serve answers")
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let started = answers.iter().filter(|(c, _)| *c == 202).count();
+    for (code, text) in &answers {
+        assert!(*code == 200 || *code == 202, "{code} {text}");
+    }
+    // The alert's last word: resolved. Nothing may go on paging after it.
+    let (code, text) =
+        request(addr, "POST", "/hooks/alertmanager/critical", Some(&resolve)).unwrap();
+    assert_eq!(code, 200, "{text}");
+    let start = Instant::now();
+    loop {
+        let (code, text) = request(addr, "GET", "/runs?active=true", None).unwrap();
+        if code == 200 && text.trim() == "[]" {
+            break;
+        }
+        assert!(start.elapsed() < HANG, "still going: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        server.placed_calls().len() <= started,
+        "more calls than pages: {} > {started}",
+        server.placed_calls().len()
+    );
+}
+
+#[test]
+fn crossed_and_mangled_credentials_are_refused_and_never_logged() {
+    use base64::Engine as _;
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("callbook:{SECRET}"));
+    let body = firing().to_string();
+    let hook = "/hooks/alertmanager/critical";
+    let cases = [
+        (hook, format!("authorization: Basic {basic}\r\n")),
+        (hook, format!("authorization: Basic {TOKEN}\r\n")),
+        (hook, format!("authorization: Bearer {TOKEN}x\r\n")),
+        (hook, format!("authorization: Bearer x{TOKEN}\r\n")),
+        (hook, format!("authorization: Bearer {SECRET}\r\n")),
+        (hook, format!("authorization: Bearer\t{TOKEN}\r\n")),
+        (hook, format!("authorization: {TOKEN}\r\n")),
+        (
+            hook,
+            format!("authorization: Bearer {TOKEN}\r\nauthorization: Bearer {TOKEN}\r\n"),
+        ),
+        (
+            "/fonestorm/calls",
+            format!("authorization: Bearer {TOKEN}\r\n"),
+        ),
+        (
+            "/fonestorm/sms",
+            format!("authorization: Bearer {TOKEN}\r\n"),
+        ),
+        (
+            "/fonestorm/inbound",
+            format!(
+                "authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(format!("callbook:{TOKEN}"))
+            ),
+        ),
+        (
+            "/runs?active=true",
+            format!("authorization: Basic {basic}\r\n"),
+        ),
+    ];
+    for (path, headers) in &cases {
+        let method = if path.starts_with("/runs") {
+            "GET"
+        } else {
+            "POST"
+        };
+        let (code, text) =
+            raw_request(setup.addr(), method, path, headers, &body).expect("serve answers");
+        assert_eq!(code, 401, "{path} with {headers:?}: {text}");
+        assert!(!text.contains(TOKEN) && !text.contains(SECRET), "{text}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.placed_calls().is_empty());
+    let (code, text) = request(setup.addr(), "GET", "/runs?active=true", None).unwrap();
+    assert_eq!((code, text.trim()), (200, "[]"));
+    let log = setup.log_text();
+    for secret in [TOKEN, SECRET, basic.as_str()] {
+        assert!(!log.contains(secret), "a secret in the log: {log}");
+    }
+}
+
+#[test]
+fn hostile_route_names_share_one_metrics_series_and_start_nothing() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let body = firing().to_string();
+    let long = format!("/hooks/alertmanager/{}", "r".repeat(4000));
+    let mut paths: Vec<String> = [
+        "/hooks/alertmanager/..%2Fcritical",
+        "/hooks/alertmanager/critical%2F..",
+        "/hooks/alertmanager/critical/",
+        "/hooks/alertmanager/CRITICAL",
+        "/hooks/alertmanager/critical%00",
+        "/hooks/alertmanager/%E2%80%AEcritical",
+        "/hooks/json/..",
+    ]
+    .iter()
+    .map(|p| (*p).to_string())
+    .collect();
+    paths.push(long);
+    for i in 0..200 {
+        paths.push(format!("/hooks/json/r{i}"));
+    }
+    for path in &paths {
+        let (code, text) = request(setup.addr(), "POST", path, Some(&body)).expect("serve answers");
+        assert!(
+            code == 404 || code == 431 || code == 414,
+            "{path}: {code} {text}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.placed_calls().is_empty());
+    let (code, metrics) = request(setup.addr(), "GET", "/metrics", None).unwrap();
+    assert_eq!(code, 200);
+    let series = metrics
+        .lines()
+        .filter(|l| l.starts_with("callbook_webhooks_total{"))
+        .count();
+    assert!(series <= 3, "{metrics}");
+    assert!(
+        !metrics.contains("r199") && !metrics.contains(".."),
+        "{metrics}"
+    );
+}
