@@ -631,3 +631,53 @@ fn hostile_route_names_share_one_metrics_series_and_start_nothing() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_resolve_after_a_restart_cancels_the_resumed_page() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let mut first = setup.spawn(&server, "first.log");
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 202, "{answer}");
+    let run_id = answer["run_id"].clone();
+    wait_placed(&server, 1);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let _second = Stop(setup.spawn(&server, "second.log"));
+    let start = Instant::now();
+    loop {
+        let (code, text) = request(setup.addr(), "GET", "/runs?active=true", None).unwrap();
+        if code == 200 && text.contains(run_id.as_str().unwrap()) {
+            break;
+        }
+        assert!(start.elapsed() < HANG, "not resumed: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, again) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!((code, &again["deduplicated"]), (200, &run_id), "{again}");
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &resolved());
+    assert_eq!((code, &answer["cancelled"]), (200, &run_id), "{answer}");
+    support::assert_nobody_twice(&server);
+}
+
+#[test]
+fn a_body_that_never_ends_gets_408_and_starts_nothing() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let mut stream = TcpStream::connect_timeout(&setup.addr(), Duration::from_secs(2)).unwrap();
+    stream.set_read_timeout(Some(HANG)).unwrap();
+    let head = format!(
+        "POST /hooks/alertmanager/critical HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{{\"a\":\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let start = Instant::now();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(start.elapsed() < HANG, "no answer: {answer}");
+    assert_eq!(answer.get(9..12), Some("408"), "{answer}");
+    assert!(server.placed_calls().is_empty());
+}

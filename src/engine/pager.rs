@@ -269,6 +269,9 @@ impl<S: Store> Pager<S> {
         }
         self.await_resolving(route, &playbook, &input, fallback_key)
             .await;
+        if self.inner.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
         self.spawn(Launch {
             route: route.to_string(),
             fallback_key: fallback_key.to_string(),
@@ -308,12 +311,15 @@ impl<S: Store> Pager<S> {
             if !resolving {
                 return;
             }
-            if tokio::time::timeout_at(deadline, ended).await.is_err() {
-                tracing::warn!(
-                    "a page of this alert's key, cancelled by its resolve, is still ending after {}s",
-                    RESOLVING_WAIT.as_secs()
-                );
-                return;
+            tokio::select! {
+                () = self.inner.shutdown.cancelled() => return,
+                waited = tokio::time::timeout_at(deadline, ended) => if waited.is_err() {
+                    tracing::warn!(
+                        "a page of this alert's key, cancelled by its resolve, is still ending after {}s",
+                        RESOLVING_WAIT.as_secs()
+                    );
+                    return;
+                },
             }
         }
     }
