@@ -681,3 +681,42 @@ fn a_body_that_never_ends_gets_408_and_starts_nothing() {
     assert_eq!(answer.get(9..12), Some("408"), "{answer}");
     assert!(server.placed_calls().is_empty());
 }
+
+#[test]
+fn a_page_that_cannot_be_resumed_is_stopped_and_its_alert_pages_again() {
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE)]);
+    hooks_to(&server, setup.port);
+    let mut first = setup.spawn(&server, "first.log");
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 202, "{answer}");
+    let dead = answer["run_id"].as_str().unwrap().to_string();
+    wait_placed(&server, 1);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // What the page was planned from can no longer be read back.
+    let journal = setup.dir.path().join("state").join("journal.sqlite3");
+    let conn = rusqlite::Connection::open(&journal).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE pages SET sources = '{\"not\": \"sources\"}' WHERE run_id = ?1",
+            [&dead],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    let _second = Stop(setup.spawn(&server, "second.log"));
+    // The same alert again pages again instead of being taken as a repeat
+    // of a page that nothing will ever drive.
+    let (code, again) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 202, "{again}\n{}", setup.log_text());
+    assert_ne!(again["run_id"].as_str(), Some(dead.as_str()));
+    assert!(
+        setup
+            .log_text()
+            .contains("it is ended as stopped so that its alert can page again"),
+        "{}",
+        setup.log_text()
+    );
+    wait_placed(&server, 2);
+}

@@ -461,6 +461,20 @@ impl<S: Store> Pager<S> {
             match self.resume_one(served).await {
                 Ok(Intake::Started { .. }) => resumed += 1,
                 Ok(Intake::Deduplicated { .. }) => {}
+                // Its recorded sources no longer plan (or not as recorded):
+                // no later start can resume it either, and left going it
+                // would hold its key, so the same alert firing again would
+                // page nobody. It ends `stopped`; its unsent calls stay
+                // pending in the journal.
+                Err(e @ (EngineError::Plan(_) | EngineError::PlanChanged { .. })) => {
+                    tracing::error!(
+                        run = run.as_str(),
+                        "page {run} cannot be resumed: {e}; it is ended as stopped so that its alert can page again"
+                    );
+                    if let Err(why) = store.end_run(&run, RunState::Stopped).await {
+                        tracing::error!(run = run.as_str(), "page {run} not ended: {why}");
+                    }
+                }
                 Err(e) => tracing::error!(run = run.as_str(), "page {run} not resumed: {e}"),
             }
         }
