@@ -471,3 +471,45 @@ fn a_broadcast_route_calls_everyone_once_per_key() {
     }
     support::assert_nobody_twice(&server);
 }
+
+#[test]
+fn a_cron_run_shares_the_state_directory_with_a_running_serve() {
+    // serve holds its own lock, not the playbooks' run locks: a `run` from
+    // cron on the same state directory places its calls into the same
+    // journal while a page is going.
+    let server = server();
+    let setup = Setup::new(&[("critical", PAGE), ("maintenance", BROADCAST)]);
+    hooks_to(&server, setup.port);
+    let _serve = Stop(setup.spawn(&server, "serve.log"));
+    let (code, answer) = setup.post("/hooks/alertmanager/critical", &firing());
+    assert_eq!(code, 202, "{answer}");
+    wait_placed(&server, 1);
+    let out = support::finish(
+        support::callbook()
+            .arg("run")
+            .arg(setup.dir.path().join("maintenance.yaml"))
+            .args(["--yes", "--format", "json", "--base-url", &server.url()])
+            .arg("--state-dir")
+            .arg(setup.state())
+            .env("FONESTORM_TOKEN", "test-token")
+            .timeout(HANG),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["totals"]["placed"], 2, "{report}");
+    let (code, page) = setup.get(&format!("/runs/{}", answer["run_id"].as_str().unwrap()));
+    assert_eq!(code, 200, "{page}");
+    let (code, _) = setup.get("/readyz");
+    assert_eq!(code, 200);
+    let listed = support::run(&[
+        "runs",
+        "--state-dir",
+        setup.state().to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let runs: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs}");
+    support::assert_nobody_twice(&server);
+}
